@@ -1,0 +1,550 @@
+//! Event payloads and acknowledgements, exactly as `PROTOCOL.md` spells them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::{ChatText, DisplayName, Password, RoomName, ValidationError};
+
+/// A peer id: opaque to clients, assigned by the server (a UUID), unique per
+/// connection to a room. `"sfu"` is the SFU in SFU rooms.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PeerId(String);
+
+impl PeerId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for PeerId {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl std::fmt::Display for PeerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Room topology: everyone connects to everyone, or everyone to the SFU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Mesh,
+    Sfu,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Mesh => "mesh",
+            Mode::Sfu => "sfu",
+        })
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "mesh" => Ok(Mode::Mesh),
+            "sfu" => Ok(Mode::Sfu),
+            _ => Err(format!("unknown mode {s:?} (expected mesh or sfu)")),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Client → server
+
+/// Reads `T` only from a JSON object: every payload is a single object, and
+/// serde's derive would otherwise also accept an array of the fields in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData)).map(Object)
+    }
+}
+
+/// `join`: `{"room", "name", "mode"?, "password"?}`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct JoinRequest {
+    pub room: RoomName,
+    pub name: DisplayName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    #[serde(
+        default,
+        deserialize_with = "de_password",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_password"
+    )]
+    pub password: Option<Password>,
+}
+
+fn de_password<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Password>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(s) => Password::parse(s).map_err(serde::de::Error::custom),
+    }
+}
+
+fn ser_password<S: serde::Serializer>(p: &Option<Password>, s: S) -> Result<S::Ok, S::Error> {
+    match p {
+        Some(p) => s.serialize_str(&String::from_utf8_lossy(p.as_bytes())),
+        None => s.serialize_none(),
+    }
+}
+
+/// `leave`: `{"room"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct LeaveRequest {
+    pub room: RoomName,
+}
+
+/// `signal`: `{"room", "to", "data"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct SignalRequest {
+    pub room: RoomName,
+    pub to: PeerId,
+    pub data: SignalData,
+}
+
+/// `chat`: `{"room", "text"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ChatRequest {
+    pub room: RoomName,
+    pub text: ChatText,
+}
+
+/// `typing`: `{"room", "typing"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct TypingRequest {
+    pub room: RoomName,
+    pub typing: bool,
+}
+
+/// The `data` of a `signal`: SDP, a trickled ICE candidate, or goodbye.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum SignalData {
+    Offer {
+        sdp: String,
+    },
+    Answer {
+        sdp: String,
+    },
+    /// `candidate: null` (or absent) marks the end of candidates.
+    Candidate {
+        #[serde(default)]
+        candidate: Option<IceCandidate>,
+    },
+    Bye,
+}
+
+impl SignalData {
+    /// Checks what serde cannot: an SDP must not be empty.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        match self {
+            SignalData::Offer { sdp } | SignalData::Answer { sdp } if sdp.trim().is_empty() => {
+                Err(ValidationError::Empty("sdp"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `RTCIceCandidateInit`, as `RTCIceCandidate.toJSON()` produces it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct IceCandidate {
+    pub candidate: String,
+    #[serde(rename = "sdpMid", default)]
+    pub sdp_mid: Option<String>,
+    #[serde(rename = "sdpMLineIndex", default)]
+    pub sdp_m_line_index: Option<u16>,
+    /// Extension: browsers include it in `toJSON()`; relayed when present.
+    #[serde(
+        rename = "usernameFragment",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub username_fragment: Option<String>,
+}
+
+// ---------------------------------------------------------------------------
+// Server → client
+
+/// A peer as others see it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct PeerInfo {
+    pub id: PeerId,
+    pub name: String,
+}
+
+/// A room as the join ack describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct RoomInfo {
+    pub id: RoomName,
+    pub mode: Mode,
+}
+
+/// `chat` event, and an entry of the join ack's `history`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ChatMessage {
+    pub room: RoomName,
+    pub id: String,
+    pub from: PeerInfo,
+    pub text: String,
+    pub ts: u64,
+}
+
+/// `peer-joined`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct PeerJoined {
+    pub room: RoomName,
+    pub id: PeerId,
+    pub name: String,
+}
+
+/// `peer-left`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct PeerLeft {
+    pub room: RoomName,
+    pub id: PeerId,
+}
+
+/// `signal`, as relayed to the addressed peer. `from` is set by the server.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct SignalEvent {
+    pub room: RoomName,
+    pub from: PeerId,
+    pub data: SignalData,
+}
+
+/// `typing`, as relayed to the room.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct TypingEvent {
+    pub room: RoomName,
+    pub from: PeerId,
+    pub typing: bool,
+}
+
+// ---------------------------------------------------------------------------
+// Acknowledgements
+
+/// The closed set of error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    NotInRoom,
+    UnknownPeer,
+    RoomFull,
+    Unauthorized,
+    RateLimited,
+    PayloadTooLarge,
+    Internal,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 8] = [
+        ErrorCode::BadRequest,
+        ErrorCode::NotInRoom,
+        ErrorCode::UnknownPeer,
+        ErrorCode::RoomFull,
+        ErrorCode::Unauthorized,
+        ErrorCode::RateLimited,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::NotInRoom => "not_in_room",
+            ErrorCode::UnknownPeer => "unknown_peer",
+            ErrorCode::RoomFull => "room_full",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `"ok": true` as a type, so success acks cannot be built with `false`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct True;
+
+impl Serialize for True {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bool(true)
+    }
+}
+
+impl<'de> Deserialize<'de> for True {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match bool::deserialize(d)? {
+            true => Ok(True),
+            false => Err(serde::de::Error::custom("expected ok: true")),
+        }
+    }
+}
+
+/// `"ok": false` as a type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct False;
+
+impl Serialize for False {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bool(false)
+    }
+}
+
+impl<'de> Deserialize<'de> for False {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match bool::deserialize(d)? {
+            false => Ok(False),
+            true => Err(serde::de::Error::custom("expected ok: false")),
+        }
+    }
+}
+
+/// `{"code", "message"}` of a failed ack.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// `{"ok": false, "error": {...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ErrorAck {
+    pub ok: False,
+    pub error: ErrorBody,
+}
+
+impl ErrorAck {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            ok: False,
+            error: ErrorBody {
+                code,
+                message: message.into(),
+            },
+        }
+    }
+}
+
+/// `{"ok": true}`: the ack of `leave`, `signal` and `typing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+pub struct OkAck {
+    pub ok: True,
+}
+
+/// The ack of a successful `join`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct JoinAck {
+    pub ok: True,
+    #[serde(rename = "self")]
+    pub self_: PeerInfo,
+    pub room: RoomInfo,
+    pub peers: Vec<PeerInfo>,
+    pub history: Vec<ChatMessage>,
+}
+
+/// The ack of a successful `chat`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ChatAck {
+    pub ok: True,
+    pub id: String,
+    pub ts: u64,
+}
+
+/// What a client reads from an ack: the success body or the error.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Ack<T> {
+    Ok(T),
+    Err(ErrorAck),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn roundtrip<T>(v: serde_json::Value) -> T
+    where
+        T: serde::de::DeserializeOwned + Serialize + std::fmt::Debug + PartialEq,
+    {
+        let t: T = serde_json::from_value(v.clone()).expect("deserializes");
+        assert_eq!(serde_json::to_value(&t).expect("serializes"), v);
+        t
+    }
+
+    #[test]
+    fn join_request() {
+        let j: JoinRequest = roundtrip(json!({"room": "r1", "name": "Ana"}));
+        assert_eq!(j.mode, None);
+        let j: JoinRequest =
+            roundtrip(json!({"room": "r1", "name": "Ana", "mode": "sfu", "password": "pw"}));
+        assert_eq!(j.mode, Some(Mode::Sfu));
+        assert!(j.password.is_some());
+        let j: JoinRequest =
+            serde_json::from_value(json!({"room": "r", "name": " Ana ", "password": ""}))
+                .expect("valid");
+        assert_eq!(j.name.as_str(), "Ana");
+        assert_eq!(j.password, None);
+    }
+
+    #[test]
+    fn join_request_rejects_bad_input() {
+        for bad in [
+            json!({"room": "", "name": "Ana"}),
+            json!({"room": "a b", "name": "Ana"}),
+            json!({"room": "r", "name": "  "}),
+            json!({"room": "r", "name": 5}),
+            json!({"room": "r"}),
+            json!({"name": "Ana"}),
+            json!({"room": "r", "name": "Ana", "mode": "p2p"}),
+            json!({"room": "r", "name": "Ana", "password": 12}),
+            json!("r"),
+            json!(["r", "Ana"]),
+            json!(null),
+        ] {
+            assert!(
+                serde_json::from_value::<Object<JoinRequest>>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn object_reads_objects_only() {
+        let Object(j) = serde_json::from_str::<Object<JoinRequest>>(r#"{"room":"r","name":"A","extra":1}"#)
+            .expect("unknown fields are ignored");
+        assert_eq!(j.room.as_str(), "r");
+        assert!(serde_json::from_str::<Object<LeaveRequest>>(r#"["r"]"#).is_err());
+        assert!(serde_json::from_str::<Object<LeaveRequest>>(r#""r""#).is_err());
+    }
+
+    #[test]
+    fn signal_data_variants() {
+        roundtrip::<SignalData>(json!({"type": "offer", "sdp": "v=0"}));
+        roundtrip::<SignalData>(json!({"type": "answer", "sdp": "v=0"}));
+        roundtrip::<SignalData>(json!({"type": "bye"}));
+        roundtrip::<SignalData>(json!({"type": "candidate", "candidate": null}));
+        roundtrip::<SignalData>(json!({"type": "candidate", "candidate":
+            {"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host", "sdpMid": "0", "sdpMLineIndex": 0}}));
+        roundtrip::<SignalData>(json!({"type": "candidate", "candidate":
+            {"candidate": "c", "sdpMid": null, "sdpMLineIndex": null, "usernameFragment": "uf"}}));
+        // A missing sdpMid is read as null.
+        let s: SignalData = serde_json::from_value(
+            json!({"type": "candidate", "candidate": {"candidate": "c"}}),
+        )
+        .expect("valid");
+        assert_eq!(
+            serde_json::to_value(&s).expect("serializes"),
+            json!({"type": "candidate", "candidate": {"candidate": "c", "sdpMid": null, "sdpMLineIndex": null}})
+        );
+    }
+
+    #[test]
+    fn signal_data_rejects_bad_input() {
+        for bad in [
+            json!({"type": "offer"}),
+            json!({"type": "offer", "sdp": 1}),
+            json!({"type": "pranswer", "sdp": "x"}),
+            json!({"sdp": "x"}),
+            json!({"type": "candidate", "candidate": {"sdpMid": "0"}}),
+            json!({"type": "candidate", "candidate": {"candidate": "c", "sdpMLineIndex": -1}}),
+        ] {
+            assert!(
+                serde_json::from_value::<SignalData>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
+        let empty: SignalData =
+            serde_json::from_value(json!({"type": "offer", "sdp": " "})).expect("parses");
+        assert_eq!(empty.validate(), Err(ValidationError::Empty("sdp")));
+    }
+
+    #[test]
+    fn requests_roundtrip() {
+        roundtrip::<LeaveRequest>(json!({"room": "r"}));
+        roundtrip::<ChatRequest>(json!({"room": "r", "text": "hi <b>"}));
+        roundtrip::<TypingRequest>(json!({"room": "r", "typing": true}));
+        roundtrip::<SignalRequest>(json!({"room": "r", "to": "sfu", "data": {"type": "bye"}}));
+        assert!(serde_json::from_value::<TypingRequest>(json!({"room": "r", "typing": "yes"})).is_err());
+        assert!(serde_json::from_value::<ChatRequest>(json!({"room": "r", "text": ""})).is_err());
+    }
+
+    #[test]
+    fn acks_have_the_protocol_shape() {
+        let err = ErrorAck::new(ErrorCode::RoomFull, "room is full");
+        assert_eq!(
+            serde_json::to_value(&err).expect("serializes"),
+            json!({"ok": false, "error": {"code": "room_full", "message": "room is full"}})
+        );
+        for code in ErrorCode::ALL {
+            assert_eq!(
+                serde_json::to_value(code).expect("serializes"),
+                json!(code.as_str())
+            );
+        }
+        roundtrip::<OkAck>(json!({"ok": true}));
+        roundtrip::<ChatAck>(json!({"ok": true, "id": "m", "ts": 1}));
+        let join = roundtrip::<JoinAck>(json!({
+            "ok": true,
+            "self": {"id": "p1", "name": "Ana"},
+            "room": {"id": "r", "mode": "mesh"},
+            "peers": [{"id": "p0", "name": "Bo"}],
+            "history": [{"room": "r", "id": "m", "from": {"id": "p0", "name": "Bo"}, "text": "hi", "ts": 5}]
+        }));
+        assert_eq!(join.self_.name, "Ana");
+    }
+
+    #[test]
+    fn ack_reads_success_or_error() {
+        let ok: Ack<ChatAck> =
+            serde_json::from_value(json!({"ok": true, "id": "m", "ts": 1})).expect("ok ack");
+        assert!(matches!(ok, Ack::Ok(_)));
+        let err: Ack<ChatAck> = serde_json::from_value(
+            json!({"ok": false, "error": {"code": "not_in_room", "message": "x"}}),
+        )
+        .expect("error ack");
+        assert!(matches!(err, Ack::Err(e) if e.error.code == ErrorCode::NotInRoom));
+    }
+
+    #[test]
+    fn server_events_roundtrip() {
+        roundtrip::<PeerJoined>(json!({"room": "r", "id": "p", "name": "Ana"}));
+        roundtrip::<PeerLeft>(json!({"room": "r", "id": "p"}));
+        roundtrip::<TypingEvent>(json!({"room": "r", "from": "p", "typing": false}));
+        roundtrip::<SignalEvent>(
+            json!({"room": "r", "from": "sfu", "data": {"type": "answer", "sdp": "v=0"}}),
+        );
+    }
+}

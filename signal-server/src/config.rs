@@ -1,0 +1,238 @@
+//! Configuration: the plain [`Config`] the library takes, and the [`Cli`]
+//! (flags and environment variables) the binary parses into it.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use protocol::Mode;
+
+/// Everything the server needs; built by the binary, or by tests directly.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Directory of the built web client (`index.html` and assets).
+    pub static_dir: PathBuf,
+    pub limits: Limits,
+    /// Mode of a room whose creating join names none.
+    pub default_mode: Mode,
+    /// Whether SFU rooms can be created. The SFU is not wired in yet.
+    pub sfu_enabled: bool,
+    pub ice: IceConfig,
+    /// Origins allowed by CORS; empty means CORS is closed. `*` allows any.
+    pub cors_origins: Vec<String>,
+    /// Engine.IO heartbeat: a client silent for interval + timeout is gone.
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    /// Per-socket read buffer of the WebSocket transport, in bytes.
+    pub ws_read_buffer: usize,
+}
+
+/// Limits that protect the server and the other peers from one client.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_peers_per_room: usize,
+    pub history: usize,
+    /// Largest event packet answered normally; larger gets `payload_too_large`.
+    pub max_message_bytes: usize,
+    /// Token bucket per socket: this many events at once...
+    pub rate_burst: u32,
+    /// ...refilled at this many per second.
+    pub rate_per_sec: u32,
+    /// Packets queued per socket before further sends to it are dropped (and counted).
+    pub send_buffer: usize,
+}
+
+/// ICE servers handed to browsers by `/api/config`.
+#[derive(Debug, Clone, Default)]
+pub struct IceConfig {
+    pub stun_urls: Vec<String>,
+    pub turn_urls: Vec<String>,
+    /// coturn `use-auth-secret`: credentials are minted per request.
+    pub turn_secret: Option<String>,
+    pub turn_ttl: Duration,
+    /// Static TURN credentials, used when no secret is set.
+    pub turn_username: Option<String>,
+    pub turn_credential: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            static_dir: PathBuf::from("dist"),
+            limits: Limits {
+                max_peers_per_room: 100,
+                history: 100,
+                max_message_bytes: 64 * 1024,
+                rate_burst: 200,
+                rate_per_sec: 50,
+                send_buffer: 1024,
+            },
+            default_mode: Mode::Mesh,
+            sfu_enabled: false,
+            ice: IceConfig {
+                turn_ttl: Duration::from_secs(86_400),
+                ..IceConfig::default()
+            },
+            cors_origins: Vec::new(),
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
+            ws_read_buffer: 1024,
+        }
+    }
+}
+
+/// socket.io signaling server for WebRTC rooms: rooms, SDP/ICE relay, chat,
+/// typing, presence; serves the web client and its ICE configuration.
+///
+/// Every option can also be set by the environment variable shown.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Cli {
+    /// Address to listen on. Default: 0.0.0.0 when PORT is set (Heroku), else 127.0.0.1.
+    #[arg(long, env = "HOST")]
+    pub host: Option<IpAddr>,
+    /// Port to listen on; 0 picks a free one (the chosen port is printed).
+    #[arg(long, env = "PORT")]
+    pub port: Option<u16>,
+    /// Listen backlog: pending connections the kernel queues during bursts.
+    #[arg(long, env = "LISTEN_BACKLOG", default_value_t = 4096)]
+    pub listen_backlog: u32,
+    /// Directory of the built web client, served at / with index.html for client routes.
+    #[arg(long, env = "STATIC_DIR", default_value = "dist")]
+    pub static_dir: PathBuf,
+    /// Chat messages kept per room and sent to late joiners.
+    #[arg(long, env = "HISTORY_LIMIT", default_value_t = 100)]
+    pub history_limit: usize,
+    /// Peers per room; the next join gets `room_full`.
+    #[arg(long, env = "MAX_PEERS_PER_ROOM", default_value_t = 100)]
+    pub max_peers_per_room: usize,
+    /// Largest event, in bytes; larger gets `payload_too_large`. A client sending
+    /// more than 4x this in one frame is disconnected by the transport.
+    #[arg(long, env = "MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub max_message_bytes: usize,
+    /// Events a socket may send in a burst (token bucket size).
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 200)]
+    pub rate_limit_burst: u32,
+    /// Sustained events per second per socket (token refill rate).
+    #[arg(long, env = "RATE_LIMIT_PER_SEC", default_value_t = 50)]
+    pub rate_limit_per_sec: u32,
+    /// Packets queued per socket before sends to it are dropped (and counted in /metrics).
+    #[arg(long, env = "SEND_BUFFER", default_value_t = 1024)]
+    pub send_buffer: usize,
+    /// Mode of rooms created without one.
+    #[arg(long, env = "DEFAULT_MODE", default_value = "mesh")]
+    pub default_mode: Mode,
+    /// STUN server URLs for browsers, comma separated (e.g. stun:stun.example.org:3478).
+    #[arg(long, env = "STUN_URLS", value_delimiter = ',')]
+    pub stun_urls: Vec<String>,
+    /// TURN server URLs for browsers, comma separated (e.g. turn:turn.example.org:3478).
+    #[arg(long, env = "TURN_URLS", value_delimiter = ',')]
+    pub turn_urls: Vec<String>,
+    /// TURN shared secret (coturn use-auth-secret): mint time-limited credentials.
+    #[arg(long, env = "TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+    /// Lifetime of minted TURN credentials, in seconds.
+    #[arg(long, env = "TURN_TTL_SECS", default_value_t = 86_400)]
+    pub turn_ttl_secs: u64,
+    /// Static TURN username (when no secret is set).
+    #[arg(long, env = "TURN_USERNAME")]
+    pub turn_username: Option<String>,
+    /// Static TURN credential (when no secret is set).
+    #[arg(long, env = "TURN_CREDENTIAL", hide_env_values = true)]
+    pub turn_credential: Option<String>,
+    /// Origins allowed to call the server cross-origin, comma separated, or *. Empty: closed.
+    #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Engine.IO ping interval, in milliseconds.
+    #[arg(long, env = "PING_INTERVAL_MS", default_value_t = 25_000)]
+    pub ping_interval_ms: u64,
+    /// Engine.IO ping timeout, in milliseconds: a silent client is dropped after interval + timeout.
+    #[arg(long, env = "PING_TIMEOUT_MS", default_value_t = 20_000)]
+    pub ping_timeout_ms: u64,
+    /// WebSocket read buffer per connection, in bytes (memory per connection vs. syscalls).
+    #[arg(long, env = "WS_READ_BUFFER", default_value_t = 1024)]
+    pub ws_read_buffer: usize,
+}
+
+impl Cli {
+    /// The address to bind: PORT set means all interfaces (Heroku routes to it).
+    pub fn addr(&self) -> SocketAddr {
+        let host = self.host.unwrap_or(if self.port.is_some() {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        });
+        SocketAddr::new(host, self.port.unwrap_or(3000))
+    }
+
+    pub fn config(&self) -> Config {
+        let non_empty = |v: &[String]| -> Vec<String> {
+            v.iter()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        Config {
+            static_dir: self.static_dir.clone(),
+            limits: Limits {
+                max_peers_per_room: self.max_peers_per_room.max(1),
+                history: self.history_limit,
+                max_message_bytes: self.max_message_bytes.max(1024),
+                rate_burst: self.rate_limit_burst.max(1),
+                rate_per_sec: self.rate_limit_per_sec,
+                send_buffer: self.send_buffer.max(16),
+            },
+            default_mode: self.default_mode,
+            sfu_enabled: false,
+            ice: IceConfig {
+                stun_urls: non_empty(&self.stun_urls),
+                turn_urls: non_empty(&self.turn_urls),
+                turn_secret: self.turn_secret.clone().filter(|s| !s.is_empty()),
+                turn_ttl: Duration::from_secs(self.turn_ttl_secs.max(60)),
+                turn_username: self.turn_username.clone(),
+                turn_credential: self.turn_credential.clone(),
+            },
+            cors_origins: non_empty(&self.cors_origins),
+            ping_interval: Duration::from_millis(self.ping_interval_ms.max(100)),
+            ping_timeout: Duration::from_millis(self.ping_timeout_ms.max(100)),
+            ws_read_buffer: self.ws_read_buffer.max(256),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn port_means_all_interfaces() {
+        let cli = Cli::parse_from(["signal-server"]);
+        assert_eq!(cli.addr().to_string(), "127.0.0.1:3000");
+        let cli = Cli::parse_from(["signal-server", "--port", "8080"]);
+        assert_eq!(cli.addr().to_string(), "0.0.0.0:8080");
+        let cli = Cli::parse_from(["signal-server", "--port", "0", "--host", "127.0.0.1"]);
+        assert_eq!(cli.addr().to_string(), "127.0.0.1:0");
+    }
+
+    #[test]
+    fn lists_are_comma_separated() {
+        let cli = Cli::parse_from([
+            "signal-server",
+            "--turn-urls",
+            "turn:a:3478,turns:b:5349",
+            "--default-mode",
+            "sfu",
+        ]);
+        let c = cli.config();
+        assert_eq!(c.ice.turn_urls, ["turn:a:3478", "turns:b:5349"]);
+        assert_eq!(c.default_mode, Mode::Sfu);
+        assert!(c.cors_origins.is_empty());
+    }
+}

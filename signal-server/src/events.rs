@@ -1,0 +1,469 @@
+//! The socket.io side: one handler per socket that validates each event,
+//! applies it to the registry, relays it, and always answers the ack.
+//!
+//! Why not `socket.on(...)` with async closures, as the socketioxide
+//! examples do:
+//! - socketioxide spawns one task per event for async handlers, so two
+//!   events read from one socket may run out of order (an ICE candidate
+//!   relayed before its offer). [`Dispatcher`] runs synchronously on the
+//!   socket's read loop: events are handled in the order they arrived.
+//! - handlers registered in the async connect handler may miss an event
+//!   sent right after connecting (the connect packet goes out before the
+//!   handler runs). [`Connect`] registers its handlers in the connect
+//!   *middleware*, which runs before the connect packet is sent.
+//! - a failed `Data<T>` extraction silently skips the handler; here every
+//!   payload is parsed by hand and a failure is answered `bad_request`.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use protocol::{
+    ChatAck, ChatRequest, ErrorAck, ErrorCode, JoinAck, JoinRequest, LeaveRequest, Mode, Object,
+    OkAck, PeerId, PeerJoined, PeerLeft, RoomInfo, RoomName, SignalEvent, SignalRequest,
+    TypingEvent, TypingRequest, events,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use socketioxide::BroadcastError;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{AckSender, Event, TryData};
+use socketioxide::handler::connect::FromConnectParts;
+use socketioxide::handler::{ConnectHandler, DisconnectHandler, FromMessageParts, MessageHandler, Value};
+use socketioxide::socket::{DisconnectReason, Socket};
+
+use crate::AppState;
+use crate::metrics::EventKind;
+use crate::registry::{JoinError, JoinSpec, NotInRoom, SignalError};
+
+/// Marker for the handler traits' type parameter (socketioxide uses it to
+/// tell closure impls apart).
+#[doc(hidden)]
+pub struct Direct;
+
+/// The connect handler of the `/` namespace.
+#[derive(Clone)]
+pub struct Connect(pub Arc<AppState>);
+
+impl<A: Adapter> ConnectHandler<A, Direct> for Connect {
+    fn call(&self, _: Arc<Socket<A>>, _: Option<Value>) {}
+
+    /// Runs before the connect packet is sent, so no event can arrive
+    /// before the handlers exist.
+    fn call_middleware<'a>(
+        &'a self,
+        s: Arc<Socket<A>>,
+        _: &'a Option<Value>,
+    ) -> Pin<Box<dyn Future<Output = Result<(), Box<dyn std::fmt::Display + Send>>> + Send + 'a>>
+    {
+        s.on_fallback(Dispatcher {
+            state: self.0.clone(),
+            bucket: Mutex::new(TokenBucket::new(&self.0.config.limits)),
+        });
+        s.on_disconnect(OnDisconnect(self.0.clone()));
+        self.0.metrics.connected();
+        tracing::debug!(sid = %s.id, "connected");
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// A failed event: the error ack's code and message.
+#[derive(Debug)]
+struct Failure {
+    code: ErrorCode,
+    message: Cow<'static, str>,
+}
+
+impl Failure {
+    fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::BadRequest, message)
+    }
+}
+
+impl From<NotInRoom> for Failure {
+    fn from(_: NotInRoom) -> Self {
+        Failure::new(ErrorCode::NotInRoom, "you have not joined this room")
+    }
+}
+
+impl From<SignalError> for Failure {
+    fn from(e: SignalError) -> Self {
+        match e {
+            SignalError::NotInRoom => NotInRoom.into(),
+            SignalError::UnknownPeer => {
+                Failure::new(ErrorCode::UnknownPeer, "no such peer in this room")
+            }
+            SignalError::ToSelf => Failure::bad_request("cannot signal yourself"),
+        }
+    }
+}
+
+impl From<JoinError> for Failure {
+    fn from(e: JoinError) -> Self {
+        match e {
+            JoinError::RoomFull(_) => Failure::new(ErrorCode::RoomFull, e.to_string()),
+            JoinError::Unauthorized => Failure::new(ErrorCode::Unauthorized, e.to_string()),
+        }
+    }
+}
+
+/// A success ack body.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Reply {
+    Ok(OkAck),
+    Join(Box<JoinAck>),
+    Chat(ChatAck),
+}
+
+/// Per-socket rate limit: `burst` events at once, refilled at `per_sec`.
+#[derive(Debug)]
+struct TokenBucket {
+    tokens: f32,
+    burst: f32,
+    per_sec: f32,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(limits: &crate::Limits) -> Self {
+        Self {
+            tokens: limits.rate_burst as f32,
+            burst: limits.rate_burst as f32,
+            per_sec: limits.rate_per_sec as f32,
+            last: Instant::now(),
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f32();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Handles every event of one socket, in order, on its read loop.
+struct Dispatcher {
+    state: Arc<AppState>,
+    bucket: Mutex<TokenBucket>,
+}
+
+impl<A: Adapter> MessageHandler<A, Direct> for Dispatcher {
+    fn call(&self, s: Arc<Socket<A>>, mut v: Value, ack_id: Option<i64>) {
+        let Ok(ack) = AckSender::from_message_parts(&s, &mut v, &ack_id);
+        let name = Event::from_message_parts(&s, &mut v, &ack_id)
+            .map(|e| e.0)
+            .unwrap_or_default();
+        let kind = EventKind::from_name(&name);
+        let metrics = &self.state.metrics;
+        metrics.event(kind);
+        let result = self.handle(kind, &name, &s, v);
+        let sent = match result {
+            Ok(reply) => ack.send(&reply),
+            Err(f) => {
+                metrics.error(f.code);
+                tracing::debug!(sid = %s.id, event = %name, code = %f.code, "{}", f.message);
+                ack.send(&ErrorAck::new(f.code, f.message))
+            }
+        };
+        if sent.is_err() {
+            metrics.dropped(1);
+        }
+    }
+}
+
+impl Dispatcher {
+    fn handle<A: Adapter>(
+        &self,
+        kind: EventKind,
+        name: &str,
+        s: &Arc<Socket<A>>,
+        mut v: Value,
+    ) -> Result<Reply, Failure> {
+        let limits = &self.state.config.limits;
+        let allowed = self
+            .bucket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(Instant::now());
+        if !allowed {
+            return Err(Failure::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "too many events: at most {} at once and {} per second",
+                    limits.rate_burst, limits.rate_per_sec
+                ),
+            ));
+        }
+        let Value::Str(raw, binaries) = &v else {
+            return Err(Failure::bad_request("payload must be a JSON object"));
+        };
+        if binaries.as_ref().is_some_and(|b| !b.is_empty()) {
+            return Err(Failure::bad_request("binary payloads are not supported"));
+        }
+        if raw.len() > limits.max_message_bytes {
+            return Err(Failure::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "event is {} bytes; the limit is {}",
+                    raw.len(),
+                    limits.max_message_bytes
+                ),
+            ));
+        }
+        match kind {
+            EventKind::Join => self.join(s, parse(s, &mut v)?),
+            EventKind::Leave => self.leave(s, parse(s, &mut v)?),
+            EventKind::Signal => self.signal(s, parse(s, &mut v)?),
+            EventKind::Chat => self.chat(s, parse(s, &mut v)?),
+            EventKind::Typing => self.typing(s, parse(s, &mut v)?),
+            EventKind::Other => Err(Failure::bad_request(format!(
+                "unknown event {name:?}; expected join, leave, signal, chat or typing"
+            ))),
+        }
+    }
+
+    fn join<A: Adapter>(&self, s: &Arc<Socket<A>>, req: JoinRequest) -> Result<Reply, Failure> {
+        let config = &self.state.config;
+        let mode = req.mode.unwrap_or(config.default_mode);
+        let room = req.room.clone();
+        let mut reg = self.state.lock_registry();
+        if mode == Mode::Sfu && !config.sfu_enabled && reg.mode(&room).is_none() {
+            return Err(Failure::bad_request(
+                "SFU mode is not enabled on this server; join with mode \"mesh\"",
+            ));
+        }
+        let spec = JoinSpec {
+            room: req.room,
+            name: req.name,
+            mode,
+            password: req.password,
+        };
+        let joined = reg.join(s.id, spec, || PeerId::from(uuid::Uuid::new_v4().to_string()))?;
+        if joined.fresh {
+            // Under the registry lock, so no chat of this room can slip between
+            // the history snapshot and the socket joining the broadcast room.
+            s.join(room.as_str().to_owned());
+            let ev = PeerJoined {
+                room: room.clone(),
+                id: joined.me.id.clone(),
+                name: joined.me.name.clone(),
+            };
+            self.broadcast(s, &room, events::PEER_JOINED, ev, joined.peers.len());
+            tracing::info!(room = %room, peer = %joined.me.id, "joined");
+        }
+        drop(reg);
+        Ok(Reply::Join(Box::new(JoinAck {
+            ok: protocol::True,
+            self_: joined.me,
+            room: RoomInfo {
+                id: room,
+                mode: joined.mode,
+            },
+            peers: joined.peers,
+            history: joined.history,
+        })))
+    }
+
+    fn leave<A: Adapter>(&self, s: &Arc<Socket<A>>, req: LeaveRequest) -> Result<Reply, Failure> {
+        leave_room(&self.state, s, &req.room)?;
+        Ok(Reply::Ok(OkAck::default()))
+    }
+
+    fn signal<A: Adapter>(&self, s: &Arc<Socket<A>>, req: SignalRequest) -> Result<Reply, Failure> {
+        req.data
+            .validate()
+            .map_err(|e| Failure::bad_request(e.to_string()))?;
+        let (from, target) = self
+            .state
+            .lock_registry()
+            .route_signal(s.id, &req.room, &req.to)?;
+        let ev = SignalEvent {
+            room: req.room,
+            from,
+            data: req.data,
+        };
+        match socketio_target(s, target) {
+            Some(peer) => match peer.emit(events::SIGNAL, &ev) {
+                Ok(()) => self.state.metrics.delivered(1),
+                Err(e) => {
+                    self.state.metrics.dropped(1);
+                    tracing::warn!(room = %ev.room, peer = %req.to, "signal not delivered: {e}");
+                }
+            },
+            // The peer disconnected between routing and sending; its peer-left is on its way.
+            None => return Err(Failure::new(ErrorCode::UnknownPeer, "peer has just left")),
+        }
+        Ok(Reply::Ok(OkAck::default()))
+    }
+
+    fn chat<A: Adapter>(&self, s: &Arc<Socket<A>>, req: ChatRequest) -> Result<Reply, Failure> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let ts = now_millis();
+        let mut reg = self.state.lock_registry();
+        let msg = reg.chat(s.id, &req.room, req.text, id.clone(), ts)?;
+        let others = reg.peer_count_in(&req.room).saturating_sub(1);
+        self.broadcast(s, &req.room, events::CHAT, msg, others);
+        drop(reg);
+        Ok(Reply::Chat(ChatAck {
+            ok: protocol::True,
+            id,
+            ts,
+        }))
+    }
+
+    fn typing<A: Adapter>(&self, s: &Arc<Socket<A>>, req: TypingRequest) -> Result<Reply, Failure> {
+        let reg = self.state.lock_registry();
+        let me = reg.member(s.id, &req.room)?;
+        let others = reg.peer_count_in(&req.room).saturating_sub(1);
+        let ev = TypingEvent {
+            room: req.room.clone(),
+            from: me.id,
+            typing: req.typing,
+        };
+        self.broadcast(s, &req.room, events::TYPING, ev, others);
+        drop(reg);
+        Ok(Reply::Ok(OkAck::default()))
+    }
+
+    fn broadcast<A: Adapter, T: Serialize + Send + 'static>(
+        &self,
+        s: &Arc<Socket<A>>,
+        room: &RoomName,
+        event: &'static str,
+        payload: T,
+        recipients: usize,
+    ) {
+        broadcast(&self.state, s, room, event, payload, recipients);
+    }
+}
+
+/// Leaves one room: registry, broadcast room, and `peer-left` to the others.
+fn leave_room<A: Adapter>(
+    state: &AppState,
+    s: &Arc<Socket<A>>,
+    room: &RoomName,
+) -> Result<(), NotInRoom> {
+    let mut reg = state.lock_registry();
+    let id = reg.leave(s.id, room)?;
+    s.leave(room.as_str().to_owned());
+    let others = reg.peer_count_in(room);
+    tracing::info!(room = %room, peer = %id, "left");
+    let ev = PeerLeft {
+        room: room.clone(),
+        id,
+    };
+    broadcast(state, s, room, events::PEER_LEFT, ev, others);
+    Ok(())
+}
+
+/// Sends to everyone in `room` but the sender, counting deliveries and drops.
+fn broadcast<A: Adapter, T: Serialize + Send + 'static>(
+    state: &AppState,
+    s: &Arc<Socket<A>>,
+    room: &RoomName,
+    event: &'static str,
+    payload: T,
+    recipients: usize,
+) {
+    if recipients == 0 {
+        return;
+    }
+    state.metrics.delivered(recipients as u64);
+    let op = s.to(room.as_str().to_owned());
+    let fut = async move { op.emit(event, &payload).await };
+    let dropped = drive(fut, move |res| match res {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::warn!(event, "broadcast partly failed: {e}");
+            match &e {
+                BroadcastError::Socket(errs) => errs.len().max(1),
+                _ => 1,
+            }
+        }
+    });
+    if let Some(n) = dropped.filter(|n| *n > 0) {
+        state.metrics.dropped(n as u64);
+    }
+}
+
+/// Polls a broadcast future once; the local adapter completes it right away,
+/// so relays keep the order their events arrived in. A future that is not
+/// ready (a remote adapter) finishes on its own task.
+fn drive<F, R>(fut: F, done: impl FnOnce(F::Output) -> R + Send + 'static) -> Option<R>
+where
+    F: Future + Send + 'static,
+    R: Send + 'static,
+{
+    let mut fut = Box::pin(fut);
+    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => Some(done(out)),
+        Poll::Pending => {
+            tokio::spawn(async move {
+                done(fut.await);
+            });
+            None
+        }
+    }
+}
+
+/// The socket of a peer addressed by a signal, if it is still connected.
+fn socketio_target<A: Adapter>(
+    from: &Arc<Socket<A>>,
+    target: socketioxide::socket::Sid,
+) -> Option<socketioxide::extract::SocketRef<A>> {
+    let Ok(io) = socketioxide::SocketIo::<A>::from_connect_parts(from, &None);
+    io.get_socket(target)
+}
+
+/// Reads the event's payload as one JSON object of type `T`.
+fn parse<T: DeserializeOwned, A: Adapter>(s: &Arc<Socket<A>>, v: &mut Value) -> Result<T, Failure> {
+    let s: Arc<Socket<A>> = s.clone().into();
+    let Ok(TryData(res)) = TryData::<Object<T>>::from_message_parts(&s, v, &None);
+    res.map(|Object(t)| t)
+        .map_err(|e| Failure::bad_request(format!("invalid payload: {e}")))
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// A disconnect leaves every room the socket was in.
+struct OnDisconnect(Arc<AppState>);
+
+impl<A: Adapter> DisconnectHandler<A, Direct> for OnDisconnect {
+    fn call_with_defer(
+        &self,
+        s: Arc<Socket<A>>,
+        reason: DisconnectReason,
+        defer: fn(Arc<Socket<A>>),
+    ) {
+        let rooms = self.0.lock_registry().rooms_of(s.id);
+        for room in rooms {
+            // Already gone if it raced with an explicit leave; nothing to do then.
+            let _ = leave_room(&self.0, &s, &room);
+        }
+        self.0.metrics.disconnected();
+        tracing::debug!(sid = %s.id, ?reason, "disconnected");
+        defer(s);
+    }
+}

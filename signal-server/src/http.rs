@@ -1,0 +1,220 @@
+//! HTTP routes: health, ICE configuration, metrics, and the web client.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use socketioxide::layer::SocketIoLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::{AppState, IceConfig};
+
+pub fn router(state: Arc<AppState>, socketio: SocketIoLayer) -> Router {
+    let static_dir = state.config.static_dir.clone();
+    let client = ServeDir::new(&static_dir)
+        .fallback(get(client_route).with_state(static_dir.clone()));
+    let cors = cors(&state.config.cors_origins);
+    let mut router = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/config", get(api_config))
+        .route("/metrics", get(metrics))
+        .fallback_service(client)
+        .with_state(state)
+        .layer(socketio);
+    for (name, value) in SECURITY_HEADERS {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        ));
+    }
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// Sent with every HTTP answer. The client is same-origin only: no framing,
+/// no sniffing, no referrer to other sites.
+const SECURITY_HEADERS: [(&str, &str); 4] = [
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "same-origin"),
+    (
+        "permissions-policy",
+        "camera=(self), microphone=(self), display-capture=(self)",
+    ),
+];
+
+/// CORS is closed unless origins are configured.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok())
+                .collect::<Vec<_>>(),
+        )
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::CONTENT_TYPE]),
+    )
+}
+
+/// A path with no file extension is a client route (`/r/<room>`): serve
+/// `index.html`. A missing asset is a plain 404.
+async fn client_route(State(dir): State<PathBuf>, uri: Uri) -> Response {
+    let last = uri.path().rsplit('/').next().unwrap_or_default();
+    if last.contains('.') {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    }
+    match tokio::fs::read_to_string(dir.join("index.html")).await {
+        Ok(html) => Html(html).into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "The web client is not built: {}/index.html is missing. \
+                 Build it with `trunk build --release` (see README.md) or set STATIC_DIR.",
+                dir.display()
+            ),
+        )
+            .into_response(),
+    }
+}
+
+/// `RTCIceServer`, as the browser's `RTCPeerConnection` takes it.
+#[derive(Debug, Serialize, PartialEq)]
+struct IceServer {
+    urls: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClientConfig {
+    ice_servers: Vec<IceServer>,
+    modes: Vec<protocol::Mode>,
+    default_mode: protocol::Mode,
+}
+
+async fn api_config(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let config = &state.config;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let mut modes = vec![protocol::Mode::Mesh];
+    if config.sfu_enabled {
+        modes.push(protocol::Mode::Sfu);
+    }
+    let body = ClientConfig {
+        ice_servers: ice_servers(&config.ice, now, &uuid::Uuid::new_v4().simple().to_string()),
+        modes,
+        default_mode: config.default_mode,
+    };
+    // Minted credentials must not be cached or shared.
+    ([(header::CACHE_CONTROL, "no-store")], Json(body))
+}
+
+/// STUN entries as configured; TURN with static credentials, or with
+/// credentials minted from the shared secret as coturn's `use-auth-secret`
+/// expects: `username = "<expiry>:<user>"`, `credential = base64(HMAC-SHA1(secret, username))`.
+fn ice_servers(ice: &IceConfig, now_secs: u64, user: &str) -> Vec<IceServer> {
+    let mut out = Vec::new();
+    if !ice.stun_urls.is_empty() {
+        out.push(IceServer {
+            urls: ice.stun_urls.clone(),
+            username: None,
+            credential: None,
+        });
+    }
+    if !ice.turn_urls.is_empty() {
+        let (username, credential) = match &ice.turn_secret {
+            Some(secret) => {
+                let username = format!("{}:{user}", now_secs + ice.turn_ttl.as_secs());
+                (Some(username.clone()), Some(turn_credential(secret, &username)))
+            }
+            None => (ice.turn_username.clone(), ice.turn_credential.clone()),
+        };
+        out.push(IceServer {
+            urls: ice.turn_urls.clone(),
+            username,
+            credential,
+        });
+    }
+    out
+}
+
+fn turn_credential(secret: &str, username: &str) -> String {
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes())
+        .expect("HMAC accepts keys of any length");
+    mac.update(username.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let (rooms, peers) = {
+        let reg = state.lock_registry();
+        (reg.room_count(), reg.peer_count())
+    };
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(rooms, peers),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn turn_credentials_follow_coturn_rest_api() {
+        // Known answer, computed independently:
+        // printf '%s' '1700086400:alice' | openssl dgst -sha1 -hmac s3cret -binary | base64
+        assert_eq!(
+            turn_credential("s3cret", "1700086400:alice"),
+            "HJX0XIkrCiQCuU88Z0oeXj+QW60="
+        );
+        let ice = IceConfig {
+            stun_urls: vec!["stun:s:3478".into()],
+            turn_urls: vec!["turn:t:3478".into()],
+            turn_secret: Some("s3cret".into()),
+            turn_ttl: Duration::from_secs(86_400),
+            ..IceConfig::default()
+        };
+        let servers = ice_servers(&ice, 1_700_000_000, "alice");
+        assert_eq!(servers.len(), 2);
+        assert_eq!(servers[0].username, None);
+        assert_eq!(servers[1].username.as_deref(), Some("1700086400:alice"));
+        assert_eq!(
+            servers[1].credential.as_deref(),
+            Some("HJX0XIkrCiQCuU88Z0oeXj+QW60=")
+        );
+    }
+
+    #[test]
+    fn no_ice_servers_unless_configured() {
+        assert!(ice_servers(&IceConfig::default(), 0, "u").is_empty());
+    }
+}
