@@ -162,13 +162,20 @@ mod tests {
             Err(ValidationError::RoomName)
         );
         for bad in ["a b", "a/b", "é", "a.b", "<script>", "a\n"] {
-            assert_eq!(RoomName::parse(bad), Err(ValidationError::RoomName), "{bad}");
+            assert_eq!(
+                RoomName::parse(bad),
+                Err(ValidationError::RoomName),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn display_names_trim_and_count_chars() {
-        assert_eq!(DisplayName::parse("  Ana  ").unwrap().as_str(), "Ana");
+        assert_eq!(
+            DisplayName::parse("  Ana  ").expect("valid").as_str(),
+            "Ana"
+        );
         assert!(DisplayName::parse(&"é".repeat(32)).is_ok());
         assert!(DisplayName::parse(&"é".repeat(33)).is_err());
         assert!(DisplayName::parse("   ").is_err());
@@ -176,7 +183,7 @@ mod tests {
         assert!(DisplayName::parse("a\u{0}b").is_err());
         // Markup is just text: allowed, and kept as is.
         assert_eq!(
-            DisplayName::parse("<b>x</b>").unwrap().as_str(),
+            DisplayName::parse("<b>x</b>").expect("valid").as_str(),
             "<b>x</b>"
         );
     }
@@ -194,7 +201,9 @@ mod tests {
     #[test]
     fn password_empty_is_none_and_debug_hides_it() {
         assert_eq!(Password::parse(String::new()), Ok(None));
-        let p = Password::parse("hunter2".into()).unwrap().unwrap();
+        let p = Password::parse("hunter2".into())
+            .expect("valid")
+            .expect("not empty");
         assert!(!format!("{p:?}").contains("hunter2"));
         assert!(Password::parse("x".repeat(129)).is_err());
     }

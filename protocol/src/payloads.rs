@@ -443,8 +443,9 @@ mod tests {
 
     #[test]
     fn object_reads_objects_only() {
-        let Object(j) = serde_json::from_str::<Object<JoinRequest>>(r#"{"room":"r","name":"A","extra":1}"#)
-            .expect("unknown fields are ignored");
+        let Object(j) =
+            serde_json::from_str::<Object<JoinRequest>>(r#"{"room":"r","name":"A","extra":1}"#)
+                .expect("unknown fields are ignored");
         assert_eq!(j.room.as_str(), "r");
         assert!(serde_json::from_str::<Object<LeaveRequest>>(r#"["r"]"#).is_err());
         assert!(serde_json::from_str::<Object<LeaveRequest>>(r#""r""#).is_err());
@@ -461,10 +462,9 @@ mod tests {
         roundtrip::<SignalData>(json!({"type": "candidate", "candidate":
             {"candidate": "c", "sdpMid": null, "sdpMLineIndex": null, "usernameFragment": "uf"}}));
         // A missing sdpMid is read as null.
-        let s: SignalData = serde_json::from_value(
-            json!({"type": "candidate", "candidate": {"candidate": "c"}}),
-        )
-        .expect("valid");
+        let s: SignalData =
+            serde_json::from_value(json!({"type": "candidate", "candidate": {"candidate": "c"}}))
+                .expect("valid");
         assert_eq!(
             serde_json::to_value(&s).expect("serializes"),
             json!({"type": "candidate", "candidate": {"candidate": "c", "sdpMid": null, "sdpMLineIndex": null}})
@@ -497,7 +497,9 @@ mod tests {
         roundtrip::<ChatRequest>(json!({"room": "r", "text": "hi <b>"}));
         roundtrip::<TypingRequest>(json!({"room": "r", "typing": true}));
         roundtrip::<SignalRequest>(json!({"room": "r", "to": "sfu", "data": {"type": "bye"}}));
-        assert!(serde_json::from_value::<TypingRequest>(json!({"room": "r", "typing": "yes"})).is_err());
+        assert!(
+            serde_json::from_value::<TypingRequest>(json!({"room": "r", "typing": "yes"})).is_err()
+        );
         assert!(serde_json::from_value::<ChatRequest>(json!({"room": "r", "text": ""})).is_err());
     }
 

@@ -32,7 +32,9 @@ use socketioxide::BroadcastError;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Event, TryData};
 use socketioxide::handler::connect::FromConnectParts;
-use socketioxide::handler::{ConnectHandler, DisconnectHandler, FromMessageParts, MessageHandler, Value};
+use socketioxide::handler::{
+    ConnectHandler, DisconnectHandler, FromMessageParts, MessageHandler, Value,
+};
 use socketioxide::socket::{DisconnectReason, Socket};
 
 use crate::AppState;
@@ -255,7 +257,9 @@ impl Dispatcher {
             mode,
             password: req.password,
         };
-        let joined = reg.join(s.id, spec, || PeerId::from(uuid::Uuid::new_v4().to_string()))?;
+        let joined = reg.join(s.id, spec, || {
+            PeerId::from(uuid::Uuid::new_v4().to_string())
+        })?;
         if joined.fresh {
             // Under the registry lock, so no chat of this room can slip between
             // the history snapshot and the socket joining the broadcast room.
@@ -434,8 +438,7 @@ fn socketio_target<A: Adapter>(
 
 /// Reads the event's payload as one JSON object of type `T`.
 fn parse<T: DeserializeOwned, A: Adapter>(s: &Arc<Socket<A>>, v: &mut Value) -> Result<T, Failure> {
-    let s: Arc<Socket<A>> = s.clone().into();
-    let Ok(TryData(res)) = TryData::<Object<T>>::from_message_parts(&s, v, &None);
+    let Ok(TryData(res)) = TryData::<Object<T>>::from_message_parts(s, v, &None);
     res.map(|Object(t)| t)
         .map_err(|e| Failure::bad_request(format!("invalid payload: {e}")))
 }

@@ -21,8 +21,8 @@ use crate::{AppState, IceConfig};
 
 pub fn router(state: Arc<AppState>, socketio: SocketIoLayer) -> Router {
     let static_dir = state.config.static_dir.clone();
-    let client = ServeDir::new(&static_dir)
-        .fallback(get(client_route).with_state(static_dir.clone()));
+    let client =
+        ServeDir::new(&static_dir).fallback(get(client_route).with_state(static_dir.clone()));
     let cors = cors(&state.config.cors_origins);
     let mut router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -152,7 +152,10 @@ fn ice_servers(ice: &IceConfig, now_secs: u64, user: &str) -> Vec<IceServer> {
         let (username, credential) = match &ice.turn_secret {
             Some(secret) => {
                 let username = format!("{}:{user}", now_secs + ice.turn_ttl.as_secs());
-                (Some(username.clone()), Some(turn_credential(secret, &username)))
+                (
+                    Some(username.clone()),
+                    Some(turn_credential(secret, &username)),
+                )
             }
             None => (ice.turn_username.clone(), ice.turn_credential.clone()),
         };

@@ -19,7 +19,8 @@ async fn main() -> anyhow::Result<()> {
         .init();
 
     let addr = cli.addr();
-    let listener = bind(addr, cli.listen_backlog).with_context(|| format!("cannot listen on {addr}"))?;
+    let listener =
+        bind(addr, cli.listen_backlog).with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr().context("listener has no address")?;
     // The one line on stdout: scripts and tests read the chosen port from it.
     println!("signal-server listening on http://{local}");

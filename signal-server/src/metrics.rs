@@ -107,7 +107,11 @@ impl Metrics {
             "Connected socket.io sockets.",
             self.connections(),
         );
-        gauge("signal_rooms", "Rooms with at least one peer.", rooms as i64);
+        gauge(
+            "signal_rooms",
+            "Rooms with at least one peer.",
+            rooms as i64,
+        );
         gauge(
             "signal_peers",
             "Peers over all rooms (a socket in two rooms counts twice).",

@@ -403,7 +403,11 @@ mod tests {
         let mut id = ids();
         let a = reg.join(1, spec("r", "A"), &mut id).expect("joins").me.id;
         let b = reg.join(2, spec("r", "B"), &mut id).expect("joins").me.id;
-        let c = reg.join(3, spec("other", "C"), &mut id).expect("joins").me.id;
+        let c = reg
+            .join(3, spec("other", "C"), &mut id)
+            .expect("joins")
+            .me
+            .id;
         assert_eq!(reg.route_signal(1, &room("r"), &b), Ok((a.clone(), 2)));
         assert_eq!(
             reg.route_signal(1, &room("r"), &c),
@@ -434,7 +438,10 @@ mod tests {
                 .expect("in room");
         }
         let text = ChatText::parse("x".into()).expect("valid");
-        assert_eq!(reg.chat(2, &room("r"), text, "id".into(), 0), Err(NotInRoom));
+        assert_eq!(
+            reg.chat(2, &room("r"), text, "id".into(), 0),
+            Err(NotInRoom)
+        );
         let late = reg.join(2, spec("r", "B"), &mut id).expect("joins");
         let texts: Vec<_> = late.history.iter().map(|m| m.text.as_str()).collect();
         assert_eq!(texts, ["m1", "m2"]);

@@ -206,3 +206,20 @@ export function short(v) {
   if (s === undefined) s = String(v);
   return s.length > 300 ? `${s.slice(0, 300)}…(${s.length} chars)` : s;
 }
+
+/**
+ * Retry `fn` until it stops throwing, for conditions the server reaches
+ * asynchronously with no event to await (e.g. room removal after a
+ * disconnect). Rethrows the last error after timeoutMs.
+ */
+export async function eventually(fn, timeoutMs = 5000, stepMs = 50) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, stepMs));
+    }
+  }
+}

@@ -32,7 +32,8 @@ process.on('exit', () => {
 /**
  * Start a server.
  * @param {string[]} flags extra command-line flags
- * @param {{staticFiles?: Record<string,string>, env?: Record<string,string>, startTimeoutMs?: number}} [opts]
+ * @param {{staticFiles?: Record<string,string>, env?: Record<string,string>, startTimeoutMs?: number, portFlag?: boolean}} [opts]
+ *   portFlag: false to leave out `--port 0` (e.g. to test $PORT)
  * @returns {Promise<Server>}
  */
 export async function startServer(flags = [], opts = {}) {
@@ -43,13 +44,15 @@ export async function startServer(flags = [], opts = {}) {
   for (const [name, body] of Object.entries(opts.staticFiles ?? {})) {
     await writeFile(path.join(staticDir, name), body);
   }
-  const args = ['--port', '0', '--host', '127.0.0.1', '--static-dir', staticDir, ...flags];
+  const portArgs = opts.portFlag === false ? [] : ['--port', '0'];
+  const args = [...portArgs, '--host', '127.0.0.1', '--static-dir', staticDir, ...flags];
   // A clean environment for the flags that also read env vars, so the
   // caller's shell (PORT, HOST, ...) cannot change what a test sees.
   const env = { ...process.env };
   for (const k of ['PORT', 'HOST', 'STATIC_DIR', 'HISTORY_LIMIT', 'MAX_PEERS_PER_ROOM',
     'MAX_MESSAGE_BYTES', 'RATE_LIMIT_BURST', 'RATE_LIMIT_PER_SEC', 'SEND_BUFFER',
-    'DEFAULT_MODE', 'STUN_URLS', 'TURN_URLS', 'TURN_SECRET', 'TURN_TTL_SECS', 'CORS_ORIGINS']) {
+    'DEFAULT_MODE', 'STUN_URLS', 'TURN_URLS', 'TURN_SECRET', 'TURN_TTL_SECS', 'CORS_ORIGINS',
+    'TURN_USERNAME', 'TURN_CREDENTIAL', 'LISTEN_BACKLOG', 'PING_INTERVAL_MS', 'PING_TIMEOUT_MS', 'WS_READ_BUFFER']) {
     delete env[k];
   }
   Object.assign(env, opts.env ?? {});
