@@ -91,6 +91,9 @@ describe('leave', () => {
 });
 
 describe('room removal', () => {
+  // "A new join creates it afresh" is observed through state only a fresh
+  // room has: no password, no history, no peers. (A different mode cannot
+  // be used as the marker here: this server offers only "mesh".)
   it('a room is removed when its last peer leaves: the next join creates it afresh (no password, no history, no peers)', async () => {
     const room = roomName('fresh');
     const a = await connect(server.url, ws);

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, then runs every check
+# and test. CI (.ci/run) runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
+# More open files for the load-style tests (thousands of sockets).
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+step "cargo fmt --check"
+cargo fmt --all --check
+step "cargo clippy (workspace, all targets, -D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo test (unit + integration with rust_socketio)"
+cargo test --workspace --locked
+step "build signal-server for the JavaScript tests"
+cargo build -p signal-server --locked
+step "socket.io-client (official JS client) end-to-end tests"
+(cd tests/js && SIGNAL_SERVER_BIN="$PWD/../../target/debug/signal-server" npm test)
