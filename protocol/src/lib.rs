@@ -23,6 +23,10 @@ pub mod events {
     pub const TYPING: &str = "typing";
     pub const PEER_JOINED: &str = "peer-joined";
     pub const PEER_LEFT: &str = "peer-left";
+    /// Extensions (documented in docs/protocol-extensions.md).
+    pub const MEDIA_STATE: &str = "media-state";
+    pub const CHAT_RECEIPT: &str = "chat-receipt";
+    pub const PING: &str = "peer-ping";
 }
 
 /// The `to` / `from` value that addresses the SFU in an SFU room.

@@ -139,6 +139,36 @@ pub struct TypingRequest {
     pub typing: bool,
 }
 
+/// Extension `media-state`: `{"room", "audio", "video", "screen"?}`, relayed to
+/// the room as [`MediaStateEvent`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct MediaStateRequest {
+    pub room: RoomName,
+    pub audio: bool,
+    pub video: bool,
+    #[serde(default)]
+    pub screen: bool,
+}
+
+/// Extension `chat-receipt`: `{"room", "id"}`: the sender has shown chat
+/// message `id`; relayed to the message's author as [`ReceiptEvent`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ReceiptRequest {
+    pub room: RoomName,
+    pub id: String,
+}
+
+/// Extension `peer-ping`: `{"room", "to", "seq", "pong"}`, relayed to the
+/// addressed peer as [`PingEvent`]; measures the relay path's round trip.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct PingRequest {
+    pub room: RoomName,
+    pub to: PeerId,
+    pub seq: u32,
+    #[serde(default)]
+    pub pong: bool,
+}
+
 /// The `data` of a `signal`: SDP, a trickled ICE candidate, or goodbye.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -194,6 +224,19 @@ pub struct IceCandidate {
 pub struct PeerInfo {
     pub id: PeerId,
     pub name: String,
+    /// Extension: the peer's last announced microphone/camera/screen state,
+    /// in the join ack's `peers` (absent when never announced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaState>,
+}
+
+/// Extension: what a peer is sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+pub struct MediaState {
+    pub audio: bool,
+    pub video: bool,
+    #[serde(default)]
+    pub screen: bool,
 }
 
 /// A room as the join ack describes it.
@@ -242,6 +285,33 @@ pub struct TypingEvent {
     pub room: RoomName,
     pub from: PeerId,
     pub typing: bool,
+}
+
+/// Extension `media-state`, as relayed to the room.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct MediaStateEvent {
+    pub room: RoomName,
+    pub from: PeerId,
+    pub audio: bool,
+    pub video: bool,
+    pub screen: bool,
+}
+
+/// Extension `chat-receipt`, as relayed to a message's author.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ReceiptEvent {
+    pub room: RoomName,
+    pub id: String,
+    pub from: PeerId,
+}
+
+/// Extension `peer-ping`, as relayed to the addressed peer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct PingEvent {
+    pub room: RoomName,
+    pub from: PeerId,
+    pub seq: u32,
+    pub pong: bool,
 }
 
 // ---------------------------------------------------------------------------
@@ -538,6 +608,24 @@ mod tests {
         )
         .expect("error ack");
         assert!(matches!(err, Ack::Err(e) if e.error.code == ErrorCode::NotInRoom));
+    }
+
+    #[test]
+    fn extensions_roundtrip() {
+        roundtrip::<MediaStateRequest>(
+            json!({"room": "r", "audio": true, "video": false, "screen": false}),
+        );
+        roundtrip::<MediaStateEvent>(
+            json!({"room": "r", "from": "p", "audio": true, "video": false, "screen": true}),
+        );
+        roundtrip::<ReceiptRequest>(json!({"room": "r", "id": "m"}));
+        roundtrip::<ReceiptEvent>(json!({"room": "r", "id": "m", "from": "p"}));
+        roundtrip::<PingRequest>(json!({"room": "r", "to": "p", "seq": 3, "pong": false}));
+        roundtrip::<PingEvent>(json!({"room": "r", "from": "p", "seq": 3, "pong": true}));
+        let p: PeerInfo = roundtrip(
+            json!({"id": "p", "name": "A", "media": {"audio": true, "video": true, "screen": false}}),
+        );
+        assert!(p.media.is_some_and(|m| m.audio));
     }
 
     #[test]

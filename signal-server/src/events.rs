@@ -22,9 +22,10 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use protocol::{
-    ChatAck, ChatRequest, ErrorAck, ErrorCode, JoinAck, JoinRequest, LeaveRequest, Mode, Object,
-    OkAck, PeerId, PeerJoined, PeerLeft, RoomInfo, RoomName, SignalEvent, SignalRequest,
-    TypingEvent, TypingRequest, events,
+    ChatAck, ChatRequest, ErrorAck, ErrorCode, JoinAck, JoinRequest, LeaveRequest, MediaState,
+    MediaStateEvent, MediaStateRequest, Mode, Object, OkAck, PeerId, PeerJoined, PeerLeft,
+    PingEvent, PingRequest, ReceiptEvent, ReceiptRequest, RoomInfo, RoomName, SignalEvent,
+    SignalRequest, TypingEvent, TypingRequest, events,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -35,11 +36,11 @@ use socketioxide::handler::connect::FromConnectParts;
 use socketioxide::handler::{
     ConnectHandler, DisconnectHandler, FromMessageParts, MessageHandler, Value,
 };
-use socketioxide::socket::{DisconnectReason, Socket};
+use socketioxide::socket::{DisconnectReason, Sid, Socket};
 
 use crate::AppState;
 use crate::metrics::EventKind;
-use crate::registry::{JoinError, JoinSpec, NotInRoom, SignalError};
+use crate::registry::{JoinError, JoinSpec, NotInRoom, ReceiptError, SignalError};
 
 /// Marker for the handler traits' type parameter (socketioxide uses it to
 /// tell closure impls apart).
@@ -106,6 +107,16 @@ impl From<SignalError> for Failure {
                 Failure::new(ErrorCode::UnknownPeer, "no such peer in this room")
             }
             SignalError::ToSelf => Failure::bad_request("cannot signal yourself"),
+        }
+    }
+}
+
+impl From<ReceiptError> for Failure {
+    fn from(e: ReceiptError) -> Self {
+        match e {
+            ReceiptError::NotInRoom => NotInRoom.into(),
+            ReceiptError::UnknownMessage => Failure::bad_request(e.to_string()),
+            ReceiptError::AuthorGone => Failure::new(ErrorCode::UnknownPeer, e.to_string()),
         }
     }
 }
@@ -235,8 +246,12 @@ impl Dispatcher {
             EventKind::Signal => self.signal(s, parse(s, &mut v)?),
             EventKind::Chat => self.chat(s, parse(s, &mut v)?),
             EventKind::Typing => self.typing(s, parse(s, &mut v)?),
+            EventKind::MediaState => self.media_state(s, parse(s, &mut v)?),
+            EventKind::ChatReceipt => self.receipt(s, parse(s, &mut v)?),
+            EventKind::Ping => self.ping(s, parse(s, &mut v)?),
             EventKind::Other => Err(Failure::bad_request(format!(
-                "unknown event {name:?}; expected join, leave, signal, chat or typing"
+                "unknown event {name:?}; expected join, leave, signal, chat, typing, \
+                 media-state, chat-receipt or peer-ping"
             ))),
         }
     }
@@ -303,18 +318,89 @@ impl Dispatcher {
             from,
             data: req.data,
         };
+        self.send_to(s, target, events::SIGNAL, &ev)
+    }
+
+    /// Relays to one peer's socket.
+    fn send_to<A: Adapter, T: Serialize>(
+        &self,
+        s: &Arc<Socket<A>>,
+        target: Sid,
+        event: &'static str,
+        payload: &T,
+    ) -> Result<Reply, Failure> {
+        let metrics = &self.state.metrics;
         match socketio_target(s, target) {
-            Some(peer) => match peer.emit(events::SIGNAL, &ev) {
-                Ok(()) => self.state.metrics.delivered(1),
+            Some(peer) => match peer.emit(event, payload) {
+                Ok(()) => metrics.delivered(1),
                 Err(e) => {
-                    self.state.metrics.dropped(1);
-                    tracing::warn!(room = %ev.room, peer = %req.to, "signal not delivered: {e}");
+                    metrics.dropped(1);
+                    tracing::warn!(event, "not delivered: {e}");
                 }
             },
             // The peer disconnected between routing and sending; its peer-left is on its way.
             None => return Err(Failure::new(ErrorCode::UnknownPeer, "peer has just left")),
         }
         Ok(Reply::Ok(OkAck::default()))
+    }
+
+    fn media_state<A: Adapter>(
+        &self,
+        s: &Arc<Socket<A>>,
+        req: MediaStateRequest,
+    ) -> Result<Reply, Failure> {
+        let media = MediaState {
+            audio: req.audio,
+            video: req.video,
+            screen: req.screen,
+        };
+        let mut reg = self.state.lock_registry();
+        let from = reg.set_media(s.id, &req.room, media)?;
+        let others = reg.peer_count_in(&req.room).saturating_sub(1);
+        let ev = MediaStateEvent {
+            room: req.room.clone(),
+            from,
+            audio: media.audio,
+            video: media.video,
+            screen: media.screen,
+        };
+        self.broadcast(s, &req.room, events::MEDIA_STATE, ev, others);
+        drop(reg);
+        Ok(Reply::Ok(OkAck::default()))
+    }
+
+    fn receipt<A: Adapter>(
+        &self,
+        s: &Arc<Socket<A>>,
+        req: ReceiptRequest,
+    ) -> Result<Reply, Failure> {
+        let (from, author) = self
+            .state
+            .lock_registry()
+            .route_receipt(s.id, &req.room, &req.id)?;
+        if author == s.id {
+            return Ok(Reply::Ok(OkAck::default()));
+        }
+        let ev = ReceiptEvent {
+            room: req.room,
+            id: req.id,
+            from,
+        };
+        self.send_to(s, author, events::CHAT_RECEIPT, &ev)
+    }
+
+    fn ping<A: Adapter>(&self, s: &Arc<Socket<A>>, req: PingRequest) -> Result<Reply, Failure> {
+        let (from, target) = self
+            .state
+            .lock_registry()
+            .route_signal(s.id, &req.room, &req.to)?;
+        let ev = PingEvent {
+            room: req.room,
+            from,
+            seq: req.seq,
+            pong: req.pong,
+        };
+        self.send_to(s, target, events::PING, &ev)
     }
 
     fn chat<A: Adapter>(&self, s: &Arc<Socket<A>>, req: ChatRequest) -> Result<Reply, Failure> {
@@ -430,7 +516,7 @@ where
 /// The socket of a peer addressed by a signal, if it is still connected.
 fn socketio_target<A: Adapter>(
     from: &Arc<Socket<A>>,
-    target: socketioxide::socket::Sid,
+    target: Sid,
 ) -> Option<socketioxide::extract::SocketRef<A>> {
     let Ok(io) = socketioxide::SocketIo::<A>::from_connect_parts(from, &None);
     io.get_socket(target)

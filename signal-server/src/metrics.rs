@@ -14,16 +14,22 @@ pub enum EventKind {
     Signal,
     Chat,
     Typing,
+    MediaState,
+    ChatReceipt,
+    Ping,
     Other,
 }
 
 impl EventKind {
-    const ALL: [EventKind; 6] = [
+    const ALL: [EventKind; 9] = [
         EventKind::Join,
         EventKind::Leave,
         EventKind::Signal,
         EventKind::Chat,
         EventKind::Typing,
+        EventKind::MediaState,
+        EventKind::ChatReceipt,
+        EventKind::Ping,
         EventKind::Other,
     ];
 
@@ -34,6 +40,9 @@ impl EventKind {
             protocol::events::SIGNAL => EventKind::Signal,
             protocol::events::CHAT => EventKind::Chat,
             protocol::events::TYPING => EventKind::Typing,
+            protocol::events::MEDIA_STATE => EventKind::MediaState,
+            protocol::events::CHAT_RECEIPT => EventKind::ChatReceipt,
+            protocol::events::PING => EventKind::Ping,
             _ => EventKind::Other,
         }
     }
@@ -45,6 +54,9 @@ impl EventKind {
             EventKind::Signal => "signal",
             EventKind::Chat => "chat",
             EventKind::Typing => "typing",
+            EventKind::MediaState => "media-state",
+            EventKind::ChatReceipt => "chat-receipt",
+            EventKind::Ping => "peer-ping",
             EventKind::Other => "other",
         }
     }
@@ -54,7 +66,7 @@ impl EventKind {
 pub struct Metrics {
     connections: AtomicI64,
     connections_total: AtomicU64,
-    events: [AtomicU64; 6],
+    events: [AtomicU64; 9],
     errors: [AtomicU64; 8],
     /// Messages relayed to a peer (one per recipient).
     deliveries: AtomicU64,

@@ -5,7 +5,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
-use protocol::{ChatMessage, ChatText, DisplayName, Mode, Password, PeerId, PeerInfo, RoomName};
+use protocol::{
+    ChatMessage, ChatText, DisplayName, MediaState, Mode, Password, PeerId, PeerInfo, RoomName,
+};
 use subtle::ConstantTimeEq;
 
 /// Limits the registry enforces.
@@ -62,18 +64,40 @@ pub struct Joined {
     pub fresh: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiptError {
+    #[error("not in room")]
+    NotInRoom,
+    #[error("no such message in the room's recent history")]
+    UnknownMessage,
+    #[error("the message's author has left")]
+    AuthorGone,
+}
+
 #[derive(Debug)]
 struct Member<C> {
     id: PeerId,
     name: DisplayName,
     conn: C,
+    media: Option<MediaState>,
 }
 
 impl<C> Member<C> {
+    /// As others see it: with the media state (join ack `peers`).
     fn info(&self) -> PeerInfo {
         PeerInfo {
             id: self.id.clone(),
             name: self.name.as_str().to_owned(),
+            media: self.media,
+        }
+    }
+
+    /// Just id and name (`self`, chat `from`).
+    fn ident(&self) -> PeerInfo {
+        PeerInfo {
+            id: self.id.clone(),
+            name: self.name.as_str().to_owned(),
+            media: None,
         }
     }
 }
@@ -145,7 +169,7 @@ impl<C: Copy + Eq + Hash> Registry<C> {
         });
         if let Some(me) = room.by_conn(&conn) {
             return Ok(Joined {
-                me: me.info(),
+                me: me.ident(),
                 mode: room.mode,
                 peers: room
                     .members
@@ -168,9 +192,10 @@ impl<C: Copy + Eq + Hash> Registry<C> {
             id: new_id(),
             name: spec.name,
             conn,
+            media: None,
         };
         let joined = Joined {
-            me: me.info(),
+            me: me.ident(),
             mode: room.mode,
             peers: room.members.iter().map(Member::info).collect(),
             history: room.history.iter().cloned().collect(),
@@ -227,8 +252,49 @@ impl<C: Copy + Eq + Hash> Registry<C> {
         self.rooms
             .get(room)
             .and_then(|r| r.by_conn(&conn))
-            .map(Member::info)
+            .map(Member::ident)
             .ok_or(NotInRoom)
+    }
+
+    /// Records what `conn` sends in `room`; returns its peer id.
+    pub fn set_media(
+        &mut self,
+        conn: C,
+        room: &RoomName,
+        media: MediaState,
+    ) -> Result<PeerId, NotInRoom> {
+        let m = self
+            .rooms
+            .get_mut(room)
+            .and_then(|r| r.members.iter_mut().find(|m| m.conn == conn))
+            .ok_or(NotInRoom)?;
+        m.media = Some(media);
+        Ok(m.id.clone())
+    }
+
+    /// Finds the author of chat message `msg` for a receipt from `conn`;
+    /// returns the receipt's sender id and the author's connection.
+    pub fn route_receipt(
+        &self,
+        conn: C,
+        room: &RoomName,
+        msg: &str,
+    ) -> Result<(PeerId, C), ReceiptError> {
+        let r = self.rooms.get(room).ok_or(ReceiptError::NotInRoom)?;
+        let me = r.by_conn(&conn).ok_or(ReceiptError::NotInRoom)?;
+        let author = r
+            .history
+            .iter()
+            .rev()
+            .find(|m| m.id == msg)
+            .map(|m| &m.from.id)
+            .ok_or(ReceiptError::UnknownMessage)?;
+        let author = r
+            .members
+            .iter()
+            .find(|m| &m.id == author)
+            .ok_or(ReceiptError::AuthorGone)?;
+        Ok((me.id.clone(), author.conn))
     }
 
     /// The mode of a room, if it exists.
@@ -268,7 +334,7 @@ impl<C: Copy + Eq + Hash> Registry<C> {
     ) -> Result<ChatMessage, NotInRoom> {
         let limit = self.limits.history;
         let r = self.rooms.get_mut(room).ok_or(NotInRoom)?;
-        let from = r.by_conn(&conn).ok_or(NotInRoom)?.info();
+        let from = r.by_conn(&conn).ok_or(NotInRoom)?.ident();
         let msg = ChatMessage {
             room: room.clone(),
             id,
@@ -424,6 +490,41 @@ mod tests {
         assert_eq!(
             reg.route_signal(1, &room("nope"), &b),
             Err(SignalError::NotInRoom)
+        );
+    }
+
+    #[test]
+    fn media_state_is_listed_to_later_joiners_and_receipts_find_the_author() {
+        let mut reg = Registry::new(LIMITS);
+        let mut id = ids();
+        let a = reg.join(1, spec("r", "A"), &mut id).expect("joins").me.id;
+        let media = MediaState {
+            audio: false,
+            video: true,
+            screen: false,
+        };
+        assert_eq!(reg.set_media(1, &room("r"), media), Ok(a.clone()));
+        assert_eq!(reg.set_media(2, &room("r"), media), Err(NotInRoom));
+        let b = reg.join(2, spec("r", "B"), &mut id).expect("joins");
+        assert_eq!(b.peers[0].media, Some(media));
+        assert_eq!(b.me.media, None);
+        let text = ChatText::parse("hi".into()).expect("valid");
+        let msg = reg
+            .chat(1, &room("r"), text, "m1".into(), 1)
+            .expect("in room");
+        assert_eq!(msg.from.media, None, "chat from carries id and name only");
+        assert_eq!(
+            reg.route_receipt(2, &room("r"), "m1"),
+            Ok((b.me.id.clone(), 1))
+        );
+        assert_eq!(
+            reg.route_receipt(2, &room("r"), "nope"),
+            Err(ReceiptError::UnknownMessage)
+        );
+        reg.leave(1, &room("r")).expect("in room");
+        assert_eq!(
+            reg.route_receipt(2, &room("r"), "m1"),
+            Err(ReceiptError::AuthorGone)
         );
     }
 

@@ -19,7 +19,16 @@ use tokio_tungstenite::tungstenite::Message;
 pub const WAIT: Duration = Duration::from_secs(5);
 
 /// The server events a [`Peer`] records.
-pub const SERVER_EVENTS: [&str; 5] = ["peer-joined", "peer-left", "signal", "chat", "typing"];
+pub const SERVER_EVENTS: [&str; 8] = [
+    "peer-joined",
+    "peer-left",
+    "signal",
+    "chat",
+    "typing",
+    "media-state",
+    "chat-receipt",
+    "peer-ping",
+];
 
 /// A signal server running in this process on a free loopback port.
 pub struct TestServer {

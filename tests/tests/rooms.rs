@@ -262,3 +262,67 @@ async fn rate_limit_and_payload_size_are_answered() -> anyhow::Result<()> {
     );
     server.stop().await
 }
+
+/// The protocol extensions the web client uses (docs/protocol-extensions.md).
+#[tokio::test]
+async fn extensions_media_state_receipts_and_relay_pings() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let mut a = Peer::connect(&server).await?;
+    let mut b = Peer::connect(&server).await?;
+    let id_a = a.join("r", "A").await?["self"]["id"].clone();
+    a.ok(
+        "media-state",
+        json!({"room": "r", "audio": false, "video": true}),
+    )
+    .await?;
+    let ack_b = b.join("r", "B").await?;
+    let id_b = ack_b["self"]["id"].clone();
+    assert_eq!(
+        ack_b["peers"][0]["media"],
+        json!({"audio": false, "video": true, "screen": false}),
+        "late joiners see the announced state"
+    );
+    a.next("peer-joined").await?;
+
+    b.ok(
+        "media-state",
+        json!({"room": "r", "audio": true, "video": false, "screen": true}),
+    )
+    .await?;
+    assert_eq!(
+        a.next("media-state").await?,
+        json!({"room": "r", "from": id_b, "audio": true, "video": false, "screen": true})
+    );
+
+    let msg_id = a.ok("chat", json!({"room": "r", "text": "hi"})).await?["id"].clone();
+    b.next("chat").await?;
+    b.ok("chat-receipt", json!({"room": "r", "id": msg_id}))
+        .await?;
+    assert_eq!(
+        a.next("chat-receipt").await?,
+        json!({"room": "r", "id": msg_id, "from": id_b})
+    );
+    assert_eq!(
+        b.error("chat-receipt", json!({"room": "r", "id": "nope"}))
+            .await?,
+        "bad_request"
+    );
+
+    a.ok(
+        "peer-ping",
+        json!({"room": "r", "to": id_b, "seq": 7, "pong": false}),
+    )
+    .await?;
+    let ping = b.next("peer-ping").await?;
+    assert_eq!(
+        ping,
+        json!({"room": "r", "from": id_a, "seq": 7, "pong": false})
+    );
+    b.ok(
+        "peer-ping",
+        json!({"room": "r", "to": id_a, "seq": 7, "pong": true}),
+    )
+    .await?;
+    assert_eq!(a.next("peer-ping").await?["pong"], true);
+    server.stop().await
+}
