@@ -1,1 +1,121 @@
+//! Load generator for signal-server.
+//!
+//! Speaks just enough socket.io v5 / Engine.IO v4 over a raw WebSocket
+//! ([`eio`], [`client`]) that one process holds tens of thousands of
+//! connections. [`connect`] measures joins and memory, [`chat`] measures
+//! relaying and CPU. Results: a human summary and one `RESULT {json}` line.
 
+#![recursion_limit = "256"]
+
+pub mod chat;
+pub mod cli;
+pub mod client;
+pub mod connect;
+pub mod eio;
+pub mod load;
+pub mod procfs;
+pub mod server;
+pub mod stats;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+
+use crate::cli::Common;
+use crate::server::Server;
+
+/// Most connections one run may open (10 source addresses × 20 000).
+pub const MAX_CONNS: usize = 200_000;
+
+/// File descriptors kept free for the runtime, stdout and `/proc` reads.
+const FD_RESERVE: u64 = 64;
+
+/// Raises our open-files limit for `conns` sockets; fails with an
+/// explanation when the limit cannot cover them.
+pub fn raise_fd_limit(conns: usize) -> Result<procfs::NofileLimit> {
+    let want = conns as u64 + 1024;
+    let got = procfs::raise_nofile(want);
+    if got.soft < want {
+        eprintln!(
+            "bench: WARNING: could not raise the open-files limit to {want}: it is {} (hard {}); \
+             raising the hard limit needs root with CAP_SYS_RESOURCE (or `ulimit -Hn` beforehand)",
+            got.soft, got.hard
+        );
+    }
+    if got.soft < conns as u64 + FD_RESERVE {
+        bail!(
+            "{conns} connections need about {} open files but the limit is {}: \
+             lower --conns to at most {}",
+            conns as u64 + FD_RESERVE,
+            got.soft,
+            got.soft.saturating_sub(FD_RESERVE)
+        );
+    }
+    Ok(got)
+}
+
+/// Finds or starts the server per the common flags.
+pub async fn server_for(common: &Common, conns: usize) -> Result<Server> {
+    match &common.spawn {
+        Some(path) => {
+            let want = conns as u64 + 4096;
+            let s = Server::spawn(
+                path,
+                &common.server_args,
+                common.server_log.as_deref(),
+                want,
+            )
+            .await?;
+            if let Some(l) = s.nofile
+                && l.soft < want
+            {
+                eprintln!(
+                    "bench: WARNING: the server's open-files limit is {} (< {want})",
+                    l.soft
+                );
+            }
+            eprintln!(
+                "bench: spawned server pid {} at {}",
+                s.pid.unwrap_or(0),
+                s.url
+            );
+            Ok(s)
+        }
+        None => {
+            if !common.server_args.is_empty() {
+                bail!("server arguments after `--` need --spawn");
+            }
+            Server::external(common.url.clone(), common.server_pid)
+        }
+    }
+}
+
+/// The run's global deadline.
+pub fn deadline(common: &Common) -> Instant {
+    Instant::now() + Duration::from_secs(common.timeout.max(1))
+}
+
+/// Sleeps `d`, but not past `deadline`; `false` if the deadline cut it.
+pub async fn sleep_bounded(d: Duration, deadline: Instant) -> bool {
+    let until = Instant::now() + d;
+    if until <= deadline {
+        tokio::time::sleep(d).await;
+        true
+    } else {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await;
+        false
+    }
+}
+
+/// Prints the machine-readable line.
+pub fn print_result(v: &serde_json::Value) {
+    println!("RESULT {v}");
+}
+
+/// Bytes as MiB for humans.
+pub fn mib(b: u64) -> String {
+    // Display only.
+    #[allow(clippy::cast_precision_loss)]
+    let v = b as f64 / (1024.0 * 1024.0);
+    format!("{v:.1} MiB")
+}

@@ -1,0 +1,103 @@
+//! Command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Load generator for signal-server: many raw socket.io v5 connections
+/// from one process, loopback only.
+#[derive(Debug, Parser)]
+#[command(name = "bench", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Open N connections that each join a room; report joins/s, join
+    /// latency, lost acks and server RSS per idle joined connection.
+    Connect(ConnectArgs),
+    /// Fill rooms, then chat with acks at a bounded rate; report
+    /// deliveries, losses, latency and server CPU per delivery.
+    Chat(ChatArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Server URL; only 127.0.0.1/localhost is accepted.
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    pub url: String,
+    /// PID of an already running server, for RSS and CPU sampling.
+    #[arg(long, conflicts_with = "spawn")]
+    pub server_pid: Option<u32>,
+    /// Start this server binary with `--host 127.0.0.1 --port 0` plus the
+    /// arguments after `--`, use its address and PID, stop it at the end.
+    #[arg(long, value_name = "SERVER_BINARY")]
+    pub spawn: Option<PathBuf>,
+    /// File for the spawned server's stderr (default: discarded).
+    #[arg(long, requires = "spawn")]
+    pub server_log: Option<PathBuf>,
+    /// Connections being set up (connect + join) at the same time.
+    #[arg(long, default_value_t = 500)]
+    pub concurrency: usize,
+    /// Connections per source address; later ones bind 127.0.0.2, .3, …
+    /// (the ephemeral port range holds about 28 000 per address).
+    #[arg(long, default_value_t = 20_000)]
+    pub conns_per_source_ip: usize,
+    /// Send `join` right after `40`, without waiting for the server's
+    /// `40{sid}` reply (stresses handler registration).
+    #[arg(long)]
+    pub no_wait_connect: bool,
+    /// Seconds one connection may take from TCP connect to join ack.
+    #[arg(long, default_value_t = 15)]
+    pub join_timeout: u64,
+    /// Global bound on the whole run, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    /// Tokio worker threads of the load generator (leave cores to the server).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Extra arguments for the spawned server (after `--`).
+    #[arg(last = true, value_name = "SERVER_ARGS")]
+    pub server_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Connections to open.
+    #[arg(long, default_value_t = 1000)]
+    pub conns: usize,
+    /// Rooms the connections spread over (round robin).
+    #[arg(long, default_value_t = 100)]
+    pub rooms: usize,
+    /// Seconds to stay idle after all joined, before sampling RSS.
+    #[arg(long, default_value_t = 5)]
+    pub idle_secs: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Rooms.
+    #[arg(long, default_value_t = 100)]
+    pub rooms: usize,
+    /// Peers (connections) per room; each message reaches the other P-1.
+    #[arg(long, default_value_t = 10)]
+    pub peers_per_room: usize,
+    /// Messages per room, sent round robin by the room's peers.
+    #[arg(long, default_value_t = 100)]
+    pub messages: usize,
+    /// Total messages per second over all rooms.
+    #[arg(long, default_value_t = 2000.0)]
+    pub rate: f64,
+    /// Seconds to wait after the fill before chatting.
+    #[arg(long, default_value_t = 1)]
+    pub settle_secs: u64,
+    /// Seconds to wait for outstanding deliveries and acks after the last send.
+    #[arg(long, default_value_t = 10)]
+    pub drain_secs: u64,
+}

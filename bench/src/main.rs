@@ -1,0 +1,50 @@
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bench::cli::{Cli, Command};
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let common = match &cli.cmd {
+        Command::Connect(a) => &a.common,
+        Command::Chat(a) => &a.common,
+    };
+    let threads = common.threads.clamp(1, 64);
+    // Hard stop a little after the run's own deadline, whatever happens.
+    let hard_limit = Duration::from_secs(common.timeout.max(1) + 30);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bench: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = rt.block_on(async move {
+        let run = async move {
+            match cli.cmd {
+                Command::Connect(a) => bench::connect::run(a).await,
+                Command::Chat(a) => bench::chat::run(a).await,
+            }
+        };
+        tokio::time::timeout(hard_limit, run).await
+    });
+    // Do not wait for connection tasks still parked somewhere.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(Ok(true)) => ExitCode::SUCCESS,
+        Ok(Ok(false)) => ExitCode::from(1),
+        Ok(Err(e)) => {
+            eprintln!("bench: error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(_) => {
+            eprintln!("bench: hard timeout after {hard_limit:?}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The lobby: room, name, mode, password, camera/microphone preview and
+//! device choice, and the link to share.
+
+use leptos::prelude::*;
+use protocol::Mode;
+use web_sys::MediaStream;
+
+use crate::Route;
+use crate::call::{self, JoinParams};
+use crate::media::{self, Choice, Device};
+use crate::state::Ui;
+
+thread_local! {
+    /// The preview stream, handed to the call on join.
+    static PREVIEW: std::cell::RefCell<Option<MediaStream>> = const { std::cell::RefCell::new(None) };
+}
+
+fn set_preview(stream: Option<MediaStream>) {
+    let old = PREVIEW.with(|p| p.replace(stream));
+    if let Some(old) = old {
+        media::stop(&old);
+    }
+}
+
+/// Gets media (the preview if there is one) and starts the call.
+#[allow(clippy::too_many_arguments)]
+pub fn join_now(
+    ui: Ui,
+    in_room: RwSignal<bool>,
+    room: String,
+    name: String,
+    mode: Option<Mode>,
+    password: Option<String>,
+    choice: Option<Choice>,
+    clicked_at: f64,
+) {
+    wasm_bindgen_futures::spawn_local(async move {
+        let mut stream = PREVIEW.with(|p| p.borrow_mut().take());
+        let live = |s: &MediaStream| {
+            media::tracks(s)
+                .iter()
+                .any(|t| crate::js::get_str(t.as_ref(), "readyState").as_deref() == Some("live"))
+        };
+        if !stream.as_ref().is_some_and(live) {
+            let got = media::acquire(&choice.unwrap_or_default()).await;
+            ui.media_notice.set(got.notice);
+            stream = got.stream;
+        }
+        if let Some(w) = web_sys::window() {
+            let path = format!("/r/{room}");
+            let _ = w
+                .history()
+                .and_then(|h| h.push_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path)));
+        }
+        in_room.set(true);
+        call::start(
+            ui,
+            JoinParams {
+                room,
+                name,
+                mode: mode.unwrap_or_default(),
+                password: password.filter(|p| !p.is_empty()),
+            },
+            stream,
+            clicked_at,
+        );
+    });
+}
+
+#[component]
+pub fn Lobby(route: Route, in_room: RwSignal<bool>) -> impl IntoView {
+    let ui = expect_context::<Ui>();
+    let room = RwSignal::new(route.room.clone().unwrap_or_else(crate::random_room));
+    let name = RwSignal::new(route.name.clone().unwrap_or_default());
+    let mode = RwSignal::new(route.mode.unwrap_or_default());
+    let password = RwSignal::new(String::new());
+    let cams = RwSignal::new(Vec::<Device>::new());
+    let mics = RwSignal::new(Vec::<Device>::new());
+    let cam = RwSignal::new(None::<String>);
+    let mic = RwSignal::new(None::<String>);
+    let error = RwSignal::new(None::<String>);
+    let preview_rev = RwSignal::new(0u32);
+    let video = NodeRef::<leptos::html::Video>::new();
+
+    // (Re)acquire the preview whenever the device choice changes.
+    Effect::new(move |_| {
+        let choice = Choice {
+            camera: cam.get(),
+            mic: mic.get(),
+        };
+        wasm_bindgen_futures::spawn_local(async move {
+            set_preview(None);
+            let got = media::acquire(&choice).await;
+            ui.media_notice.set(got.notice);
+            set_preview(got.stream);
+            let (c, m) = media::devices().await;
+            cams.set(c);
+            mics.set(m);
+            preview_rev.update(|r| *r += 1);
+        });
+    });
+    Effect::new(move |_| {
+        preview_rev.track();
+        if let Some(v) = video.get() {
+            PREVIEW.with(|p| media::attach(&v, p.borrow().as_ref(), || {}));
+        }
+    });
+
+    let share = move || {
+        let origin = web_sys::window()
+            .and_then(|w| w.location().origin().ok())
+            .unwrap_or_default();
+        format!("{origin}/r/{}", room.get())
+    };
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let r = room.get_untracked();
+        if protocol::RoomName::parse(&r).is_err() {
+            error.set(Some(
+                "Room names are 1–64 letters, digits, '_' or '-'.".into(),
+            ));
+            return;
+        }
+        let n = name.get_untracked();
+        if protocol::DisplayName::parse(&n).is_err() {
+            error.set(Some("Please enter a name (1–32 characters).".into()));
+            return;
+        }
+        error.set(None);
+        let choice = Choice {
+            camera: cam.get_untracked(),
+            mic: mic.get_untracked(),
+        };
+        join_now(
+            ui,
+            in_room,
+            r,
+            n.trim().to_owned(),
+            Some(mode.get_untracked()),
+            Some(password.get_untracked()),
+            Some(choice),
+            crate::js::now_ms(),
+        );
+    };
+
+    view! {
+        <main class="lobby-page">
+            <header class="brand"><span class="logo" aria-hidden="true">"◉"</span>" Rooms"</header>
+            <form id="lobby" class="card lobby" on:submit=submit>
+                <h1>"Join a video room"</h1>
+                <div class="lobby-grid">
+                    <div class="preview-box">
+                        <video id="preview" node_ref=video autoplay=true playsinline=true
+                            prop:muted=true aria-label="Your camera preview"></video>
+                        <Show when=move || ui.media_notice.get().is_some()>
+                            <p id="media-notice" class="notice-box" role="status">
+                                {move || ui.media_notice.get().unwrap_or_default()}
+                            </p>
+                        </Show>
+                    </div>
+                    <div class="fields">
+                        <label>"Room"
+                            <input id="room-input" aria-label="Room name" required=true maxlength="64"
+                                prop:value=move || room.get()
+                                on:input=move |ev| room.set(event_target_value(&ev)) />
+                        </label>
+                        <label>"Your name"
+                            <input id="name-input" aria-label="Your name" required=true maxlength="32"
+                                placeholder="Ana" autofocus=true
+                                prop:value=move || name.get()
+                                on:input=move |ev| name.set(event_target_value(&ev)) />
+                        </label>
+                        <label>"Mode"
+                            <select id="mode-select" aria-label="Mode"
+                                on:change=move |ev| mode.set(event_target_value(&ev).parse().unwrap_or_default())>
+                                <option value="mesh" selected=move || mode.get() == Mode::Mesh>"Mesh (peer to peer)"</option>
+                                <option value="sfu" selected=move || mode.get() == Mode::Sfu>"SFU (through the server)"</option>
+                            </select>
+                        </label>
+                        <label>"Password (optional)"
+                            <input id="password-input" type="password" aria-label="Room password" maxlength="128"
+                                prop:value=move || password.get()
+                                on:input=move |ev| password.set(event_target_value(&ev)) />
+                        </label>
+                        <label>"Camera"
+                            <select id="camera-select" aria-label="Camera"
+                                on:change=move |ev| { let v = event_target_value(&ev); cam.set((!v.is_empty()).then_some(v)); }>
+                                <option value="">"Default"</option>
+                                <For each=move || cams.get() key=|d| d.id.clone() let:d>
+                                    <option value=d.id.clone()>{d.label.clone()}</option>
+                                </For>
+                            </select>
+                        </label>
+                        <label>"Microphone"
+                            <select id="mic-select" aria-label="Microphone"
+                                on:change=move |ev| { let v = event_target_value(&ev); mic.set((!v.is_empty()).then_some(v)); }>
+                                <option value="">"Default"</option>
+                                <For each=move || mics.get() key=|d| d.id.clone() let:d>
+                                    <option value=d.id.clone()>{d.label.clone()}</option>
+                                </For>
+                            </select>
+                        </label>
+                        <Show when=move || error.get().is_some()>
+                            <p class="form-error" role="alert">{move || error.get().unwrap_or_default()}</p>
+                        </Show>
+                        <button id="join-button" type="submit" class="primary">"Join room"</button>
+                        <p class="share">"Share this link: "<code id="share-link">{share}</code></p>
+                    </div>
+                </div>
+            </form>
+        </main>
+    }
+}

@@ -1,0 +1,72 @@
+//! Small bridges between Rust values and JavaScript.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use wasm_bindgen::{JsCast, JsValue};
+
+/// A Rust value as a plain JS object (through JSON: exact, and no extra crate).
+pub fn to_js<T: Serialize>(v: &T) -> JsValue {
+    serde_json::to_string(v)
+        .ok()
+        .and_then(|s| js_sys::JSON::parse(&s).ok())
+        .unwrap_or(JsValue::NULL)
+}
+
+/// A JS value read as `T`; `Err` carries a message for the user or the log.
+pub fn from_js<T: DeserializeOwned>(v: &JsValue) -> Result<T, String> {
+    let s = js_sys::JSON::stringify(v)
+        .map_err(|_| "value is not JSON".to_owned())?
+        .as_string()
+        .unwrap_or_default();
+    serde_json::from_str(&s).map_err(|e| e.to_string())
+}
+
+/// Milliseconds since page load, with sub-millisecond precision.
+pub fn now_ms() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map(|p| p.now())
+        .unwrap_or_default()
+}
+
+/// Wall-clock Unix milliseconds.
+pub fn unix_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// A random UUID (for peer-to-peer chat message ids).
+pub fn random_id() -> String {
+    web_sys::window()
+        .and_then(|w| w.crypto().ok())
+        .map(|c| c.random_uuid())
+        .unwrap_or_else(|| format!("{:x}", (js_sys::Math::random() * 1e16) as u64))
+}
+
+/// A readable message from a JS exception or rejection.
+pub fn error_text(e: &JsValue) -> String {
+    if let Some(err) = e.dyn_ref::<js_sys::Error>() {
+        return format!("{}: {}", err.name(), err.message());
+    }
+    e.as_string().unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// Reads `obj[key]`.
+pub fn get(obj: &JsValue, key: &str) -> JsValue {
+    js_sys::Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// Reads `obj[key]` as a number.
+pub fn get_f64(obj: &JsValue, key: &str) -> Option<f64> {
+    get(obj, key).as_f64()
+}
+
+/// Reads `obj[key]` as a string.
+pub fn get_str(obj: &JsValue, key: &str) -> Option<String> {
+    get(obj, key).as_string()
+}
+
+/// Local time of a Unix-ms timestamp as HH:MM.
+pub fn clock(ts_ms: f64) -> String {
+    let d = js_sys::Date::new(&JsValue::from_f64(ts_ms));
+    format!("{:02}:{:02}", d.get_hours(), d.get_minutes())
+}
