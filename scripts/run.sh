@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The README's run command: installs what is missing, builds, and starts the
-# server (serving the web client from dist/ once it is built).
+# The README's run command: installs what is missing, builds the server and
+# the web client, and starts the server, which serves the client.
 # Pass server flags after it, e.g. ./scripts/run.sh --port 8080
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+./scripts/setup.sh run
+export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --locked -p signal-server
-exec ./target/release/signal-server "$@"
+./scripts/build-client.sh
+exec ./target/release/signal-server --static-dir dist "$@"

@@ -64,8 +64,8 @@ impl Default for Config {
                 max_peers_per_room: 100,
                 history: 100,
                 max_message_bytes: 64 * 1024,
-                rate_burst: 200,
-                rate_per_sec: 50,
+                rate_burst: 300,
+                rate_per_sec: 100,
                 send_buffer: 1024,
             },
             default_mode: Mode::Mesh,
@@ -112,10 +112,10 @@ pub struct Cli {
     #[arg(long, env = "MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
     pub max_message_bytes: usize,
     /// Events a socket may send in a burst (token bucket size).
-    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 200)]
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 300)]
     pub rate_limit_burst: u32,
     /// Sustained events per second per socket (token refill rate).
-    #[arg(long, env = "RATE_LIMIT_PER_SEC", default_value_t = 50)]
+    #[arg(long, env = "RATE_LIMIT_PER_SEC", default_value_t = 100)]
     pub rate_limit_per_sec: u32,
     /// Packets queued per socket before sends to it are dropped (and counted in /metrics).
     #[arg(long, env = "SEND_BUFFER", default_value_t = 1024)]

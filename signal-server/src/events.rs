@@ -285,7 +285,7 @@ impl Dispatcher {
                 name: joined.me.name.clone(),
             };
             self.broadcast(s, &room, events::PEER_JOINED, ev, joined.peers.len());
-            tracing::info!(room = %room, peer = %joined.me.id, "joined");
+            tracing::debug!(room = %room, peer = %joined.me.id, "joined");
         }
         drop(reg);
         Ok(Reply::Join(Box::new(JoinAck {
@@ -454,7 +454,7 @@ fn leave_room<A: Adapter>(
     let id = reg.leave(s.id, room)?;
     s.leave(room.as_str().to_owned());
     let others = reg.peer_count_in(room);
-    tracing::info!(room = %room, peer = %id, "left");
+    tracing::debug!(room = %room, peer = %id, "left");
     let ev = PeerLeft {
         room: room.clone(),
         id,

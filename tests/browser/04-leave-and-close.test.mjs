@@ -49,3 +49,29 @@ e2e('a peer that clicks Leave and a peer whose browser closes both disappear fro
   const s = await pageState(ben);
   assert.equal(s.room?.state, 'joined', `ben still joined: ${JSON.stringify(s.room)}`);
 }, { timeout: 240_000 });
+
+// browser.close() closes the WebSocket cleanly, so the server learns at once.
+// A frozen browser (SIGSTOP: sockets open, no pongs) is only noticed by the
+// Engine.IO ping: its tile must go within ping interval + timeout (+ slack).
+e2e('a frozen browser that stops answering pings disappears after the ping timeout', async (ctx) => {
+  const server = await ctx.server(['--ping-interval-ms', String(PING_INTERVAL_MS), '--ping-timeout-ms', String(PING_TIMEOUT_MS)]);
+  const room = uniqueRoom('frozen');
+  const ana = await ctx.joiner('chromium', server, room, 'ana');
+  const ben = await ctx.joiner('chromium', server, room, 'ben');
+  const [anaId, benId] = [await selfId(ana), await selfId(ben)];
+  await waitTiles(ana, [benId]);
+  await waitTiles(ben, [anaId]);
+  await waitVideoPlaying(ana, benId, { timeout: 60_000 });
+
+  ctx.freezeBrowserOf(ben);
+  const frozenAt = Date.now();
+  try {
+    await waitTiles(ana, [], { timeout: PING_INTERVAL_MS + PING_TIMEOUT_MS + 8_000 });
+    const gone = Date.now() - frozenAt;
+    ctx.note(`tile of the frozen browser gone ${gone} ms after SIGSTOP (ping interval ${PING_INTERVAL_MS} + timeout ${PING_TIMEOUT_MS})`);
+  } finally {
+    await ctx.killBrowserOf(ben);
+  }
+  const s = await pageState(ana);
+  assert.equal(s.room?.state, 'joined', `ana still joined: ${JSON.stringify(s.room)}`);
+}, { timeout: 180_000 });

@@ -597,6 +597,31 @@ export class E2E {
 
   note(s) { this.notes.push(s); }
 
+  /**
+   * Freeze a page's whole browser (SIGSTOP to its process group: puppeteer
+   * starts browsers detached, in their own group). Its sockets stay open but
+   * nothing answers, as with a machine that drops off the network.
+   */
+  freezeBrowserOf(page) {
+    const proc = page.__browser.process();
+    if (!proc?.pid) throw new Error('no browser process to freeze');
+    process.kill(-proc.pid, 'SIGSTOP');
+  }
+
+  /** SIGKILL a page's whole browser (process group) and forget it. */
+  async killBrowserOf(page) {
+    const b = page.__browser;
+    const proc = b.process();
+    this.pages = this.pages.filter((p) => p.__browser !== b);
+    this.browsers = this.browsers.filter((x) => x !== b);
+    if (proc?.pid) {
+      try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* gone */ }
+      try { process.kill(-proc.pid, 'SIGCONT'); } catch { /* gone */ }
+    }
+    try { b.disconnect(); } catch { /* gone */ }
+    if (b.__profile) await rm(b.__profile, { recursive: true, force: true }).catch(() => {});
+  }
+
   async closeBrowserOf(page) {
     const b = page.__browser;
     this.pages = this.pages.filter((p) => p.__browser !== b);
@@ -664,6 +689,11 @@ export function e2e(name, fn, { timeout = 180_000, skipIfNoDist = true } = {}) {
       await withTimeout(fn(ctx, t), timeout, 'test');
       for (const s of ctx.servers) await s.assertHealthy();
       for (const n of ctx.notes) t.diagnostic(n);
+      // Not a failure, but worth seeing: page errors and console errors/warnings.
+      for (const page of ctx.pages) {
+        const bad = (page.__log ?? []).filter((l) => /pageerror|page crashed|console\.(error|warn)/.test(l) && !/favicon|status of 404|integrity/.test(l));
+        if (bad.length) t.diagnostic(`${page.__label}: ${bad.length} console error/warning line(s), first: ${bad[0]}`);
+      }
     } catch (e) {
       try {
         const files = await ctx.saveArtifacts(e);

@@ -128,8 +128,14 @@ impl Signaling {
     pub fn send<P: Serialize + 'static>(&self, event: &'static str, payload: P) {
         let this = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            if let Err(e) = this.request::<P, protocol::OkAck>(event, &payload).await {
-                web_sys::console::warn_1(&format!("{event} failed: {e}").into());
+            match this.request::<P, protocol::OkAck>(event, &payload).await {
+                // A ping racing a peer's departure is expected, not worth a warning.
+                Err(RequestError::Server {
+                    code: ErrorCode::UnknownPeer | ErrorCode::NotInRoom,
+                    ..
+                }) if event == protocol::events::PING => {}
+                Err(e) => web_sys::console::warn_1(&format!("{event} failed: {e}").into()),
+                Ok(_) => {}
             }
         });
     }
