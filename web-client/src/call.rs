@@ -76,6 +76,11 @@ pub struct Call {
     ever_connected: Cell<bool>,
     left: Cell<bool>,
     last_stats: RefCell<HashMap<String, (i64, u64)>>,
+    /// False while the camera/microphone are still being acquired: joining
+    /// does not wait for them, offers do.
+    media_ready: Cell<bool>,
+    /// Peers listed by the join ack, to call once our media is ready.
+    deferred: RefCell<Vec<PeerInfo>>,
 }
 
 thread_local! {
@@ -89,8 +94,15 @@ pub fn with_call<R>(f: impl FnOnce(&Rc<Call>) -> R) -> Option<R> {
     call.as_ref().map(f)
 }
 
-/// Starts a call: fetch the ICE configuration, connect, join.
-pub fn start(ui: Ui, params: JoinParams, local: Option<MediaStream>, clicked_at: f64) {
+/// Starts a call: fetch the ICE configuration, connect, join. With
+/// `media_pending`, the local stream arrives later through [`set_local_media`].
+pub fn start(
+    ui: Ui,
+    params: JoinParams,
+    local: Option<MediaStream>,
+    media_pending: bool,
+    clicked_at: f64,
+) {
     if let Some(old) = CALL.with(|c| c.borrow_mut().take()) {
         old.shutdown();
     }
@@ -122,6 +134,8 @@ pub fn start(ui: Ui, params: JoinParams, local: Option<MediaStream>, clicked_at:
         ever_connected: Cell::new(false),
         left: Cell::new(false),
         last_stats: RefCell::new(HashMap::new()),
+        media_ready: Cell::new(!media_pending),
+        deferred: RefCell::new(Vec::new()),
     });
     CALL.with(|c| *c.borrow_mut() = Some(call.clone()));
     call.wire();
@@ -131,6 +145,52 @@ pub fn start(ui: Ui, params: JoinParams, local: Option<MediaStream>, clicked_at:
     if !TICKING.with(|t| t.replace(true)) {
         set_interval(tick, Duration::from_secs(1));
     }
+}
+
+/// The camera/microphone acquired after joining: show it, send it to the
+/// peers already connected, and call the peers that were waiting for it.
+pub fn set_local_media(stream: Option<MediaStream>) {
+    let call = CALL.with(|c| c.borrow().clone()).filter(|c| !c.left.get());
+    let Some(call) = call else {
+        // The user left before the camera was ready.
+        if let Some(s) = stream {
+            media::stop(&s);
+        }
+        return;
+    };
+    rtc::LOCAL.with(|l| *l.borrow_mut() = stream.clone());
+    let ui = call.ui;
+    ui.has_mic.set(media::has(stream.as_ref(), "audio"));
+    ui.has_cam.set(media::has(stream.as_ref(), "video"));
+    ui.mic_on.set(media::has(stream.as_ref(), "audio"));
+    ui.cam_on.set(media::has(stream.as_ref(), "video"));
+    ui.local_rev.update(|r| *r += 1);
+    call.media_ready.set(true);
+    // Connections made while waiting (we answered a newcomer): add our tracks.
+    let existing: Vec<Rc<PeerConn>> = call.peers.borrow().values().cloned().collect();
+    if let Some(stream) = stream {
+        wasm_bindgen_futures::spawn_local(async move {
+            for pc in existing {
+                for kind in ["audio", "video"] {
+                    let track = if kind == "audio" {
+                        stream.get_audio_tracks().get(0)
+                    } else {
+                        stream.get_video_tracks().get(0)
+                    };
+                    if let Ok(track) =
+                        wasm_bindgen::JsCast::dyn_into::<web_sys::MediaStreamTrack>(track)
+                    {
+                        pc.replace_track(kind, Some(&track)).await;
+                    }
+                }
+            }
+        });
+    }
+    let waiting: Vec<PeerInfo> = call.deferred.borrow_mut().drain(..).collect();
+    for p in &waiting {
+        call.connect_peer(p, true);
+    }
+    call.announce_media();
 }
 
 /// `/api/config` → the RTCConfiguration every new peer connection uses.
@@ -364,8 +424,12 @@ impl Call {
                 .map(|p| PeerView::new(p.id.to_string(), p.name.clone(), p.media))
                 .collect(),
         );
-        for p in &ack.peers {
-            self.connect_peer(p, true);
+        if self.media_ready.get() {
+            for p in &ack.peers {
+                self.connect_peer(p, true);
+            }
+        } else {
+            *self.deferred.borrow_mut() = ack.peers.clone();
         }
         self.announce_media();
     }
@@ -427,6 +491,7 @@ impl Call {
         if let Some(pc) = self.peers.borrow_mut().remove(id) {
             pc.close();
         }
+        self.deferred.borrow_mut().retain(|p| p.id.as_str() != id);
         let name = self.ui.peer_name(id);
         self.ui.peers.update(|ps| ps.retain(|p| p.id != id));
         self.ui.typing.update(|t| t.retain(|(p, _)| p != id));

@@ -22,7 +22,9 @@ fn set_preview(stream: Option<MediaStream>) {
     }
 }
 
-/// Gets media (the preview if there is one) and starts the call.
+/// Starts the call at once; the camera and microphone (the preview's, or
+/// freshly acquired) join it as soon as they are ready, so connecting to the
+/// server and joining overlap with the browser's media start-up.
 #[allow(clippy::too_many_arguments)]
 pub fn join_now(
     ui: Ui,
@@ -34,37 +36,39 @@ pub fn join_now(
     choice: Option<Choice>,
     clicked_at: f64,
 ) {
-    wasm_bindgen_futures::spawn_local(async move {
-        let mut stream = PREVIEW.with(|p| p.borrow_mut().take());
-        let live = |s: &MediaStream| {
-            media::tracks(s)
-                .iter()
-                .any(|t| crate::js::get_str(t.as_ref(), "readyState").as_deref() == Some("live"))
-        };
-        if !stream.as_ref().is_some_and(live) {
+    let live = |s: &MediaStream| {
+        media::tracks(s)
+            .iter()
+            .any(|t| crate::js::get_str(t.as_ref(), "readyState").as_deref() == Some("live"))
+    };
+    let preview = PREVIEW.with(|p| p.borrow_mut().take()).filter(live);
+    if let Some(w) = web_sys::window() {
+        let path = format!("/r/{room}");
+        let _ = w
+            .history()
+            .and_then(|h| h.push_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path)));
+    }
+    in_room.set(true);
+    let pending = preview.is_none();
+    call::start(
+        ui,
+        JoinParams {
+            room,
+            name,
+            mode: mode.unwrap_or_default(),
+            password: password.filter(|p| !p.is_empty()),
+        },
+        preview,
+        pending,
+        clicked_at,
+    );
+    if pending {
+        wasm_bindgen_futures::spawn_local(async move {
             let got = media::acquire(&choice.unwrap_or_default()).await;
             ui.media_notice.set(got.notice);
-            stream = got.stream;
-        }
-        if let Some(w) = web_sys::window() {
-            let path = format!("/r/{room}");
-            let _ = w
-                .history()
-                .and_then(|h| h.push_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path)));
-        }
-        in_room.set(true);
-        call::start(
-            ui,
-            JoinParams {
-                room,
-                name,
-                mode: mode.unwrap_or_default(),
-                password: password.filter(|p| !p.is_empty()),
-            },
-            stream,
-            clicked_at,
-        );
-    });
+            call::set_local_media(got.stream);
+        });
+    }
 }
 
 #[component]
@@ -91,6 +95,13 @@ pub fn Lobby(route: Route, in_room: RwSignal<bool>) -> impl IntoView {
         wasm_bindgen_futures::spawn_local(async move {
             set_preview(None);
             let got = media::acquire(&choice).await;
+            if in_room.get_untracked() {
+                // Joined meanwhile: the call acquires its own stream.
+                if let Some(s) = got.stream {
+                    media::stop(&s);
+                }
+                return;
+            }
             ui.media_notice.set(got.notice);
             set_preview(got.stream);
             let (c, m) = media::devices().await;
