@@ -48,6 +48,7 @@ pub fn join_now(
             .history()
             .and_then(|h| h.push_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path)));
     }
+    remember_name(&name);
     in_room.set(true);
     let pending = preview.is_none();
     call::start(
@@ -71,11 +72,34 @@ pub fn join_now(
     }
 }
 
+const NAME_KEY: &str = "rooms.name";
+
+/// The name used last time on this browser, so a reload or a new room does
+/// not ask again.
+fn remembered_name() -> Option<String> {
+    web_sys::window()
+        .and_then(|w| w.local_storage().ok().flatten())
+        .and_then(|s| s.get_item(NAME_KEY).ok().flatten())
+        .filter(|n| protocol::DisplayName::parse(n).is_ok())
+}
+
+fn remember_name(name: &str) {
+    if let Some(s) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+        let _ = s.set_item(NAME_KEY, name);
+    }
+}
+
 #[component]
 pub fn Lobby(route: Route, in_room: RwSignal<bool>) -> impl IntoView {
     let ui = expect_context::<Ui>();
     let room = RwSignal::new(route.room.clone().unwrap_or_else(crate::random_room));
-    let name = RwSignal::new(route.name.clone().unwrap_or_default());
+    let name = RwSignal::new(
+        route
+            .name
+            .clone()
+            .or_else(remembered_name)
+            .unwrap_or_default(),
+    );
     let mode = RwSignal::new(route.mode.unwrap_or_default());
     let password = RwSignal::new(String::new());
     let cams = RwSignal::new(Vec::<Device>::new());
