@@ -246,15 +246,17 @@ export class Server {
 /**
  * Launch headless Chromium (apt) with TOOLCHAIN's flags and a fresh profile.
  * `headless: false` only stops puppeteer adding its own `--headless=new`:
- * `--headless` is in CHROMIUM_ARGS.
+ * `--headless` is in CHROMIUM_ARGS. `dropArgs` removes some of the standard
+ * flags (e.g. `--use-fake-device-for-media-stream` for a browser without a
+ * camera or microphone).
  */
-export async function launchChromium({ extraArgs = [] } = {}) {
+export async function launchChromium({ extraArgs = [], dropArgs = [] } = {}) {
   const userDataDir = await mkdtemp(path.join(tmpdir(), 'e2e-chromium-'));
   const browser = await puppeteer.launch({
     browser: 'chrome',
     executablePath: CHROMIUM,
     headless: false,
-    args: [...CHROMIUM_ARGS, ...extraArgs],
+    args: [...CHROMIUM_ARGS.filter((a) => !dropArgs.includes(a)), ...extraArgs],
     userDataDir,
     timeout: LAUNCH_TIMEOUT_MS,
     protocolTimeout: PROTOCOL_TIMEOUT_MS,
@@ -677,12 +679,15 @@ function safeUrl(page) {
  * Define a browser test. `fn(ctx, t)` gets an E2E context; the wrapper
  * enforces its own deadline (so artifacts are saved and everything is
  * closed even when a wait hangs), saves artifacts on failure, and always
- * closes browsers and servers.
+ * closes browsers and servers. `todo: 'reason'` marks a test of a known
+ * client bug (reported, not counted as a failure).
  */
-export function e2e(name, fn, { timeout = 180_000, skipIfNoDist = true } = {}) {
+export function e2e(name, fn, { timeout = 180_000, skipIfNoDist = true, todo = false } = {}) {
   const missing = checkPrerequisites();
   const skip = skipIfNoDist && missing.length ? `missing: ${missing.join('; ')}` : false;
-  test(name, { timeout: timeout + 60_000, skip }, async (t) => {
+  // `todo`: a known client bug, as a reason string; the test runs (artifacts
+  // on failure as usual) but node:test does not count its failure.
+  test(name, { timeout: timeout + 60_000, skip, todo }, async (t) => {
     const ctx = new E2E(name);
     const started = Date.now();
     try {

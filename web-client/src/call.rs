@@ -951,6 +951,7 @@ impl Call {
                     });
                     track.set_onended(Some(wasm_bindgen::JsCast::unchecked_ref(ended.as_ref())));
                     ended.forget();
+                    rtc::SCREEN.with(|s| *s.borrow_mut() = Some(track.clone()));
                     let peers: Vec<Rc<PeerConn>> = this.peers.borrow().values().cloned().collect();
                     for pc in peers {
                         pc.replace_track("video", Some(&track)).await;
@@ -971,6 +972,7 @@ impl Call {
         let Some(stream) = self.screen.borrow_mut().take() else {
             return;
         };
+        rtc::SCREEN.with(|s| *s.borrow_mut() = None);
         media::stop(&stream);
         let camera = rtc::LOCAL.with(|l| l.borrow().clone()).and_then(|s| {
             wasm_bindgen::JsCast::dyn_into::<web_sys::MediaStreamTrack>(s.get_video_tracks().get(0))
@@ -1034,6 +1036,7 @@ impl Call {
         if let Some(s) = self.screen.borrow_mut().take() {
             media::stop(&s);
         }
+        rtc::SCREEN.with(|s| *s.borrow_mut() = None);
         self.ui.peers.set(Vec::new());
         self.ui.rtt.set(Vec::new());
         self.ui.typing.set(Vec::new());

@@ -144,7 +144,7 @@ impl PeerConn {
 
     fn add_transceiver(&self, kind: &str, local: Option<&MediaStream>) {
         let init = RtcRtpTransceiverInit::new();
-        match local.and_then(|s| first_track(s, kind)) {
+        match outgoing_track(kind) {
             Some(track) => {
                 init.set_direction(RtcRtpTransceiverDirection::Sendrecv);
                 if let Some(stream) = local {
@@ -358,19 +358,19 @@ impl PeerConn {
 
     /// Answering side: send our tracks on the transceivers the offer created.
     async fn attach_local_tracks(&self) {
-        let Some(local) = LOCAL.with(|l| l.borrow().clone()) else {
-            return;
-        };
+        let local = LOCAL.with(|l| l.borrow().clone());
         for t in self.transceivers() {
             let sender = t.sender();
             if sender.track().is_some() {
                 continue;
             }
             let kind = t.receiver().track().kind();
-            if let Some(track) = first_track(&local, &kind) {
+            if let Some(track) = outgoing_track(&kind) {
                 let _ = JsFuture::from(sender.replace_track(Some(&track))).await;
                 t.set_direction(RtcRtpTransceiverDirection::Sendrecv);
-                set_streams(&sender, &local);
+                if let Some(local) = &local {
+                    set_streams(&sender, local);
+                }
             }
         }
     }
@@ -493,6 +493,19 @@ impl Drop for PeerConn {
 thread_local! {
     /// The local camera/microphone stream, shared by every connection.
     pub static LOCAL: RefCell<Option<MediaStream>> = const { RefCell::new(None) };
+    /// The screen track while sharing: it replaces the camera on every
+    /// connection, including ones made during the share.
+    pub static SCREEN: RefCell<Option<MediaStreamTrack>> = const { RefCell::new(None) };
+}
+
+/// What we send of `kind` now: the screen while sharing, else the camera/mic.
+pub fn outgoing_track(kind: &str) -> Option<MediaStreamTrack> {
+    if kind == "video"
+        && let Some(screen) = SCREEN.with(|s| s.borrow().clone())
+    {
+        return Some(screen);
+    }
+    LOCAL.with(|l| l.borrow().as_ref().and_then(|s| first_track(s, kind)))
 }
 
 /// Configuration from `/api/config`'s `iceServers`.

@@ -31,7 +31,11 @@ pub fn RoomView(in_room: RwSignal<bool>) -> impl IntoView {
             <Show when=move || ui.status.get().is_some()>
                 <div id="status" role="status" class="status"
                     data-kind=move || ui.status.get().map(|s| s.kind).unwrap_or_default()>
-                    {move || ui.status.get().map(|s| s.text).unwrap_or_default()}
+                    <span>{move || ui.status.get().map(|s| s.text).unwrap_or_default()}</span>
+                    // Errors about one action can be dismissed; connection states clear themselves.
+                    <Show when=move || ui.status.get().is_some_and(|s| s.kind == "error" && ui.phase.get() == Phase::Joined)>
+                        <button class="dismiss" aria-label="Dismiss" on:click=move |_| ui.status.set(None)>"×"</button>
+                    </Show>
                 </div>
             </Show>
             <Show when=move || ui.phase.get() == Phase::Left>
@@ -179,15 +183,15 @@ fn Controls() -> impl IntoView {
         <nav class="controls" aria-label="Call controls">
             <button id="mic-button" class:off=move || !ui.mic_on.get()
                 disabled=move || !ui.has_mic.get()
-                aria-pressed=move || (!ui.mic_on.get()).to_string()
-                aria-label=move || if ui.mic_on.get() { "Mute microphone" } else { "Unmute microphone" }
+                aria-pressed=move || (ui.has_mic.get() && !ui.mic_on.get()).to_string()
+                aria-label=move || if !ui.has_mic.get() { "No microphone" } else if ui.mic_on.get() { "Mute microphone" } else { "Unmute microphone" }
                 on:click=move |_| { with_call(|c| c.toggle_mic()); }>
                 {move || if ui.mic_on.get() { "Mute" } else { "Unmute" }}
             </button>
             <button id="camera-button" class:off=move || !ui.cam_on.get()
                 disabled=move || !ui.has_cam.get()
-                aria-pressed=move || (!ui.cam_on.get()).to_string()
-                aria-label=move || if ui.cam_on.get() { "Turn camera off" } else { "Turn camera on" }
+                aria-pressed=move || (ui.has_cam.get() && !ui.cam_on.get()).to_string()
+                aria-label=move || if !ui.has_cam.get() { "No camera" } else if ui.cam_on.get() { "Turn camera off" } else { "Turn camera on" }
                 on:click=move |_| { with_call(|c| c.toggle_camera()); }>
                 {move || if ui.cam_on.get() { "Stop video" } else { "Start video" }}
             </button>
