@@ -1,1 +1,47 @@
+//! The selective forwarding unit: each browser sends its media once to the
+//! server, which forwards it to every other peer of the room.
+//!
+//! It knows nothing of socket.io: the signaling server hands it the
+//! PROTOCOL.md `signal` data a peer addressed to `"sfu"` ([`RoomHandle::signal`])
+//! and relays what it emits back as `signal` from `"sfu"`.
+//!
+//! Status: the room router with forwarding, renegotiation, keyframe relay
+//! and per-subscriber sending, tested in-process with webrtc-rs peers
+//! (`tests/room.rs`). Not yet wired into signal-server or the web client.
+//! The API facts and pitfalls behind it: docs/sfu-design.md.
 
+mod config;
+mod keyframe;
+mod peer;
+mod room;
+
+pub use config::{Ports, SfuConfig};
+pub use keyframe::KeyframeRequestForwarder;
+pub use peer::{build_pc, candidate_from_wire, candidate_to_wire};
+pub use room::{Metrics, RoomHandle, spawn_room};
+
+/// A peer as the signaling server names it.
+pub type PeerId = String;
+
+/// What went wrong inside a room; logged by the room, which keeps running.
+#[derive(Debug, thiserror::Error)]
+pub enum SfuError {
+    #[error("{what}: {message}")]
+    WebRtc { what: &'static str, message: String },
+    #[error("no free UDP port in the configured range")]
+    NoPort,
+    #[error("no such peer in this room")]
+    NoPeer,
+    #[error("no such published track")]
+    NoTrack,
+}
+
+impl SfuError {
+    /// For `map_err`: a webrtc-rs error with what was being done.
+    pub fn webrtc<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> SfuError {
+        move |e| SfuError::WebRtc {
+            what,
+            message: e.to_string(),
+        }
+    }
+}

@@ -1,0 +1,592 @@
+//! In-process tests: webrtc-rs publishers and subscribers (standing in for
+//! browsers, the polite side) against one SFU room on 127.0.0.1. Signals
+//! go through their PROTOCOL.md JSON form, as the signaling server relays them.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use protocol::SignalData;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use sfu::{
+    PeerId, RoomHandle, SfuConfig, build_pc, candidate_from_wire, candidate_to_wire, spawn_room,
+};
+use tokio::sync::mpsc;
+use webrtc::media_stream::MediaStreamTrack;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, RTCSessionDescription,
+};
+
+const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+// ───────────── signaling router: room out -> JSON -> client inbox ─────────────
+
+type Inboxes = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<SignalData>>>>;
+
+fn spawn_router(mut out: mpsc::UnboundedReceiver<(PeerId, SignalData)>, inboxes: Inboxes) {
+    tokio::spawn(async move {
+        while let Some((to, s)) = out.recv().await {
+            // PROTOCOL.md wire shape round trip: {"room","from":"sfu","data":SIGNAL}
+            let wire = serde_json::json!({"room": "r", "from": "sfu", "data": s});
+            let text = wire.to_string();
+            let back: serde_json::Value = serde_json::from_str(&text).expect("json");
+            let s: SignalData = serde_json::from_value(back["data"].clone()).expect("signal");
+            if let Some(tx) = inboxes.lock().expect("lock").get(&to) {
+                let _ = tx.send(s);
+            }
+        }
+    });
+}
+
+// ───────────── client (stands in for the browser: polite side) ─────────────
+
+#[derive(Default)]
+struct Counters {
+    video_rx: AtomicU64,
+    audio_rx: AtomicU64,
+    keyframes_rx: AtomicU64,
+    tracks_opened: AtomicU64,
+    tracks_ended: AtomicU64,
+    pli_rx: AtomicU64, // publisher side: PLIs that reached our local video track
+    connected: AtomicBool,
+    first_candidate_json: Mutex<Option<String>>,
+    offers_rx: AtomicU64,
+    rollbacks: AtomicU64,
+    hold_inbox: AtomicBool,
+    last_offer: Mutex<String>,
+}
+
+struct ClientEvents {
+    tx: mpsc::UnboundedSender<SignalData>, // to SFU
+    c: Arc<Counters>,
+    send_pli_after: Option<u64>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for ClientEvents {
+    async fn on_ice_candidate(&self, ev: RTCPeerConnectionIceEvent) {
+        if let Some(c) = candidate_to_wire(&ev) {
+            let mut f = self.c.first_candidate_json.lock().expect("lock");
+            if f.is_none() {
+                // also record what webrtc-rs's own to_json() looks like
+                let raw = serde_json::to_string(&ev.candidate.to_json().expect("json")).expect("s");
+                *f = Some(format!(
+                    "to_json()={raw} | wire={}",
+                    serde_json::to_string(&c).expect("s")
+                ));
+            }
+            let _ = self.tx.send(SignalData::Candidate { candidate: Some(c) });
+        }
+    }
+    async fn on_connection_state_change(&self, s: RTCPeerConnectionState) {
+        if s == RTCPeerConnectionState::Connected {
+            self.c.connected.store(true, Ordering::SeqCst);
+        }
+    }
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let c = self.c.clone();
+        let send_pli_after = self.send_pli_after;
+        tokio::spawn(async move {
+            let kind = track.kind().await;
+            let ssrc = track.ssrcs().await.first().copied().unwrap_or_default();
+            let mut n = 0u64;
+            while let Some(ev) = track.poll().await {
+                match ev {
+                    TrackRemoteEvent::OnOpen(_) => {
+                        c.tracks_opened.fetch_add(1, Ordering::SeqCst);
+                    }
+                    TrackRemoteEvent::OnRtpPacket(p) => {
+                        n += 1;
+                        if kind == RtpCodecKind::Video {
+                            c.video_rx.fetch_add(1, Ordering::SeqCst);
+                            if p.payload.len() > 1 && p.payload[1] & 1 == 0 {
+                                c.keyframes_rx.fetch_add(1, Ordering::SeqCst);
+                            }
+                            if Some(n) == send_pli_after {
+                                let pli = PictureLossIndication {
+                                    sender_ssrc: 0,
+                                    media_ssrc: ssrc,
+                                };
+                                track.write_rtcp(vec![Box::new(pli)]).await.expect("pli");
+                            }
+                        } else {
+                            c.audio_rx.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    TrackRemoteEvent::OnEnded | TrackRemoteEvent::OnError => {
+                        c.tracks_ended.fetch_add(1, Ordering::SeqCst);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+        });
+    }
+}
+
+struct Client {
+    id: String,
+    pc: Arc<dyn PeerConnection>,
+    c: Arc<Counters>,
+    to_sfu: mpsc::UnboundedSender<SignalData>,
+}
+
+async fn client(
+    room: &RoomHandle,
+    inboxes: &Inboxes,
+    id: &str,
+    publish: bool,
+    send_pli_after: Option<u64>,
+) -> Client {
+    let c = Arc::new(Counters::default());
+    let (to_sfu_tx, mut to_sfu_rx) = mpsc::unbounded_channel::<SignalData>();
+    let handler = Arc::new(ClientEvents {
+        tx: to_sfu_tx.clone(),
+        c: c.clone(),
+        send_pli_after,
+    });
+    let pc = build_pc(LO, 0, None, handler).await.expect("client pc");
+    {
+        let room = room.clone();
+        let id = id.to_string();
+        tokio::spawn(async move {
+            while let Some(s) = to_sfu_rx.recv().await {
+                room.signal(id.clone(), s).await;
+            }
+        });
+    }
+    if publish {
+        let video = add_local(&pc, RtpCodecKind::Video, "video/VP8", 90000, 0, 0x1111).await;
+        let audio = add_local(&pc, RtpCodecKind::Audio, "audio/opus", 48000, 2, 0x2222).await;
+        spawn_media_writer(pc.clone(), video, audio, c.clone());
+    } else {
+        // the subscriber needs *something* to offer: a data channel
+        pc.create_data_channel("ctl", None).await.expect("dc");
+    }
+    // inbox from SFU: polite side
+    let (in_tx, mut in_rx) = mpsc::unbounded_channel::<SignalData>();
+    inboxes.lock().expect("lock").insert(id.to_string(), in_tx);
+    {
+        let pc = pc.clone();
+        let to_sfu = to_sfu_tx.clone();
+        let c2 = c.clone();
+        tokio::spawn(async move {
+            let mut pending: Vec<RTCIceCandidateInit> = vec![];
+            while let Some(s) = in_rx.recv().await {
+                while c2.hold_inbox.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let r: anyhow::Result<()> = async {
+                    match s {
+                        SignalData::Offer { sdp: o } => {
+                            c2.offers_rx.fetch_add(1, Ordering::SeqCst);
+                            *c2.last_offer.lock().expect("l") = o.clone();
+                            // polite peer: on collision roll back our own offer, accept theirs
+                            let collided = pc.pending_local_description().await.is_some();
+                            if collided {
+                                c2.rollbacks.fetch_add(1, Ordering::SeqCst);
+                                pc.set_local_description(RTCSessionDescription::rollback(None)?)
+                                    .await?;
+                            }
+                            pc.set_remote_description(RTCSessionDescription::offer(o)?)
+                                .await?;
+                            let a = pc.create_answer(None).await?;
+                            pc.set_local_description(a.clone()).await?;
+                            let _ = to_sfu.send(SignalData::Answer { sdp: a.sdp });
+                            if collided {
+                                // what negotiationneeded would do in a browser: offer again
+                                let o = pc.create_offer(None).await?;
+                                pc.set_local_description(o.clone()).await?;
+                                let _ = to_sfu.send(SignalData::Offer { sdp: o.sdp });
+                            }
+                        }
+                        SignalData::Answer { sdp: a } => {
+                            pc.set_remote_description(RTCSessionDescription::answer(a)?)
+                                .await?;
+                        }
+                        SignalData::Candidate { candidate: Some(c) } => {
+                            if pc.remote_description().await.is_none() {
+                                pending.push(candidate_from_wire(c));
+                            } else {
+                                pc.add_ice_candidate(candidate_from_wire(c)).await?;
+                            }
+                        }
+                        _ => {}
+                    }
+                    if pc.remote_description().await.is_some() {
+                        for c in pending.drain(..) {
+                            pc.add_ice_candidate(c).await?;
+                        }
+                    }
+                    Ok(())
+                }
+                .await;
+                if let Err(e) = r {
+                    eprintln!("[client] error: {e:#}");
+                }
+            }
+        });
+    }
+    let offer = pc.create_offer(None).await.expect("offer");
+    pc.set_local_description(offer.clone()).await.expect("sld");
+    let _ = to_sfu_tx.send(SignalData::Offer { sdp: offer.sdp });
+    Client {
+        id: id.to_string(),
+        pc,
+        c,
+        to_sfu: to_sfu_tx,
+    }
+}
+
+async fn add_local(
+    pc: &Arc<dyn PeerConnection>,
+    kind: RtpCodecKind,
+    mime: &str,
+    clock_rate: u32,
+    channels: u16,
+    ssrc: u32,
+) -> (
+    Arc<TrackLocalStaticRTP>,
+    Arc<dyn webrtc::rtp_transceiver::RtpSender>,
+) {
+    let t = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        "pubstream".into(),
+        format!("{mime}-track"),
+        mime.into(),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec: RTCRtpCodec {
+                mime_type: mime.into(),
+                clock_rate,
+                channels,
+                ..Default::default()
+            },
+            ..Default::default()
+        }],
+    )));
+    let s = pc
+        .add_track(t.clone() as Arc<dyn TrackLocal>)
+        .await
+        .expect("add_track");
+    (t, s)
+}
+
+/// 50 pps video (keyframe on demand) + 50 pps audio of synthetic RTP.
+fn spawn_media_writer(
+    _pc: Arc<dyn PeerConnection>,
+    (video, vsender): (
+        Arc<TrackLocalStaticRTP>,
+        Arc<dyn webrtc::rtp_transceiver::RtpSender>,
+    ),
+    (audio, asender): (
+        Arc<TrackLocalStaticRTP>,
+        Arc<dyn webrtc::rtp_transceiver::RtpSender>,
+    ),
+    c: Arc<Counters>,
+) {
+    let want_kf = Arc::new(AtomicBool::new(true));
+    {
+        let video = video.clone();
+        let want_kf = want_kf.clone();
+        let c = c.clone();
+        tokio::spawn(async move {
+            loop {
+                match video.poll().await {
+                    Some(TrackLocalEvent::OnRtcpPacket(_)) => {
+                        c.pli_rx.fetch_add(1, Ordering::SeqCst);
+                        want_kf.store(true, Ordering::SeqCst);
+                    }
+                    Some(_) => {}
+                    None => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+    }
+    tokio::spawn(async move {
+        let mut seq: u16 = 0;
+        let (mut vpt, mut apt) = (None, None);
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            tick.tick().await;
+            if vpt.is_none() {
+                vpt = vsender
+                    .get_parameters()
+                    .await
+                    .ok()
+                    .and_then(|p| p.rtp_parameters.codecs.first().map(|c| c.payload_type));
+                apt = asender
+                    .get_parameters()
+                    .await
+                    .ok()
+                    .and_then(|p| p.rtp_parameters.codecs.first().map(|c| c.payload_type));
+                if vpt.is_none() {
+                    continue;
+                }
+            }
+            seq = seq.wrapping_add(1);
+            let kf = want_kf.swap(false, Ordering::SeqCst);
+            let vp = rtp::Packet {
+                header: rtp::header::Header {
+                    version: 2,
+                    marker: true,
+                    payload_type: vpt.unwrap_or(96),
+                    sequence_number: seq,
+                    timestamp: seq as u32 * 1800,
+                    ssrc: 0x1111,
+                    ..Default::default()
+                },
+                payload: vec![0x10, if kf { 0x00 } else { 0x01 }, 0, 0, 0, 0, 0, 0].into(),
+            };
+            let ap = rtp::Packet {
+                header: rtp::header::Header {
+                    version: 2,
+                    payload_type: apt.unwrap_or(111),
+                    sequence_number: seq,
+                    timestamp: seq as u32 * 960,
+                    ssrc: 0x2222,
+                    ..Default::default()
+                },
+                payload: vec![0xfc; 40].into(),
+            };
+            if video.write_rtp(vp).await.is_err() || audio.write_rtp(ap).await.is_err() {
+                // not bound yet / closed
+            }
+        }
+    });
+}
+
+fn cfg(port_min: u16) -> SfuConfig {
+    SfuConfig {
+        bind_ip: LO,
+        port_min,
+        port_max: port_min + 20,
+        nat_1to1_ip: None,
+        pli_throttle: Duration::from_millis(500),
+    }
+}
+
+async fn wait_until(what: &str, secs: u64, f: impl Fn() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !f() {
+        if t0.elapsed() > Duration::from_secs(secs) {
+            panic!("timeout waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("[test] {what} after {:?}", t0.elapsed());
+}
+
+fn setup(port_min: u16) -> (RoomHandle, Inboxes) {
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let room = spawn_room(cfg(port_min), out_tx);
+    let inboxes: Inboxes = Default::default();
+    spawn_router(out_rx, inboxes.clone());
+    (room, inboxes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_publisher_two_subscribers_receive_and_pli_reaches_publisher() {
+    let (room, inboxes) = setup(41000);
+    let p = client(&room, &inboxes, "pub", true, None).await;
+    wait_until("publisher connected", 10, || {
+        p.c.connected.load(Ordering::SeqCst)
+    })
+    .await;
+    let s1 = client(&room, &inboxes, "s1", false, Some(25)).await; // s1 sends one PLI
+    let s2 = client(&room, &inboxes, "s2", false, None).await;
+    for s in [&s1, &s2] {
+        let c = s.c.clone();
+        wait_until(&format!("{} video+audio", s.id), 15, move || {
+            c.video_rx.load(Ordering::SeqCst) > 50 && c.audio_rx.load(Ordering::SeqCst) > 50
+        })
+        .await;
+    }
+    let c = p.c.clone();
+    wait_until("PLI at publisher", 5, move || {
+        c.pli_rx.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    eprintln!(
+        "[test] candidate JSON: {:?}",
+        p.c.first_candidate_json.lock().expect("l")
+    );
+    eprintln!(
+        "[test] s1 v={} a={} kf={}",
+        s1.c.video_rx.load(Ordering::SeqCst),
+        s1.c.audio_rx.load(Ordering::SeqCst),
+        s1.c.keyframes_rx.load(Ordering::SeqCst)
+    );
+    eprintln!(
+        "[test] s2 v={} a={} kf={}",
+        s2.c.video_rx.load(Ordering::SeqCst),
+        s2.c.audio_rx.load(Ordering::SeqCst),
+        s2.c.keyframes_rx.load(Ordering::SeqCst)
+    );
+    eprintln!(
+        "[test] publisher pli_rx={}",
+        p.c.pli_rx.load(Ordering::SeqCst)
+    );
+    eprintln!("[test] metrics {:?}", room.metrics);
+    eprintln!("[test] stats:\n{}", room.stats().await);
+    for x in [p, s1, s2] {
+        let _ = x.pc.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_leaving_removes_its_tracks() {
+    let (room, inboxes) = setup(41100);
+    let p = client(&room, &inboxes, "pub", true, None).await;
+    let s1 = client(&room, &inboxes, "s1", false, None).await;
+    let c = s1.c.clone();
+    wait_until("s1 media", 15, move || {
+        c.video_rx.load(Ordering::SeqCst) > 20 && c.audio_rx.load(Ordering::SeqCst) > 20
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let offers_before = s1.c.offers_rx.load(Ordering::SeqCst);
+    let _ = p.pc.close().await;
+    room.leave(p.id.clone()).await;
+    // webrtc-rs never fires TrackRemoteEvent::OnEnded for a remotely removed track (the rtc
+    // core emits no RTCTrackEvent::OnClose), so observe the renegotiated directions instead.
+    let c = s1.c.clone();
+    wait_until("s1 answered the removal offer", 10, move || {
+        c.offers_rx.load(Ordering::SeqCst) > offers_before
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let last = s1.c.last_offer.lock().expect("l").clone();
+    let dirs: Vec<&str> = last
+        .lines()
+        .filter(|l| ["a=sendonly", "a=recvonly", "a=inactive", "a=sendrecv"].contains(&l.trim()))
+        .collect();
+    eprintln!(
+        "[test] directions in SFU's last offer to s1: {dirs:?}; tracks_ended={}",
+        s1.c.tracks_ended.load(Ordering::SeqCst)
+    );
+    // m=application carries a=sendrecv in webrtc-rs output; the two media m-lines must be recvonly
+    assert_eq!(
+        dirs.iter().filter(|d| d.trim() == "a=recvonly").count(),
+        2,
+        "both forwarded m-lines stopped"
+    );
+    assert!(
+        !dirs.iter().any(|d| d.trim() == "a=sendonly"),
+        "SFU still offers to send"
+    );
+    let before = s1.c.video_rx.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        before,
+        s1.c.video_rx.load(Ordering::SeqCst),
+        "no media after leave"
+    );
+    let ts = s1.pc.get_transceivers().await;
+    for t in ts {
+        eprintln!(
+            "[test] s1 transceiver mid={:?} dir={:?} cur={:?}",
+            t.mid().await,
+            t.direction().await,
+            t.current_direction().await
+        );
+    }
+    eprintln!("[test] metrics {:?}", room.metrics);
+    let _ = s1.pc.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_subscriber_gets_a_keyframe() {
+    let (room, inboxes) = setup(41200);
+    let p = client(&room, &inboxes, "pub", true, None).await;
+    wait_until("publisher connected", 10, || {
+        p.c.connected.load(Ordering::SeqCst)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // publisher's initial keyframe is long gone
+    let pli_before = p.c.pli_rx.load(Ordering::SeqCst);
+    let late = client(&room, &inboxes, "late", false, None).await;
+    let c = late.c.clone();
+    wait_until("late subscriber keyframe", 15, move || {
+        c.keyframes_rx.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    assert!(p.c.pli_rx.load(Ordering::SeqCst) > pli_before);
+    eprintln!("[test] metrics {:?}", room.metrics);
+    let _ = late.pc.close().await;
+    let _ = p.pc.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glare_sfu_impolite_browser_polite() {
+    let (room, inboxes) = setup(41300);
+    let p = client(&room, &inboxes, "pub", true, None).await;
+    let s1 = client(&room, &inboxes, "s1", false, None).await;
+    let c = s1.c.clone();
+    wait_until("s1 media", 15, move || {
+        c.video_rx.load(Ordering::SeqCst) > 20
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // let s1's leg settle (stable)
+    // 1. hold s1's inbox; a second publisher makes the SFU offer to s1 (held in flight)
+    s1.c.hold_inbox.store(true, Ordering::SeqCst);
+    let offers0 = room.metrics.offers_sent.load(Ordering::SeqCst);
+    let p2 = client(&room, &inboxes, "pub2", true, None).await;
+    let t0 = std::time::Instant::now();
+    while !room.offer_in_flight("s1").await {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no SFU offer to s1");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "[test] SFU offer to s1 in flight (offers_sent {} -> {})",
+        offers0,
+        room.metrics.offers_sent.load(Ordering::SeqCst)
+    );
+    // 2. s1 starts publishing at the same time: its offer collides and the SFU ignores it
+    let v = add_local(&s1.pc, RtpCodecKind::Video, "video/VP8", 90000, 0, 0x1111).await;
+    let a = add_local(&s1.pc, RtpCodecKind::Audio, "audio/opus", 48000, 2, 0x2222).await;
+    spawn_media_writer(s1.pc.clone(), v, a, s1.c.clone());
+    let o = s1.pc.create_offer(None).await.expect("offer");
+    s1.pc.set_local_description(o.clone()).await.expect("sld");
+    let _ = s1.to_sfu.send(SignalData::Offer { sdp: o.sdp });
+    let m = room.metrics.clone();
+    wait_until("SFU ignored colliding offer", 5, move || {
+        m.offers_ignored_glare.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    // 3. release: s1 rolls back, answers, re-offers; everything converges
+    s1.c.hold_inbox.store(false, Ordering::SeqCst);
+    let c = s1.c.clone();
+    wait_until("s1 rolled back", 5, move || {
+        c.rollbacks.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    let (pc_, p2c) = (p.c.clone(), p2.c.clone());
+    wait_until("pub and pub2 receive s1's media", 15, move || {
+        pc_.video_rx.load(Ordering::SeqCst) > 20 && p2c.video_rx.load(Ordering::SeqCst) > 20
+    })
+    .await;
+    let v0 = s1.c.video_rx.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        s1.c.video_rx.load(Ordering::SeqCst) > v0 + 30,
+        "s1 now gets pub and pub2 video"
+    );
+    eprintln!("[test] metrics {:?}", room.metrics);
+    for x in [p, p2, s1] {
+        let _ = x.pc.close().await;
+    }
+}
