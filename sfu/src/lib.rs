@@ -34,6 +34,8 @@ pub enum SfuError {
     NoPeer,
     #[error("no such published track")]
     NoTrack,
+    #[error("the SFU room is busy or gone")]
+    Busy,
 }
 
 impl SfuError {

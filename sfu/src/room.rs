@@ -112,13 +112,28 @@ struct Peer {
     awaiting_keyframe: Vec<TrackKey>,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct RoomHandle {
     tx: mpsc::Sender<Cmd>,
     pub metrics: Arc<Metrics>,
 }
 
 impl RoomHandle {
+    /// Queues a signal without waiting, in order; fails when the room's
+    /// queue is full (a flooding peer) or the room is gone.
+    pub fn try_signal(&self, from: PeerId, s: SignalData) -> Result<(), SfuError> {
+        self.tx
+            .try_send(Cmd::Signal(from, s))
+            .map_err(|_| SfuError::Busy)
+    }
+
+    /// Removes a peer without waiting.
+    pub fn try_leave(&self, peer: PeerId) -> Result<(), SfuError> {
+        self.tx
+            .try_send(Cmd::Leave(peer))
+            .map_err(|_| SfuError::Busy)
+    }
+
     pub async fn signal(&self, from: PeerId, s: SignalData) {
         let _ = self.tx.send(Cmd::Signal(from, s)).await;
     }

@@ -16,8 +16,8 @@ pub struct Config {
     pub limits: Limits,
     /// Mode of a room whose creating join names none.
     pub default_mode: Mode,
-    /// Whether SFU rooms can be created. The SFU is not wired in yet.
-    pub sfu_enabled: bool,
+    /// SFU settings; `None`: SFU rooms are refused.
+    pub sfu: Option<sfu::SfuConfig>,
     pub ice: IceConfig,
     /// Origins allowed by CORS; empty means CORS is closed. `*` allows any.
     pub cors_origins: Vec<String>,
@@ -69,7 +69,7 @@ impl Default for Config {
                 send_buffer: 1024,
             },
             default_mode: Mode::Mesh,
-            sfu_enabled: false,
+            sfu: None,
             ice: IceConfig {
                 turn_ttl: Duration::from_secs(86_400),
                 ..IceConfig::default()
@@ -150,6 +150,18 @@ pub struct Cli {
     /// Engine.IO ping timeout, in milliseconds: a silent client is dropped after interval + timeout.
     #[arg(long, env = "PING_TIMEOUT_MS", default_value_t = 20_000)]
     pub ping_timeout_ms: u64,
+    /// Enable SFU rooms (`join` with `"mode": "sfu"`): the server forwards media.
+    #[arg(long, env = "SFU", default_value_t = false)]
+    pub sfu: bool,
+    /// IP the SFU's peer connections bind to (a concrete address, not a wildcard).
+    #[arg(long, env = "SFU_IP", default_value = "127.0.0.1")]
+    pub sfu_ip: IpAddr,
+    /// UDP port range of the SFU, one port per peer connection: MIN-MAX.
+    #[arg(long, env = "SFU_PORTS", default_value = "40000-40999", value_parser = parse_port_range)]
+    pub sfu_ports: (u16, u16),
+    /// Public IP announced by the SFU when it sits behind 1:1 NAT (a cloud VM).
+    #[arg(long, env = "SFU_PUBLIC_IP")]
+    pub sfu_public_ip: Option<String>,
     /// WebSocket read buffer per connection, in bytes (memory per connection vs. syscalls).
     #[arg(long, env = "WS_READ_BUFFER", default_value_t = 1024)]
     pub ws_read_buffer: usize,
@@ -184,7 +196,13 @@ impl Cli {
                 send_buffer: self.send_buffer.max(16),
             },
             default_mode: self.default_mode,
-            sfu_enabled: false,
+            sfu: self.sfu.then(|| sfu::SfuConfig {
+                bind_ip: self.sfu_ip,
+                port_min: self.sfu_ports.0,
+                port_max: self.sfu_ports.1,
+                nat_1to1_ip: self.sfu_public_ip.clone(),
+                pli_throttle: Duration::from_millis(500),
+            }),
             ice: IceConfig {
                 stun_urls: non_empty(&self.stun_urls),
                 turn_urls: non_empty(&self.turn_urls),
@@ -199,6 +217,24 @@ impl Cli {
             ws_read_buffer: self.ws_read_buffer.max(256),
         }
     }
+}
+
+fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("expected MIN-MAX, got {s:?}"))?;
+    let a: u16 = a
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad port {a:?}: {e}"))?;
+    let b: u16 = b
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad port {b:?}: {e}"))?;
+    if a == 0 || a > b {
+        return Err(format!("bad range {a}-{b}"));
+    }
+    Ok((a, b))
 }
 
 #[cfg(test)]
@@ -234,5 +270,10 @@ mod tests {
         assert_eq!(c.ice.turn_urls, ["turn:a:3478", "turns:b:5349"]);
         assert_eq!(c.default_mode, Mode::Sfu);
         assert!(c.cors_origins.is_empty());
+        assert!(c.sfu.is_none());
+        let c = Cli::parse_from(["signal-server", "--sfu", "--sfu-ports", "50000-50010"]).config();
+        let sfu = c.sfu.expect("enabled");
+        assert_eq!((sfu.port_min, sfu.port_max), (50000, 50010));
+        assert!(Cli::try_parse_from(["signal-server", "--sfu-ports", "9-3"]).is_err());
     }
 }

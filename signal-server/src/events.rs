@@ -261,7 +261,7 @@ impl Dispatcher {
         let mode = req.mode.unwrap_or(config.default_mode);
         let room = req.room.clone();
         let mut reg = self.state.lock_registry();
-        if mode == Mode::Sfu && !config.sfu_enabled && reg.mode(&room).is_none() {
+        if mode == Mode::Sfu && config.sfu.is_none() && reg.mode(&room).is_none() {
             return Err(Failure::bad_request(
                 "SFU mode is not enabled on this server; join with mode \"mesh\"",
             ));
@@ -276,6 +276,9 @@ impl Dispatcher {
             PeerId::from(uuid::Uuid::new_v4().to_string())
         })?;
         if joined.fresh {
+            if joined.mode == Mode::Sfu {
+                self.ensure_sfu_room(s, &room);
+            }
             // Under the registry lock, so no chat of this room can slip between
             // the history snapshot and the socket joining the broadcast room.
             s.join(room.as_str().to_owned());
@@ -309,6 +312,9 @@ impl Dispatcher {
         req.data
             .validate()
             .map_err(|e| Failure::bad_request(e.to_string()))?;
+        if req.to.as_str() == protocol::SFU_PEER {
+            return self.signal_sfu(s, req);
+        }
         let (from, target) = self
             .state
             .lock_registry()
@@ -319,6 +325,64 @@ impl Dispatcher {
             data: req.data,
         };
         self.send_to(s, target, events::SIGNAL, &ev)
+    }
+
+    /// A signal for the SFU of an SFU room: queued, in order, to its room task.
+    fn signal_sfu<A: Adapter>(
+        &self,
+        s: &Arc<Socket<A>>,
+        req: SignalRequest,
+    ) -> Result<Reply, Failure> {
+        let reg = self.state.lock_registry();
+        let me = reg.member(s.id, &req.room)?;
+        if reg.mode(&req.room) != Some(Mode::Sfu) {
+            return Err(Failure::new(
+                ErrorCode::UnknownPeer,
+                "this is a mesh room: there is no \"sfu\" peer",
+            ));
+        }
+        drop(reg);
+        let handle = self.state.lock_sfu().get(&req.room).cloned();
+        match handle.map(|h| h.try_signal(me.id.to_string(), req.data)) {
+            Some(Ok(())) => Ok(Reply::Ok(OkAck::default())),
+            Some(Err(e)) => Err(Failure::new(ErrorCode::Internal, e.to_string())),
+            None => Err(Failure::new(ErrorCode::Internal, "the SFU room is gone")),
+        }
+    }
+
+    /// Starts the SFU room task for `room` (once), and relays what it says to
+    /// each peer as `signal` from `"sfu"`.
+    fn ensure_sfu_room<A: Adapter>(&self, s: &Arc<Socket<A>>, room: &RoomName) {
+        let Some(cfg) = self.state.config.sfu.clone() else {
+            return;
+        };
+        let mut rooms = self.state.lock_sfu();
+        if rooms.contains_key(room) {
+            return;
+        }
+        let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel();
+        rooms.insert(room.clone(), sfu::spawn_room(cfg, out_tx));
+        drop(rooms);
+        let Ok(io) = socketioxide::SocketIo::<A>::from_connect_parts(s, &None);
+        let state = self.state.clone();
+        let room = room.clone();
+        tokio::spawn(async move {
+            while let Some((peer, data)) = out_rx.recv().await {
+                let target = state.lock_registry().conn_of(&room, &peer);
+                let Some(sock) = target.and_then(|sid| io.get_socket(sid)) else {
+                    continue;
+                };
+                let ev = SignalEvent {
+                    room: room.clone(),
+                    from: PeerId::from(protocol::SFU_PEER.to_owned()),
+                    data,
+                };
+                match sock.emit(events::SIGNAL, &ev) {
+                    Ok(()) => state.metrics.delivered(1),
+                    Err(_) => state.metrics.dropped(1),
+                }
+            }
+        });
     }
 
     /// Relays to one peer's socket.
@@ -454,6 +518,16 @@ fn leave_room<A: Adapter>(
     let id = reg.leave(s.id, room)?;
     s.leave(room.as_str().to_owned());
     let others = reg.peer_count_in(room);
+    {
+        let mut sfu_rooms = state.lock_sfu();
+        if let Some(h) = sfu_rooms.get(room) {
+            let _ = h.try_leave(id.to_string());
+            if others == 0 {
+                // Dropping the last handle ends the room task, which closes everything.
+                sfu_rooms.remove(room);
+            }
+        }
+    }
     tracing::debug!(room = %room, peer = %id, "left");
     let ev = PeerLeft {
         room: room.clone(),

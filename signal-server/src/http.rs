@@ -153,7 +153,7 @@ async fn api_config(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         .map(|d| d.as_secs())
         .unwrap_or_default();
     let mut modes = vec![protocol::Mode::Mesh];
-    if config.sfu_enabled {
+    if config.sfu.is_some() {
         modes.push(protocol::Mode::Sfu);
     }
     let body = ClientConfig {
@@ -209,10 +209,9 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         let reg = state.lock_registry();
         (reg.room_count(), reg.peer_count())
     };
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(rooms, peers),
-    )
+    let mut text = state.metrics.render(rooms, peers);
+    text.push_str(&state.sfu_metrics());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 #[cfg(test)]

@@ -15,7 +15,10 @@ mod http;
 mod metrics;
 pub mod registry;
 
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -37,6 +40,8 @@ pub struct AppState {
     /// One lock for all rooms: every operation under it is a few map
     /// lookups and non-blocking queue pushes, never an await.
     registry: Mutex<Registry<Sid>>,
+    /// The SFU room of each SFU-mode room (one webrtc-rs task per room).
+    sfu_rooms: Mutex<HashMap<protocol::RoomName, sfu::RoomHandle>>,
 }
 
 impl AppState {
@@ -49,7 +54,49 @@ impl AppState {
             config,
             metrics: Metrics::default(),
             registry: Mutex::new(registry),
+            sfu_rooms: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn lock_sfu(&self) -> MutexGuard<'_, HashMap<protocol::RoomName, sfu::RoomHandle>> {
+        self.sfu_rooms
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// SFU counters for `/metrics`, per room and in total.
+    pub fn sfu_metrics(&self) -> String {
+        let rooms = self.lock_sfu();
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP signal_sfu_rooms Rooms whose media goes through the SFU.\n\
+             # TYPE signal_sfu_rooms gauge\nsignal_sfu_rooms {}",
+            rooms.len()
+        );
+        let series = [
+            ("rtp_in", "RTP packets received from publishers"),
+            ("rtp_out", "RTP packets forwarded to subscribers"),
+            ("rtp_dropped", "RTP packets a slow subscriber missed"),
+            ("pli_to_publishers", "keyframe requests sent to publishers"),
+        ];
+        for (name, help) in series {
+            let _ = writeln!(
+                out,
+                "# HELP signal_sfu_{name}_total SFU: {help}.\n# TYPE signal_sfu_{name}_total counter"
+            );
+            for (room, h) in rooms.iter() {
+                let m = &h.metrics;
+                let v = match name {
+                    "rtp_in" => m.rtp_in.load(Ordering::Relaxed),
+                    "rtp_out" => m.rtp_out.load(Ordering::Relaxed),
+                    "rtp_dropped" => m.rtp_dropped_lagged.load(Ordering::Relaxed),
+                    _ => m.pli_to_publishers.load(Ordering::Relaxed),
+                };
+                let _ = writeln!(out, "signal_sfu_{name}_total{{room=\"{room}\"}} {v}");
+            }
+        }
+        out
     }
 
     /// The registry holds no invariant a panic could break halfway

@@ -13,7 +13,12 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            // webrtc-rs logs expected transient states (SRTP not keyed yet) as warnings.
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                EnvFilter::new(
+                    "info,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_sctp=error,webrtc=error",
+                )
+            }),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -297,6 +297,16 @@ impl<C: Copy + Eq + Hash> Registry<C> {
         Ok((me.id.clone(), author.conn))
     }
 
+    /// The connection of peer `peer` in `room`.
+    pub fn conn_of(&self, room: &RoomName, peer: &str) -> Option<C> {
+        self.rooms
+            .get(room)?
+            .members
+            .iter()
+            .find(|m| m.id.as_str() == peer)
+            .map(|m| m.conn)
+    }
+
     /// The mode of a room, if it exists.
     pub fn mode(&self, room: &RoomName) -> Option<Mode> {
         self.rooms.get(room).map(|r| r.mode)

@@ -81,6 +81,10 @@ pub struct Call {
     media_ready: Cell<bool>,
     /// Peers listed by the join ack, to call once our media is ready.
     deferred: RefCell<Vec<PeerInfo>>,
+    /// An SFU room: one connection, to `"sfu"`, carries everyone's media.
+    sfu: Cell<bool>,
+    /// That connection's state, for tiles added after it changed.
+    sfu_state: RefCell<String>,
 }
 
 thread_local! {
@@ -136,6 +140,8 @@ pub fn start(
         last_stats: RefCell::new(HashMap::new()),
         media_ready: Cell::new(!media_pending),
         deferred: RefCell::new(Vec::new()),
+        sfu: Cell::new(false),
+        sfu_state: RefCell::new("new".into()),
     });
     CALL.with(|c| *c.borrow_mut() = Some(call.clone()));
     call.wire();
@@ -401,12 +407,7 @@ impl Call {
         self.ui.phase.set(Phase::Joined);
         self.ui
             .clear_status(&["connecting", "reconnecting", "unreachable"]);
-        if ack.room.mode == Mode::Sfu {
-            self.ui.set_status(
-                "error",
-                "This is an SFU room; this client supports mesh rooms only for now.",
-            );
-        }
+        self.sfu.set(ack.room.mode == Mode::Sfu);
         // History: shown once (a rejoin brings the same messages again).
         self.ui.chat.update(|chat| {
             for m in &ack.history {
@@ -424,12 +425,18 @@ impl Call {
                 .map(|p| PeerView::new(p.id.to_string(), p.name.clone(), p.media))
                 .collect(),
         );
+        // Mesh: a connection to each peer. SFU: one connection to the server.
+        let calls = if self.sfu.get() {
+            vec![sfu_peer()]
+        } else {
+            ack.peers.clone()
+        };
         if self.media_ready.get() {
-            for p in &ack.peers {
+            for p in &calls {
                 self.connect_peer(p, true);
             }
         } else {
-            *self.deferred.borrow_mut() = ack.peers.clone();
+            *self.deferred.borrow_mut() = calls;
         }
         self.announce_media();
     }
@@ -446,12 +453,15 @@ impl Call {
             let peer = peer.to_owned();
             with_call(move |c| c.on_peer_event(&peer, ev));
         });
+        // The data channel is peer to peer: none on the connection to the SFU.
+        let data = id != protocol::SFU_PEER;
         match PeerConn::new(
             &id,
             &me,
             &self.ice.borrow(),
             local.as_ref(),
             initiator,
+            data,
             sink,
         ) {
             Ok(pc) => {
@@ -468,12 +478,23 @@ impl Call {
 
     fn on_peer_joined(self: &Rc<Self>, p: PeerJoined) {
         let id = p.id.to_string();
+        let sfu_state = self.sfu.get().then(|| self.sfu_state.borrow().clone());
         self.ui.peers.update(|ps| {
             if !ps.iter().any(|v| v.id == id) {
-                ps.push(PeerView::new(id.clone(), p.name.clone(), None));
+                let mut view = PeerView::new(id.clone(), p.name.clone(), None);
+                if let Some(state) = sfu_state {
+                    // Through the SFU, the newcomer rides our existing connection.
+                    view.connection = state;
+                }
+                ps.push(view);
             }
         });
         self.ui.notice(format!("{} joined", p.name));
+        if self.sfu.get() {
+            // The SFU adds the newcomer's tracks to our connection itself.
+            self.announce_media();
+            return;
+        }
         // The newcomer offers; we answer. Ready the connection now.
         self.connect_peer(
             &PeerInfo {
@@ -546,6 +567,11 @@ impl Call {
                 };
                 self.sig.send(events::SIGNAL, req);
             }
+            PeerEvent::Stream if peer == protocol::SFU_PEER => self.ui.peers.update(|ps| {
+                for p in ps {
+                    p.stream_rev += 1;
+                }
+            }),
             PeerEvent::Stream => self.ui.update_peer(peer, |p| p.stream_rev += 1),
             PeerEvent::State(state) => {
                 if state == "failed" {
@@ -559,7 +585,16 @@ impl Call {
                 } else if state == "connected" {
                     self.ui.clear_status(&["ice-failed"]);
                 }
-                self.ui.update_peer(peer, |p| p.connection = state);
+                if peer == protocol::SFU_PEER {
+                    *self.sfu_state.borrow_mut() = state.clone();
+                    self.ui.peers.update(|ps| {
+                        for p in ps {
+                            p.connection = state.clone();
+                        }
+                    });
+                } else {
+                    self.ui.update_peer(peer, |p| p.connection = state);
+                }
             }
             PeerEvent::DataOpen => {}
             PeerEvent::DataMessage(text) => self.on_data(peer, &text),
@@ -695,17 +730,23 @@ impl Call {
             let mut pings = self.pings.borrow_mut();
             // Forget pings that were never answered.
             pings.retain(|_, sent| now - *sent < 10_000.0);
-            for pc in &peers {
-                pings.insert((pc.id.clone(), seq, false), now);
+            let ids: Vec<String> = self
+                .ui
+                .peers
+                .with_untracked(|ps| ps.iter().map(|p| p.id.clone()).collect());
+            for id in ids {
+                pings.insert((id.clone(), seq, false), now);
                 self.sig.send(
                     events::PING,
                     PingRequest {
                         room: self.room(),
-                        to: PeerId::from(pc.id.clone()),
+                        to: PeerId::from(id),
                         seq,
                         pong: false,
                     },
                 );
+            }
+            for pc in &peers {
                 if pc.data_open() {
                     pings.insert((pc.id.clone(), seq, true), now_ms());
                     let _ = pc
@@ -732,11 +773,29 @@ impl Call {
                 } else {
                     0.0
                 };
-                this.ui.update_peer(&pc.id, |p| {
-                    p.frames = s.frames_decoded;
-                    p.audio_packets = s.audio_packets;
-                    p.quality = Quality::from_stats(loss, s.rtt_ms, received > 0);
-                });
+                let quality = Quality::from_stats(loss, s.rtt_ms, received > 0);
+                if pc.id == protocol::SFU_PEER {
+                    // One connection for everyone: attribute tracks by stream.
+                    this.ui.peers.update(|ps| {
+                        for p in ps {
+                            let ids: Vec<String> = pc
+                                .stream_of(&p.id)
+                                .map(|st| media::tracks(&st).iter().map(|t| t.id()).collect())
+                                .unwrap_or_default();
+                            let mine = s.per_track.iter().filter(|(t, _, _)| ids.contains(t));
+                            let (f, a) = mine.fold((0, 0), |(f, a), (_, tf, ta)| (f + tf, a + ta));
+                            p.frames = f;
+                            p.audio_packets = a;
+                            p.quality = quality;
+                        }
+                    });
+                } else {
+                    this.ui.update_peer(&pc.id, |p| {
+                        p.frames = s.frames_decoded;
+                        p.audio_packets = s.audio_packets;
+                        p.quality = quality;
+                    });
+                }
             });
         }
     }
@@ -782,6 +841,11 @@ impl Call {
         self.set_typing(false);
         let peers: HashSet<String> = self.peers.borrow().keys().cloned().collect();
         match self.ui.via.get_untracked() {
+            Via::P2p if self.sfu.get() => {
+                return Err(
+                    "peer-to-peer chat is not available in SFU rooms; switch to the relay".into(),
+                );
+            }
             Via::P2p => {
                 let id = random_id();
                 let ts = unix_ms();
@@ -996,10 +1060,13 @@ impl Call {
     }
 
     pub fn remote_stream(&self, peer: &str) -> Option<MediaStream> {
-        self.peers
-            .borrow()
-            .get(peer)
-            .and_then(|pc| pc.remote_stream())
+        let peers = self.peers.borrow();
+        if self.sfu.get() {
+            return peers
+                .get(protocol::SFU_PEER)
+                .and_then(|pc| pc.stream_of(peer));
+        }
+        peers.get(peer).and_then(|pc| pc.remote_stream())
     }
 
     /// Records the first decoded frame of `peer` (time since the join click).
@@ -1043,6 +1110,15 @@ impl Call {
         // Let the leave ack go out before closing the socket.
         let sig = self.sig.clone();
         set_timeout(move || sig.close(), Duration::from_millis(300));
+    }
+}
+
+/// The SFU, as the one "peer" of an SFU room's connection.
+fn sfu_peer() -> PeerInfo {
+    PeerInfo {
+        id: PeerId::from(protocol::SFU_PEER.to_owned()),
+        name: "SFU".into(),
+        media: None,
     }
 }
 

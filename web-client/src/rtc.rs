@@ -42,13 +42,15 @@ type Listener = Closure<dyn FnMut(JsValue)>;
 pub type Sink = Rc<dyn Fn(&str, PeerEvent)>;
 
 /// Numbers from `getStats`, for the tile and the quality indicator.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Stats {
     pub frames_decoded: u64,
     pub audio_packets: u64,
     pub packets_lost: i64,
     pub packets_received: u64,
     pub rtt_ms: Option<f64>,
+    /// `(trackIdentifier, frames decoded, audio packets)` per inbound track.
+    pub per_track: Vec<(String, u64, u64)>,
 }
 
 pub struct PeerConn {
@@ -68,6 +70,11 @@ pub struct PeerConn {
     inbox: RefCell<VecDeque<SignalData>>,
     busy: Cell<bool>,
     remote: RefCell<Option<MediaStream>>,
+    /// Streams by the sender's stream id: through the SFU, one per publisher
+    /// (the SFU names each forwarded stream after its publisher's peer id).
+    by_stream: RefCell<std::collections::HashMap<String, MediaStream>>,
+    /// Whether this connection carries the chat data channel (not to the SFU).
+    data: bool,
     sink: Sink,
     closures: RefCell<Vec<Listener>>,
     closed: Cell<bool>,
@@ -83,6 +90,7 @@ impl PeerConn {
         config: &RtcConfiguration,
         local: Option<&MediaStream>,
         initiator: bool,
+        data: bool,
         sink: Sink,
     ) -> Result<Rc<Self>, String> {
         let pc = RtcPeerConnection::new_with_configuration(config).map_err(|e| error_text(&e))?;
@@ -97,6 +105,8 @@ impl PeerConn {
             inbox: RefCell::new(VecDeque::new()),
             busy: Cell::new(false),
             remote: RefCell::new(None),
+            by_stream: RefCell::new(std::collections::HashMap::new()),
+            data,
             sink,
             closures: RefCell::new(Vec::new()),
             closed: Cell::new(false),
@@ -114,7 +124,7 @@ impl PeerConn {
     /// Creates the negotiated data channel (both sides use id 0, so there is
     /// no `ondatachannel` race).
     fn open_data_channel(self: &Rc<Self>) {
-        if self.dc.borrow().is_some() {
+        if !self.data || self.dc.borrow().is_some() {
             return;
         }
         let init = RtcDataChannelInit::new();
@@ -190,8 +200,16 @@ impl PeerConn {
         });
         self.listen(self.pc.as_ref(), "track", {
             let weak = weak.clone();
-            move |_| {
+            move |ev| {
                 let Some(this) = weak.upgrade() else { return };
+                let streams = get(&ev, "streams");
+                if let Ok(streams) = streams.dyn_into::<js_sys::Array>() {
+                    for st in streams.iter() {
+                        if let Some(id) = get_str(&st, "id") {
+                            this.by_stream.borrow_mut().insert(id, st.unchecked_into());
+                        }
+                    }
+                }
                 // One stream of every track we receive from this peer.
                 let tracks = js_sys::Array::new();
                 for r in this.pc.get_receivers().iter() {
@@ -436,6 +454,11 @@ impl PeerConn {
         self.remote.borrow().clone()
     }
 
+    /// The stream the sender labelled `id` (through the SFU: a publisher).
+    pub fn stream_of(&self, id: &str) -> Option<MediaStream> {
+        self.by_stream.borrow().get(id).cloned()
+    }
+
     /// Reads `getStats` into [`Stats`].
     pub async fn stats(&self) -> Stats {
         let mut out = Stats::default();
@@ -450,11 +473,15 @@ impl PeerConn {
             let n = |k: &str| get_f64(&v, k).unwrap_or_default();
             match (ty.as_str(), kind.as_str()) {
                 ("inbound-rtp", "video") => {
+                    let track = get_str(&v, "trackIdentifier").unwrap_or_default();
+                    out.per_track.push((track, n("framesDecoded") as u64, 0));
                     out.frames_decoded += n("framesDecoded") as u64;
                     out.packets_lost += n("packetsLost") as i64;
                     out.packets_received += n("packetsReceived") as u64;
                 }
                 ("inbound-rtp", "audio") => {
+                    let track = get_str(&v, "trackIdentifier").unwrap_or_default();
+                    out.per_track.push((track, 0, n("packetsReceived") as u64));
                     out.audio_packets += n("packetsReceived") as u64;
                     out.packets_lost += n("packetsLost") as i64;
                     out.packets_received += n("packetsReceived") as u64;

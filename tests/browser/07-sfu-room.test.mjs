@@ -1,0 +1,52 @@
+// SFU mode: three Chromium browsers join through /r/<room>?name=...&mode=sfu.
+// Each has ONE peer connection (to the server) yet sees the two others'
+// video playing, and the server's /metrics show the media went through the
+// SFU: RTP received from publishers and forwarded to subscribers.
+
+import assert from 'node:assert/strict';
+import { e2e, uniqueRoom, selfId, waitTiles, waitVideoPlaying, waitFramesIncreasing, waitFor } from './harness.mjs';
+
+async function sfuCounters(server, room) {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const read = (name) => {
+    const line = text.split('\n').find((l) => l.startsWith(`signal_sfu_${name}_total{room="${room}"}`));
+    return line ? Number(line.split(' ').pop()) : 0;
+  };
+  return { rtpIn: read('rtp_in'), rtpOut: read('rtp_out'), text };
+}
+
+e2e('three Chromium browsers in an SFU room see each other through the server', async (ctx) => {
+  // A port range of our own, so this test cannot collide with anything else.
+  const server = await ctx.server(['--sfu', '--sfu-ports', '42000-42100']);
+  const room = uniqueRoom('sfu');
+  const pages = [];
+  for (const name of ['ana', 'ben', 'cai']) {
+    pages.push(await ctx.joiner('chromium', server, room, name, { extra: { mode: 'sfu' } }));
+  }
+  const ids = [];
+  for (const p of pages) ids.push(await selfId(p));
+  assert.equal(new Set(ids).size, 3, 'three distinct peer ids');
+  for (const p of pages) {
+    assert.equal(await p.evaluate(() => document.querySelector('#room')?.dataset.state), 'joined');
+  }
+
+  for (const [i, p] of pages.entries()) {
+    await waitTiles(p, ids.filter((_, j) => j !== i), { timeout: 45_000 });
+  }
+  for (const [i, p] of pages.entries()) {
+    for (const [j, id] of ids.entries()) {
+      if (i === j) continue;
+      await waitVideoPlaying(p, id, { timeout: 60_000 });
+      await waitFramesIncreasing(p, id, { timeout: 60_000 });
+    }
+  }
+
+  // The media went through the SFU: it received from 3 publishers and
+  // forwarded to 2 subscribers each, and it keeps doing so.
+  const first = await sfuCounters(server, room);
+  assert.ok(first.rtpIn > 0 && first.rtpOut > 0, `SFU counters for ${room}:\n${first.text}`);
+  await waitFor('SFU forwarding keeps increasing', async () => {
+    const now = await sfuCounters(server, room);
+    return now.rtpOut > first.rtpOut && now.rtpIn > first.rtpIn ? now : null;
+  }, { timeout: 20_000 });
+}, { timeout: 240_000 });
