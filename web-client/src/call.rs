@@ -255,68 +255,28 @@ impl Call {
                 }
             });
         });
-        sig.on(events::PEER_JOINED, |v| {
-            with_call(|c| match from_js::<PeerJoined>(&v) {
-                Ok(p) if c.is_room(&p.room) => c.on_peer_joined(p),
-                Ok(_) => {}
-                Err(e) => log(&format!("bad peer-joined: {e}")),
-            });
+        on_room_event(sig, events::PEER_JOINED, |c, p: PeerJoined| {
+            c.on_peer_joined(p)
         });
-        sig.on(events::PEER_LEFT, |v| {
-            with_call(|c| match from_js::<PeerLeft>(&v) {
-                Ok(p) if c.is_room(&p.room) => c.remove_peer(p.id.as_str(), true),
-                Ok(_) => {}
-                Err(e) => log(&format!("bad peer-left: {e}")),
-            });
+        on_room_event(sig, events::PEER_LEFT, |c, p: PeerLeft| {
+            c.remove_peer(p.id.as_str(), true)
         });
-        sig.on(events::SIGNAL, |v| {
-            with_call(|c| match from_js::<SignalEvent>(&v) {
-                Ok(s) if c.is_room(&s.room) => c.on_signal(s),
-                Ok(_) => {}
-                Err(e) => log(&format!("bad signal: {e}")),
-            });
+        on_room_event(sig, events::SIGNAL, |c, s: SignalEvent| c.on_signal(s));
+        on_room_event(sig, events::CHAT, |c, m: ChatMessage| c.on_relay_chat(m));
+        on_room_event(sig, events::TYPING, |c, t: TypingEvent| c.on_typing(t));
+        on_room_event(sig, events::MEDIA_STATE, |c, m: MediaStateEvent| {
+            c.ui.update_peer(m.from.as_str(), |p| {
+                p.media = MediaState {
+                    audio: m.audio,
+                    video: m.video,
+                    screen: m.screen,
+                }
+            })
         });
-        sig.on(events::CHAT, |v| {
-            with_call(|c| match from_js::<ChatMessage>(&v) {
-                Ok(m) if c.is_room(&m.room) => c.on_relay_chat(m),
-                Ok(_) => {}
-                Err(e) => log(&format!("bad chat: {e}")),
-            });
+        on_room_event(sig, events::CHAT_RECEIPT, |c, r: ReceiptEvent| {
+            c.on_receipt(&r.id, r.from.as_str())
         });
-        sig.on(events::TYPING, |v| {
-            with_call(|c| match from_js::<TypingEvent>(&v) {
-                Ok(t) if c.is_room(&t.room) => c.on_typing(t),
-                Ok(_) => {}
-                Err(e) => log(&format!("bad typing: {e}")),
-            });
-        });
-        sig.on(events::MEDIA_STATE, |v| {
-            with_call(|c| match from_js::<MediaStateEvent>(&v) {
-                Ok(m) if c.is_room(&m.room) => c.ui.update_peer(m.from.as_str(), |p| {
-                    p.media = MediaState {
-                        audio: m.audio,
-                        video: m.video,
-                        screen: m.screen,
-                    }
-                }),
-                Ok(_) => {}
-                Err(e) => log(&format!("bad media-state: {e}")),
-            });
-        });
-        sig.on(events::CHAT_RECEIPT, |v| {
-            with_call(|c| match from_js::<ReceiptEvent>(&v) {
-                Ok(r) if c.is_room(&r.room) => c.on_receipt(&r.id, r.from.as_str()),
-                Ok(_) => {}
-                Err(e) => log(&format!("bad chat-receipt: {e}")),
-            });
-        });
-        sig.on(events::PING, |v| {
-            with_call(|c| match from_js::<PingEvent>(&v) {
-                Ok(p) if c.is_room(&p.room) => c.on_relay_ping(p),
-                Ok(_) => {}
-                Err(e) => log(&format!("bad peer-ping: {e}")),
-            });
-        });
+        on_room_event(sig, events::PING, |c, p: PingEvent| c.on_relay_ping(p));
     }
 
     fn is_room(&self, room: &RoomName) -> bool {
@@ -1111,6 +1071,48 @@ impl Call {
         let sig = self.sig.clone();
         set_timeout(move || sig.close(), Duration::from_millis(300));
     }
+}
+
+/// Server events that belong to one room.
+trait RoomScoped {
+    fn room(&self) -> &RoomName;
+}
+
+macro_rules! room_scoped {
+    ($($t:ty),*) => {$(
+        impl RoomScoped for $t {
+            fn room(&self) -> &RoomName {
+                &self.room
+            }
+        }
+    )*};
+}
+
+room_scoped!(
+    PeerJoined,
+    PeerLeft,
+    SignalEvent,
+    ChatMessage,
+    TypingEvent,
+    MediaStateEvent,
+    ReceiptEvent,
+    PingEvent
+);
+
+/// Reads `event` as `T` and hands it to the call when it is for our room;
+/// an unreadable payload is logged, never acted on.
+fn on_room_event<T: serde::de::DeserializeOwned + RoomScoped + 'static>(
+    sig: &Signaling,
+    event: &'static str,
+    handle: fn(&Rc<Call>, T),
+) {
+    sig.on(event, move |v| {
+        with_call(|c| match from_js::<T>(&v) {
+            Ok(t) if c.is_room(t.room()) => handle(c, t),
+            Ok(_) => {}
+            Err(e) => log(&format!("bad {event}: {e}")),
+        });
+    });
 }
 
 /// The SFU, as the one "peer" of an SFU room's connection.
