@@ -21,6 +21,10 @@ pub enum Command {
     /// Fill rooms, then chat with acks at a bounded rate; report
     /// deliveries, losses, latency and server CPU per delivery.
     Chat(ChatArgs),
+    /// One webrtc-rs publisher bot sends synthetic VP8 + Opus RTP into an
+    /// SFU room, N subscriber bots count what they receive; report loss
+    /// and server CPU per forwarded packet.
+    Sfu(SfuArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -100,4 +104,44 @@ pub struct ChatArgs {
     /// Seconds to wait for outstanding deliveries and acks after the last send.
     #[arg(long, default_value_t = 10)]
     pub drain_secs: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SfuArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Subscriber bots (each one peer connection to the SFU).
+    #[arg(long, default_value_t = 10)]
+    pub subscribers: usize,
+    /// Length of the measured window, in seconds.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Seconds between "every subscriber receives" and the window.
+    #[arg(long, default_value_t = 2)]
+    pub warmup_secs: u64,
+    /// Video RTP packets per second from the publisher (one frame each).
+    #[arg(long, default_value_t = 100)]
+    pub video_pps: u32,
+    /// Video payload bytes per packet (VP8 payload descriptor included).
+    #[arg(long, default_value_t = 1000)]
+    pub video_bytes: usize,
+    /// Audio (Opus) RTP packets per second from the publisher.
+    #[arg(long, default_value_t = 50)]
+    pub audio_pps: u32,
+    /// Audio payload bytes per packet.
+    #[arg(long, default_value_t = 100)]
+    pub audio_bytes: usize,
+    /// A VP8 keyframe at least this often (seconds), besides those PLIs ask for.
+    #[arg(long, default_value_t = 2)]
+    pub keyframe_secs: u64,
+    /// Seconds for all bots to join, connect and receive media.
+    #[arg(long, default_value_t = 90)]
+    pub setup_timeout: u64,
+    /// Subscriber bots being set up at the same time.
+    #[arg(long, default_value_t = 4)]
+    pub setup_concurrency: usize,
+    /// With --spawn: first UDP port of the SFU range passed as
+    /// `--sfu-ports BASE-(BASE+subscribers+32)` (unless given after `--`).
+    #[arg(long, default_value_t = 47000)]
+    pub sfu_port_base: u16,
 }

@@ -20,7 +20,8 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use crate::eio::{self, Packet};
 use crate::stats::Latency;
 
-type Ws = WebSocketStream<TcpStream>;
+/// A socket.io connection's WebSocket.
+pub type Ws = WebSocketStream<TcpStream>;
 
 /// Where the server is: always a loopback address.
 #[derive(Debug, Clone)]
@@ -134,11 +135,13 @@ pub struct ConnConfig {
     pub local_ip: Option<Ipv4Addr>,
     /// Bound on connect + join.
     pub join_timeout: Duration,
+    /// `mode` of the join (`"sfu"`); `None` leaves it to the server.
+    pub mode: Option<&'static str>,
 }
 
 /// How far a connection attempt got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
+pub enum Stage {
     Tcp,
     WsHandshake,
     EioOpen,
@@ -211,7 +214,7 @@ fn ws_config() -> WebSocketConfig {
 }
 
 /// Next text frame; `None` once the connection is closed.
-async fn recv_text(ws: &mut Ws) -> Result<Option<Utf8Bytes>, WsError> {
+pub async fn recv_text(ws: &mut Ws) -> Result<Option<Utf8Bytes>, WsError> {
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(t))) => return Ok(Some(t)),
@@ -222,7 +225,7 @@ async fn recv_text(ws: &mut Ws) -> Result<Option<Utf8Bytes>, WsError> {
     }
 }
 
-async fn send_text(ws: &mut Ws, text: impl Into<Utf8Bytes>) -> Result<(), WsError> {
+pub async fn send_text(ws: &mut Ws, text: impl Into<Utf8Bytes>) -> Result<(), WsError> {
     ws.send(Message::Text(text.into())).await
 }
 
@@ -249,7 +252,9 @@ fn ack_result(body: &str) -> Result<(), String> {
     }
 }
 
-async fn establish(
+/// TCP connect, WebSocket upgrade, Engine.IO open, namespace connect and
+/// `join` (ack id 0). `stage` tells how far it got when it fails.
+pub async fn establish(
     cfg: &ConnConfig,
     target: &Target,
     shared: &Shared,
@@ -297,7 +302,13 @@ async fn establish(
     }
 
     *stage = Stage::JoinSent;
-    let payload = format!(r#"{{"room":"{}","name":"{}"}}"#, cfg.room, cfg.name);
+    let payload = match cfg.mode {
+        Some(mode) => format!(
+            r#"{{"room":"{}","name":"{}","mode":"{mode}"}}"#,
+            cfg.room, cfg.name
+        ),
+        None => format!(r#"{{"room":"{}","name":"{}"}}"#, cfg.room, cfg.name),
+    };
     let tj = Instant::now();
     send_text(&mut ws, eio::event(Some(0), "join", &payload))
         .await

@@ -3,7 +3,9 @@
 //! Speaks just enough socket.io v5 / Engine.IO v4 over a raw WebSocket
 //! ([`eio`], [`client`]) that one process holds tens of thousands of
 //! connections. [`connect`] measures joins and memory, [`chat`] measures
-//! relaying and CPU. Results: a human summary and one `RESULT {json}` line.
+//! relaying and CPU, [`sfu_load`] drives webrtc-rs bots ([`sfu_bot`])
+//! through the SFU and measures CPU per forwarded RTP packet. Results: a
+//! human summary and one `RESULT {json}` line.
 
 #![recursion_limit = "256"]
 
@@ -15,6 +17,8 @@ pub mod eio;
 pub mod load;
 pub mod procfs;
 pub mod server;
+pub mod sfu_bot;
+pub mod sfu_load;
 pub mod stats;
 
 use std::time::{Duration, Instant};

@@ -88,6 +88,7 @@ pub async fn fill(
             wait_connect: spec.wait_connect,
             local_ip,
             join_timeout: spec.join_timeout,
+            mode: None,
         };
         let ctx = Ctx {
             target: target.clone(),

@@ -9,6 +9,7 @@ fn main() -> ExitCode {
     let common = match &cli.cmd {
         Command::Connect(a) => &a.common,
         Command::Chat(a) => &a.common,
+        Command::Sfu(a) => &a.common,
     };
     let threads = common.threads.clamp(1, 64);
     // Hard stop a little after the run's own deadline, whatever happens.
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
             match cli.cmd {
                 Command::Connect(a) => bench::connect::run(a).await,
                 Command::Chat(a) => bench::chat::run(a).await,
+                Command::Sfu(a) => bench::sfu_load::run(a).await,
             }
         };
         tokio::time::timeout(hard_limit, run).await

@@ -45,6 +45,29 @@ pub fn cpu_ticks(pid: u32) -> Result<u64> {
     Ok(field(11)? + field(12)?)
 }
 
+/// CPU time of all live threads of the process in nanoseconds: the sum of
+/// the first field of `/proc/PID/task/*/schedstat`. Finer than
+/// [`cpu_ticks`] (10 ms ticks), but threads that exited drop out of it.
+pub fn cpu_ns_threads(pid: u32) -> Result<u64> {
+    let dir = format!("/proc/{pid}/task");
+    let mut total: u64 = 0;
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
+        let Ok(entry) = entry else { continue };
+        let path = entry.path().join("schedstat");
+        // A thread may exit between read_dir and the read: skip it.
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let ns: u64 = text
+            .split_whitespace()
+            .next()
+            .and_then(|w| w.parse().ok())
+            .with_context(|| format!("parsing {}", path.display()))?;
+        total += ns;
+    }
+    Ok(total)
+}
+
 /// Clock ticks per second for [`cpu_ticks`] (`sysconf(_SC_CLK_TCK)`).
 pub fn clock_ticks_per_second() -> u64 {
     match rustix::param::clock_ticks_per_second() {
@@ -154,6 +177,8 @@ mod tests {
         let pid = std::process::id();
         assert!(rss_bytes(pid)? > 0);
         cpu_ticks(pid)?;
+        // schedstat may be missing on kernels without CONFIG_SCHEDSTATS.
+        let _ = cpu_ns_threads(pid);
         assert!(nofile_of(pid)?.soft > 0);
         assert!(clock_ticks_per_second() > 0);
         Ok(())
