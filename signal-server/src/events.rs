@@ -521,7 +521,10 @@ fn leave_room<A: Adapter>(
     {
         let mut sfu_rooms = state.lock_sfu();
         if let Some(h) = sfu_rooms.get(room) {
-            let _ = h.try_leave(id.to_string());
+            if let Err(e) = h.try_leave(id.to_string()) {
+                // The SFU drops the peer anyway once its connection fails.
+                tracing::warn!(room = %room, peer = %id, "SFU leave not queued: {e}");
+            }
             if others == 0 {
                 // Dropping the last handle ends the room task, which closes everything.
                 sfu_rooms.remove(room);
