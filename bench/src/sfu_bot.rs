@@ -20,7 +20,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use serde::Deserialize;
-use sfu::{build_pc, candidate_from_wire, candidate_to_wire};
+use sfu::{PcOptions, build_pc, candidate_from_wire, candidate_to_wire};
 use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::MediaStreamTrack;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -372,7 +372,7 @@ pub async fn start(spec: BotSpec<'_>) -> Result<Bot> {
         to_sfu: to_sfu.clone(),
         st: st.clone(),
     });
-    let pc = build_pc(LO, 0, None, handler)
+    let pc = build_pc(&PcOptions::client(LO), handler, |r| r)
         .await
         .with_context(|| format!("{}: building the peer connection", spec.name))?;
     if let Some(media) = spec.media {
@@ -488,7 +488,9 @@ fn spawn_publisher(
         tokio::spawn(async move {
             while !*shutdown.borrow() {
                 match video.poll().await {
-                    Some(TrackLocalEvent::OnRtcpPacket(_)) => {
+                    Some(TrackLocalEvent::OnRtcpPacket(pkts))
+                        if pkts.iter().any(|p| sfu::is_keyframe_request(p.as_ref())) =>
+                    {
                         st.pli_rx.fetch_add(1, Ordering::Relaxed);
                         want_kf.store(true, Ordering::Relaxed);
                     }

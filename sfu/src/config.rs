@@ -9,13 +9,16 @@ use std::time::Duration;
 pub struct SfuConfig {
     /// A concrete address: a wildcard makes webrtc-rs skip loopback.
     pub bind_ip: IpAddr,
-    /// UDP ports for peer connections (webrtc 0.21 has no UDP mux: one socket each).
+    /// Ports for peer connections (webrtc 0.21 has no UDP mux: one socket each;
+    /// with `ice_tcp`, the same number is also a TCP listener).
     pub port_min: u16,
     pub port_max: u16,
     /// Public address announced instead of `bind_ip` (1:1 NAT, e.g. a cloud VM).
     pub nat_1to1_ip: Option<String>,
     /// At most one keyframe request per publisher track in this interval.
     pub pli_throttle: Duration,
+    /// Also accept ICE-TCP on the same port numbers (for networks without UDP).
+    pub ice_tcp: bool,
 }
 
 /// Round-robin port allocator over [port_min, port_max] (0.21 has no UDP mux: 1 socket/PC).

@@ -5,10 +5,9 @@
 //! PROTOCOL.md `signal` data a peer addressed to `"sfu"` ([`RoomHandle::signal`])
 //! and relays what it emits back as `signal` from `"sfu"`.
 //!
-//! Status: the room router with forwarding, renegotiation, keyframe relay
-//! and per-subscriber sending, tested in-process with webrtc-rs peers
-//! (`tests/room.rs`). Not yet wired into signal-server or the web client.
-//! The API facts and pitfalls behind it: docs/sfu-design.md.
+//! Tested in-process with webrtc-rs peers (`tests/room.rs`); signal-server
+//! runs it with `--sfu`. The API facts and pitfalls behind it:
+//! docs/sfu-design.md.
 
 mod config;
 mod keyframe;
@@ -16,9 +15,10 @@ mod peer;
 mod room;
 
 pub use config::{Ports, SfuConfig};
-pub use keyframe::KeyframeRequestForwarder;
-pub use peer::{build_pc, candidate_from_wire, candidate_to_wire};
-pub use room::{Metrics, RoomHandle, spawn_room};
+pub use keyframe::{ReadFilter, is_keyframe_request, keyframe_request_forwarder};
+pub use peer::{PcOptions, Transports, build_pc, candidate_from_wire, candidate_to_wire};
+pub use room::{MAX_TRACKS_PER_PEER, Metrics, PeerMetrics, PeerSnapshot, RoomHandle, spawn_room};
+pub use rtc::interceptor::Registry;
 
 /// A peer as the signaling server names it.
 pub type PeerId = String;

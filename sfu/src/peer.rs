@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use protocol::IceCandidate;
+use rtc::ice::network_type::NetworkType;
 use rtc::interceptor::Slot;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
@@ -12,34 +13,80 @@ use webrtc::peer_connection::{
 };
 
 use crate::SfuError;
-use crate::keyframe::KeyframeRequestForwarder;
+use crate::keyframe::keyframe_request_forwarder;
 
-/// Build a PeerConnection bound to `ip:port` with mDNS off and the keyframe-request forwarder.
+/// Which transports a peer connection offers for ICE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Transports {
+    /// UDP only (the default).
+    #[default]
+    Udp,
+    /// UDP, plus ICE-TCP (RFC 4571 framing) on the same port number, for
+    /// networks that block UDP. Passive on the SFU: the browser dials in.
+    UdpAndTcp,
+    /// TCP only (a test client behind a "firewall" that blocks UDP).
+    TcpOnly,
+}
+
+/// Where and how one peer connection listens.
+#[derive(Clone, Debug)]
+pub struct PcOptions {
+    pub ip: IpAddr,
+    /// 0: an ephemeral port.
+    pub port: u16,
+    /// Public address announced instead of `ip` (1:1 NAT).
+    pub nat_1to1_ip: Option<String>,
+    pub transports: Transports,
+}
+
+impl PcOptions {
+    /// UDP on `ip`, any port: a test or bot client.
+    pub fn client(ip: IpAddr) -> Self {
+        Self {
+            ip,
+            port: 0,
+            nat_1to1_ip: None,
+            transports: Transports::Udp,
+        }
+    }
+}
+
+/// Build a PeerConnection with mDNS off and the keyframe-request forwarder;
+/// `customize` may add interceptors of its own (tests use it to drop packets).
 pub async fn build_pc(
-    ip: IpAddr,
-    port: u16,
-    nat_1to1_ip: Option<String>,
+    opts: &PcOptions,
     handler: Arc<dyn PeerConnectionEventHandler>,
+    customize: impl FnOnce(Registry) -> Registry,
 ) -> Result<Arc<dyn PeerConnection>, SfuError> {
     let mut me = MediaEngine::default();
     me.register_default_codecs()
         .map_err(SfuError::webrtc("codecs"))?;
     let registry = register_default_interceptors(Registry::new(), &mut me)
         .map_err(SfuError::webrtc("interceptors"))?;
-    let registry = registry.with(Slot::from(14_000), KeyframeRequestForwarder::default());
+    let registry = customize(registry.with(Slot::from(14_000), keyframe_request_forwarder()));
     let mut se = SettingEngineBuilder::new()
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
         .with_include_loopback_candidate(true);
-    if let Some(nat) = nat_1to1_ip {
+    if let Some(nat) = opts.nat_1to1_ip.clone() {
         se = se.with_nat_1to1_ips(vec![nat], RTCIceCandidateType::Host);
     }
+    let addr = SocketAddr::new(opts.ip, opts.port);
+    let (udp, tcp) = match opts.transports {
+        Transports::Udp => (vec![addr], vec![]),
+        Transports::UdpAndTcp => (vec![addr], vec![addr]),
+        Transports::TcpOnly => {
+            se = se.with_network_types(vec![NetworkType::Tcp4, NetworkType::Tcp6]);
+            (vec![], vec![addr])
+        }
+    };
     let pc = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_media_engine(me)
         .with_setting_engine(se.build())
         .with_interceptor_registry(registry)
         .with_handler(handler)
-        .with_udp_addrs(vec![SocketAddr::new(ip, port)])
+        .with_udp_addrs(udp)
+        .with_tcp_addrs(tcp)
         .build()
         .await
         .map_err(SfuError::webrtc("peer connection"))?;

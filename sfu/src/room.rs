@@ -2,9 +2,13 @@
 //! forwarding state; a cloneable [`RoomHandle`] sends it commands, and
 //! webrtc-rs callbacks only push events into its (unbounded) queue.
 //!
-//! Each published track has a reader task feeding a `broadcast` channel;
-//! each subscription has its own forwarding task with its own receiver, so
-//! a slow subscriber lags (and drops, counted) alone.
+//! Each published track has one reader task that writes every packet to
+//! every subscriber's track at once, without waiting: a subscriber whose
+//! connection cannot take the packet right now (its driver queue is full)
+//! misses it alone, counted, and nobody else waits for it. (An earlier
+//! version gave each subscription its own task fed by a `broadcast`
+//! channel: one more task and one more wake-up per packet per subscriber,
+//! for the same isolation.)
 //!
 //! Negotiation: the browser is the polite side of perfect negotiation, the
 //! room the impolite one: a browser offer that collides with the room's own
@@ -12,17 +16,22 @@
 //! made while an offer is in flight are queued and re-offered after the answer.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use protocol::{IceCandidate, SignalData};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::reception_report::ReceptionReport;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
 };
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use webrtc::media_stream::MediaStreamTrack;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
@@ -34,20 +43,96 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::config::{Ports, SfuConfig};
-use crate::peer::{build_pc, candidate_from_wire, candidate_to_wire};
+use crate::peer::{PcOptions, Transports, build_pc, candidate_from_wire, candidate_to_wire};
 use crate::{PeerId, SfuError};
 
 #[derive(Default, Debug)]
 pub struct Metrics {
     pub rtp_in: AtomicU64,
     pub rtp_out: AtomicU64,
-    pub rtp_dropped_lagged: AtomicU64,
+    /// Packets a subscriber missed because its connection's queue was full.
+    pub rtp_dropped_slow: AtomicU64,
     pub rtp_write_err: AtomicU64,
     pub pli_from_subscribers: AtomicU64,
     pub pli_to_publishers: AtomicU64,
     pub pli_throttled: AtomicU64,
     pub offers_sent: AtomicU64,
     pub offers_ignored_glare: AtomicU64,
+    /// Tracks being forwarded now (a gauge).
+    pub published_tracks: AtomicU64,
+    /// Tracks not forwarded: their publisher had [`MAX_TRACKS_PER_PEER`] already.
+    pub tracks_refused: AtomicU64,
+    /// Per-peer counters, while the peer is in the room.
+    pub peers: std::sync::Mutex<HashMap<PeerId, Arc<PeerMetrics>>>,
+}
+
+impl Metrics {
+    /// A snapshot of the per-peer counters, sorted by peer id.
+    pub fn peer_snapshot(&self) -> Vec<(PeerId, PeerSnapshot)> {
+        let peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut v: Vec<_> = peers
+            .iter()
+            .map(|(id, m)| (id.clone(), m.snapshot()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+}
+
+/// One peer's media counters: what it published (in) and what it was sent (out).
+#[derive(Default, Debug)]
+pub struct PeerMetrics {
+    pub rtp_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    /// Publisher → SFU packets missing from the sequence numbers (before NACK repair).
+    pub lost_in: AtomicU64,
+    pub rtp_out: AtomicU64,
+    pub bytes_out: AtomicU64,
+    /// Packets this subscriber missed because its connection's queue was full.
+    pub dropped_out: AtomicU64,
+    /// SFU → subscriber packets lost as the subscriber reports them (RTCP receiver
+    /// reports, cumulative, summed over the streams it receives), by SSRC.
+    lost_out: std::sync::Mutex<HashMap<u32, u32>>,
+}
+
+/// [`PeerMetrics`] read at one instant.
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerSnapshot {
+    pub rtp_in: u64,
+    pub bytes_in: u64,
+    pub lost_in: u64,
+    pub rtp_out: u64,
+    pub bytes_out: u64,
+    pub dropped_out: u64,
+    pub lost_out: u64,
+}
+
+impl PeerMetrics {
+    pub fn snapshot(&self) -> PeerSnapshot {
+        let lost_out = self
+            .lost_out
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .map(|&v| u64::from(v))
+            .sum();
+        PeerSnapshot {
+            rtp_in: self.rtp_in.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            lost_in: self.lost_in.load(Ordering::Relaxed),
+            rtp_out: self.rtp_out.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            dropped_out: self.dropped_out.load(Ordering::Relaxed),
+            lost_out,
+        }
+    }
+
+    fn on_reception_reports(&self, reports: &[ReceptionReport]) {
+        let mut m = self.lost_out.lock().unwrap_or_else(PoisonError::into_inner);
+        for r in reports {
+            m.insert(r.ssrc, r.total_lost);
+        }
+    }
 }
 
 enum Cmd {
@@ -92,18 +177,44 @@ struct Published {
     media_ssrc: u32,
     kind: RtpCodecKind,
     codec: RTCRtpCodec,
-    tx: broadcast::Sender<rtp::Packet>,
+    sinks: Sinks,
     last_pli: Option<Instant>,
     reader: tokio::task::JoinHandle<()>,
 }
 
+/// Every subscriber's copy of one published track. Locked by the reader
+/// task for one packet's fan-out (no await inside) and by the room to add
+/// or remove a subscriber.
+type Sinks = Arc<Mutex<Vec<Arc<Sink>>>>;
+
+/// Tracks one peer may publish: microphone, camera, and room for a screen
+/// share with its audio.
+pub const MAX_TRACKS_PER_PEER: usize = 4;
+
+/// Payload type not known yet: the subscriber has not answered.
+const PT_UNKNOWN: u32 = u32::MAX;
+
+/// One subscriber's copy of one published track.
+struct Sink {
+    subscriber: PeerId,
+    local: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    /// The payload type negotiated on the subscriber's connection, or [`PT_UNKNOWN`].
+    pt: std::sync::atomic::AtomicU32,
+    metrics: Arc<PeerMetrics>,
+}
+
 struct Subscription {
     sender: Arc<dyn RtpSender>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    sink: Arc<Sink>,
+    /// The publisher's codec, to find its payload type on this connection.
+    codec: RTCRtpCodec,
+    rtcp_task: tokio::task::JoinHandle<()>,
 }
 
 struct Peer {
     pc: Arc<dyn PeerConnection>,
+    metrics: Arc<PeerMetrics>,
     offer_in_flight: bool,
     needs_renegotiation: bool,
     pending_candidates: Vec<RTCIceCandidateInit>,
@@ -181,10 +292,21 @@ struct Room {
 
 impl Room {
     async fn run(mut self, mut cmds: mpsc::Receiver<Cmd>, mut evs: mpsc::UnboundedReceiver<Ev>) {
+        // Backstop for payload types not yet readable right after an answer.
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let r = tokio::select! {
                 Some(c) = cmds.recv() => self.on_cmd(c).await,
                 Some(e) = evs.recv() => self.on_ev(e).await,
+                _ = tick.tick() => {
+                    for p in self.peers.values() {
+                        if p.subs.values().any(|s| s.sink.pt.load(Ordering::Relaxed) == PT_UNKNOWN) {
+                            resolve_payload_types(p).await;
+                        }
+                    }
+                    Ok(())
+                }
                 else => break,
             };
             if let Err(e) = r {
@@ -241,14 +363,17 @@ impl Room {
                             peer: peer.clone(),
                             tx: self.ev_tx.clone(),
                         });
-                        match build_pc(
-                            self.cfg.bind_ip,
+                        let opts = PcOptions {
+                            ip: self.cfg.bind_ip,
                             port,
-                            self.cfg.nat_1to1_ip.clone(),
-                            handler,
-                        )
-                        .await
-                        {
+                            nat_1to1_ip: self.cfg.nat_1to1_ip.clone(),
+                            transports: if self.cfg.ice_tcp {
+                                Transports::UdpAndTcp
+                            } else {
+                                Transports::Udp
+                            },
+                        };
+                        match build_pc(&opts, handler, |r| r).await {
                             Ok(pc) => {
                                 built = Some(pc);
                                 break;
@@ -257,10 +382,17 @@ impl Room {
                         }
                     }
                     let pc = built.ok_or(SfuError::NoPort)?;
+                    let metrics = Arc::new(PeerMetrics::default());
+                    self.metrics
+                        .peers
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(peer.clone(), metrics.clone());
                     self.peers.insert(
                         peer.clone(),
                         Peer {
                             pc,
+                            metrics,
                             offer_in_flight: false,
                             needs_renegotiation: false,
                             pending_candidates: vec![],
@@ -336,6 +468,7 @@ impl Room {
                 }
                 let want_kf: Vec<TrackKey> = p.awaiting_keyframe.drain(..).collect();
                 let again = std::mem::take(&mut p.needs_renegotiation);
+                resolve_payload_types(p).await;
                 for k in want_kf {
                     self.request_keyframe(&k, true).await;
                 }
@@ -404,25 +537,25 @@ impl Room {
                 };
                 let kind = track.kind().await;
                 let key: TrackKey = (peer.clone(), track.track_id().await);
-                let (tx, _) = broadcast::channel(1024);
-                let reader = {
-                    let tx = tx.clone();
-                    let track = track.clone();
-                    let m = self.metrics.clone();
-                    tokio::spawn(async move {
-                        while let Some(ev) = track.poll().await {
-                            match ev {
-                                TrackRemoteEvent::OnRtpPacket(p) => {
-                                    m.rtp_in.fetch_add(1, Ordering::Relaxed);
-                                    let _ = tx.send(p);
-                                }
-                                TrackRemoteEvent::OnEnded | TrackRemoteEvent::OnError => break,
-                                _ => {}
-                            }
-                        }
-                    })
-                };
+                let already = self.published.keys().filter(|k| k.0 == peer).count();
+                if already >= MAX_TRACKS_PER_PEER {
+                    // Every track is sent to every other peer: a peer may not multiply that.
+                    self.metrics.tracks_refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(peer = %peer, "sfu: track refused, {already} already published");
+                    return Ok(());
+                }
+                let sinks: Sinks = Arc::default();
+                let publisher_metrics = self.peers.get(&peer).map(|p| p.metrics.clone());
+                let reader = tokio::spawn(read_and_forward(
+                    track.clone(),
+                    sinks.clone(),
+                    self.metrics.clone(),
+                    publisher_metrics.unwrap_or_default(),
+                ));
                 tracing::debug!(peer = %peer, track = %key.1, codec = %codec.mime_type, media_ssrc, "sfu: publishing");
+                self.metrics
+                    .published_tracks
+                    .fetch_add(1, Ordering::Relaxed);
                 self.published.insert(
                     key.clone(),
                     Published {
@@ -430,7 +563,7 @@ impl Room {
                         media_ssrc,
                         kind,
                         codec,
-                        tx,
+                        sinks,
                         last_pli: None,
                         reader,
                     },
@@ -446,7 +579,8 @@ impl Room {
         Ok(())
     }
 
-    /// Add one TrackLocalStaticRTP for `key` on `sub`'s PC, plus its forward + RTCP tasks.
+    /// Add one TrackLocalStaticRTP for `key` on `sub`'s PC, its sink in the
+    /// publisher's fan-out, and a task reading the subscriber's RTCP for it.
     async fn subscribe(&mut self, sub: &PeerId, key: TrackKey) -> Result<(), SfuError> {
         let pubd = self.published.get(&key).ok_or(SfuError::NoTrack)?;
         let ssrc: u32 = rand_u32();
@@ -469,65 +603,42 @@ impl Room {
             p.pc.add_track(local.clone() as Arc<dyn TrackLocal>)
                 .await
                 .map_err(SfuError::webrtc("add track"))?;
-        let mime = pubd.codec.mime_type.to_ascii_lowercase();
-        // forward task: own broadcast receiver; a slow subscriber lags (drops) alone.
-        let fwd = {
-            let mut rx = pubd.tx.subscribe();
-            let local = local.clone();
-            let sender = sender.clone();
-            let m = self.metrics.clone();
-            tokio::spawn(async move {
-                let mut pt: Option<u8> = None;
-                loop {
-                    let mut pkt = match rx.recv().await {
-                        Ok(p) => p,
-                        Err(broadcast::error::RecvError::Lagged(n)) => {
-                            m.rtp_dropped_lagged.fetch_add(n, Ordering::Relaxed);
-                            continue;
-                        }
-                        Err(broadcast::error::RecvError::Closed) => break,
-                    };
-                    if pt.is_none() {
-                        // negotiated PT on THIS leg (empty until negotiation completes)
-                        if let Ok(params) = sender.get_parameters().await {
-                            pt = params
-                                .rtp_parameters
-                                .codecs
-                                .iter()
-                                .find(|c| c.rtp_codec.mime_type.to_ascii_lowercase() == mime)
-                                .map(|c| c.payload_type);
-                        }
-                        if pt.is_none() {
-                            continue;
-                        }
-                    }
-                    pkt.header.ssrc = ssrc;
-                    pkt.header.payload_type = pt.unwrap_or_default();
-                    pkt.header.extension = false;
-                    pkt.header.extensions.clear();
-                    pkt.header.extensions_padding = 0;
-                    match local.write_rtp(pkt).await {
-                        Ok(()) => {
-                            m.rtp_out.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(_) => {
-                            m.rtp_write_err.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-            })
-        };
-        // RTCP task: subscriber PLI/FIR arrive on the local track (thanks to the interceptor).
-        let rtcp = {
-            let local = local.clone();
+        let sink = Arc::new(Sink {
+            subscriber: sub.clone(),
+            local: local.clone(),
+            ssrc,
+            pt: std::sync::atomic::AtomicU32::new(PT_UNKNOWN),
+            metrics: p.metrics.clone(),
+        });
+        pubd.sinks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(sink.clone());
+        // RTCP task: subscriber PLI/FIR and reception reports arrive on the local
+        // track (the interceptor delivers them to the application).
+        let rtcp_task = {
             let ev_tx = self.ev_tx.clone();
             let key = key.clone();
+            let metrics = p.metrics.clone();
             tokio::spawn(async move {
                 // poll() returns None until bound: wait for bind by retrying.
                 loop {
                     match local.poll().await {
-                        Some(TrackLocalEvent::OnRtcpPacket(_pkts)) => {
-                            let _ = ev_tx.send(Ev::KeyframeRequest(key.clone()));
+                        Some(TrackLocalEvent::OnRtcpPacket(pkts)) => {
+                            let mut keyframe = false;
+                            for pkt in &pkts {
+                                let any = pkt.as_any();
+                                if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+                                    metrics.on_reception_reports(&rr.reports);
+                                } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
+                                    metrics.on_reception_reports(&sr.reports);
+                                } else if crate::is_keyframe_request(pkt.as_ref()) {
+                                    keyframe = true;
+                                }
+                            }
+                            if keyframe {
+                                let _ = ev_tx.send(Ev::KeyframeRequest(key.clone()));
+                            }
                         }
                         Some(_) => {}
                         None => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -539,7 +650,9 @@ impl Room {
             key.clone(),
             Subscription {
                 sender,
-                tasks: vec![fwd, rtcp],
+                sink,
+                codec: pubd.codec.clone(),
+                rtcp_task,
             },
         );
         p.awaiting_keyframe.push(key);
@@ -602,10 +715,23 @@ impl Room {
         let Some(p) = self.peers.remove(peer) else {
             return Ok(());
         };
-        for (_, s) in p.subs {
-            s.tasks.iter().for_each(|t| t.abort());
+        self.metrics
+            .peers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(peer);
+        // Its subscriptions: out of every publisher's fan-out.
+        for (key, s) in p.subs {
+            s.rtcp_task.abort();
+            if let Some(pb) = self.published.get(&key) {
+                pb.sinks
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .retain(|k| &k.subscriber != peer);
+            }
         }
         let _ = p.pc.close().await;
+        // Its publications: off every subscriber's connection.
         let gone: Vec<TrackKey> = self
             .published
             .keys()
@@ -615,6 +741,9 @@ impl Room {
         for k in gone {
             if let Some(pb) = self.published.remove(&k) {
                 pb.reader.abort();
+                self.metrics
+                    .published_tracks
+                    .fetch_sub(1, Ordering::Relaxed);
             }
             let subs: Vec<PeerId> = self.peers.keys().cloned().collect();
             for s in subs {
@@ -622,7 +751,7 @@ impl Room {
                     continue;
                 };
                 if let Some(sub) = sp.subs.remove(&k) {
-                    sub.tasks.iter().for_each(|t| t.abort());
+                    sub.rtcp_task.abort();
                     sp.pc
                         .remove_track(&sub.sender)
                         .await
@@ -632,6 +761,120 @@ impl Room {
             }
         }
         Ok(())
+    }
+}
+
+/// Learns the payload type each new subscription was given on `p`'s
+/// connection (known once the subscriber has answered).
+async fn resolve_payload_types(p: &Peer) {
+    for sub in p.subs.values() {
+        if sub.sink.pt.load(Ordering::Relaxed) != PT_UNKNOWN {
+            continue;
+        }
+        let Ok(params) = sub.sender.get_parameters().await else {
+            continue;
+        };
+        // Same codec and parameters (H.264 comes in several profiles and
+        // packetization modes, each its own payload type), else same codec.
+        let codecs = &params.rtp_parameters.codecs;
+        let same_mime = |c: &&RTCRtpCodecParameters| {
+            c.rtp_codec
+                .mime_type
+                .eq_ignore_ascii_case(&sub.codec.mime_type)
+        };
+        if let Some(c) = codecs
+            .iter()
+            .filter(same_mime)
+            .find(|c| c.rtp_codec.sdp_fmtp_line == sub.codec.sdp_fmtp_line)
+            .or_else(|| codecs.iter().find(same_mime))
+        {
+            sub.sink
+                .pt
+                .store(u32::from(c.payload_type), Ordering::Relaxed);
+        }
+    }
+}
+
+/// The reader of one published track: counts what arrives and writes each
+/// packet to every subscriber at once.
+async fn read_and_forward(
+    track: Arc<dyn TrackRemote>,
+    sinks: Sinks,
+    room: Arc<Metrics>,
+    publisher: Arc<PeerMetrics>,
+) {
+    let mut highest: Option<u16> = None;
+    while let Some(ev) = track.poll().await {
+        let pkt = match ev {
+            TrackRemoteEvent::OnRtpPacket(p) => p,
+            TrackRemoteEvent::OnEnded | TrackRemoteEvent::OnError => break,
+            _ => continue,
+        };
+        room.rtp_in.fetch_add(1, Ordering::Relaxed);
+        publisher.rtp_in.fetch_add(1, Ordering::Relaxed);
+        publisher
+            .bytes_in
+            .fetch_add(pkt.payload.len() as u64, Ordering::Relaxed);
+        let seq = pkt.header.sequence_number;
+        match highest {
+            None => highest = Some(seq),
+            Some(h) => {
+                let delta = seq.wrapping_sub(h);
+                if delta != 0 && delta < 0x8000 {
+                    // ahead: a jump of k means k - 1 missing (a late packet is not counted again)
+                    publisher
+                        .lost_in
+                        .fetch_add(u64::from(delta - 1), Ordering::Relaxed);
+                    highest = Some(seq);
+                }
+            }
+        }
+        let sinks = sinks.lock().unwrap_or_else(PoisonError::into_inner);
+        for sink in sinks.iter() {
+            forward(sink, &pkt, &room);
+        }
+    }
+}
+
+/// Writes one packet to one subscriber without waiting: the subscriber's SSRC
+/// and payload type, no header extensions (their ids are not negotiated on
+/// this leg). A full queue drops the packet for this subscriber only.
+fn forward(sink: &Sink, pkt: &rtp::Packet, room: &Metrics) {
+    let pt = sink.pt.load(Ordering::Relaxed);
+    let Ok(pt) = u8::try_from(pt) else {
+        return; // not negotiated yet
+    };
+    let out = rtp::Packet {
+        header: rtp::header::Header {
+            version: 2,
+            padding: pkt.header.padding,
+            marker: pkt.header.marker,
+            payload_type: pt,
+            sequence_number: pkt.header.sequence_number,
+            timestamp: pkt.header.timestamp,
+            ssrc: sink.ssrc,
+            csrc: pkt.header.csrc.clone(),
+            ..Default::default()
+        },
+        payload: pkt.payload.clone(),
+    };
+    let bytes = out.payload.len() as u64;
+    // One poll: Ready unless the connection's queue is full. `unconstrained`
+    // keeps tokio's cooperative budget from failing sends that are ready
+    // (one packet fans out to more subscribers than the budget's 128).
+    match tokio::task::unconstrained(sink.local.write_rtp(out)).now_or_never() {
+        Some(Ok(())) => {
+            room.rtp_out.fetch_add(1, Ordering::Relaxed);
+            sink.metrics.rtp_out.fetch_add(1, Ordering::Relaxed);
+            sink.metrics.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+        }
+        Some(Err(_)) => {
+            room.rtp_write_err.fetch_add(1, Ordering::Relaxed);
+        }
+        None => {
+            room.rtp_dropped_slow.fetch_add(1, Ordering::Relaxed);
+            sink.metrics.dropped_out.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

@@ -9,16 +9,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use protocol::SignalData;
+use rtc::interceptor::{Interceptor, Packet, Slot, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use sfu::{
-    PeerId, RoomHandle, SfuConfig, build_pc, candidate_from_wire, candidate_to_wire, spawn_room,
+    PcOptions, PeerId, ReadFilter, RoomHandle, SfuConfig, Transports, build_pc,
+    candidate_from_wire, candidate_to_wire, spawn_room,
 };
 use tokio::sync::mpsc;
 use webrtc::media_stream::MediaStreamTrack;
+use webrtc::media_stream::Track;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -64,12 +67,45 @@ struct Counters {
     rollbacks: AtomicU64,
     hold_inbox: AtomicBool,
     last_offer: Mutex<String>,
+    /// Distinct video sequence numbers the application received.
+    video_seqs: Mutex<std::collections::HashSet<u16>>,
+    /// Codec of the first video track received.
+    video_mime: Mutex<Option<String>>,
+}
+
+/// How a test client behaves.
+#[derive(Clone, Default)]
+struct Opts {
+    /// Publish video + audio (else only a data channel, to have something to offer).
+    publish: bool,
+    /// Video codec to publish: "video/VP8" (default) or "video/H264".
+    video_mime: Option<&'static str>,
+    /// Send one PLI after this many video packets.
+    send_pli_after: Option<u64>,
+    /// Never read the received tracks (a stalled application).
+    stalled: bool,
+    /// Drop every n-th new inbound video packet before the NACK generator sees it.
+    drop_every: Option<u64>,
+    transports: Transports,
+}
+
+impl Opts {
+    fn publisher() -> Self {
+        Self {
+            publish: true,
+            ..Self::default()
+        }
+    }
+    fn subscriber() -> Self {
+        Self::default()
+    }
 }
 
 struct ClientEvents {
     tx: mpsc::UnboundedSender<SignalData>, // to SFU
     c: Arc<Counters>,
     send_pli_after: Option<u64>,
+    stalled: bool,
 }
 
 #[async_trait::async_trait]
@@ -94,11 +130,27 @@ impl PeerConnectionEventHandler for ClientEvents {
         }
     }
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        if self.stalled {
+            // Hold the track and never read it: its queue in webrtc-rs fills up.
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                drop(track);
+            });
+            return;
+        }
         let c = self.c.clone();
         let send_pli_after = self.send_pli_after;
         tokio::spawn(async move {
             let kind = track.kind().await;
             let ssrc = track.ssrcs().await.first().copied().unwrap_or_default();
+            if kind == RtpCodecKind::Video
+                && let Some(codec) = track.codec(ssrc).await
+            {
+                c.video_mime
+                    .lock()
+                    .expect("l")
+                    .get_or_insert(codec.mime_type);
+            }
             let mut n = 0u64;
             while let Some(ev) = track.poll().await {
                 match ev {
@@ -109,7 +161,11 @@ impl PeerConnectionEventHandler for ClientEvents {
                         n += 1;
                         if kind == RtpCodecKind::Video {
                             c.video_rx.fetch_add(1, Ordering::SeqCst);
-                            if p.payload.len() > 1 && p.payload[1] & 1 == 0 {
+                            c.video_seqs
+                                .lock()
+                                .expect("l")
+                                .insert(p.header.sequence_number);
+                            if is_keyframe(&p.payload) {
                                 c.keyframes_rx.fetch_add(1, Ordering::SeqCst);
                             }
                             if Some(n) == send_pli_after {
@@ -134,28 +190,67 @@ impl PeerConnectionEventHandler for ClientEvents {
     }
 }
 
+/// Drops every n-th video packet the first time its sequence number is seen
+/// (a lossy link), so the NACK generator above it asks the SFU again.
+fn dropper(every: u64, dropped: Arc<Mutex<Vec<u16>>>) -> impl Interceptor {
+    let mut seen = 0u64;
+    let mut video_pt: Option<u8> = None;
+    let mut first_copies = std::collections::HashSet::new();
+    ReadFilter::new(move |msg: &mut TaggedPacket| {
+        let Packet::Rtp(p) = &msg.message.packet else {
+            return true;
+        };
+        if p.header.payload_type == OPUS_PT || p.payload.is_empty() {
+            return true;
+        }
+        // the first non-audio payload type is the video codec (RTX has its own)
+        let pt = *video_pt.get_or_insert(p.header.payload_type);
+        let seq = p.header.sequence_number;
+        if pt == p.header.payload_type && first_copies.insert(seq) {
+            seen += 1;
+            if seen.is_multiple_of(every) {
+                dropped.lock().expect("l").push(seq);
+                return false;
+            }
+        }
+        true
+    })
+}
+
+const OPUS_PT: u8 = 111; // webrtc-rs default
+
 struct Client {
     id: String,
     pc: Arc<dyn PeerConnection>,
     c: Arc<Counters>,
     to_sfu: mpsc::UnboundedSender<SignalData>,
+    /// Video sequence numbers the Dropper threw away (first copies only).
+    dropped: Arc<Mutex<Vec<u16>>>,
 }
 
-async fn client(
-    room: &RoomHandle,
-    inboxes: &Inboxes,
-    id: &str,
-    publish: bool,
-    send_pli_after: Option<u64>,
-) -> Client {
+async fn client(room: &RoomHandle, inboxes: &Inboxes, id: &str, opts: Opts) -> Client {
     let c = Arc::new(Counters::default());
     let (to_sfu_tx, mut to_sfu_rx) = mpsc::unbounded_channel::<SignalData>();
     let handler = Arc::new(ClientEvents {
         tx: to_sfu_tx.clone(),
         c: c.clone(),
-        send_pli_after,
+        send_pli_after: opts.send_pli_after,
+        stalled: opts.stalled,
     });
-    let pc = build_pc(LO, 0, None, handler).await.expect("client pc");
+    let pc_opts = PcOptions {
+        transports: opts.transports,
+        ..PcOptions::client(LO)
+    };
+    let dropped = Arc::new(Mutex::new(Vec::new()));
+    let drop_every = opts.drop_every;
+    let d = dropped.clone();
+    let pc = build_pc(&pc_opts, handler, move |r| match drop_every {
+        // wire-most: before the NACK generator (7 000) and the receiver report (10 000)
+        Some(n) => r.with(Slot::from(500), dropper(n, d)),
+        None => r,
+    })
+    .await
+    .expect("client pc");
     {
         let room = room.clone();
         let id = id.to_string();
@@ -165,10 +260,11 @@ async fn client(
             }
         });
     }
-    if publish {
-        let video = add_local(&pc, RtpCodecKind::Video, "video/VP8", 90000, 0, 0x1111).await;
+    if opts.publish {
+        let mime = opts.video_mime.unwrap_or("video/VP8");
+        let video = add_local(&pc, RtpCodecKind::Video, mime, 90000, 0, 0x1111).await;
         let audio = add_local(&pc, RtpCodecKind::Audio, "audio/opus", 48000, 2, 0x2222).await;
-        spawn_media_writer(pc.clone(), video, audio, c.clone());
+        spawn_media_writer(pc.clone(), video, audio, c.clone()).await;
     } else {
         // the subscriber needs *something* to offer: a data channel
         pc.create_data_channel("ctl", None).await.expect("dc");
@@ -245,6 +341,7 @@ async fn client(
         pc,
         c,
         to_sfu: to_sfu_tx,
+        dropped,
     }
 }
 
@@ -273,6 +370,11 @@ async fn add_local(
                 mime_type: mime.into(),
                 clock_rate,
                 channels,
+                sdp_fmtp_line: if mime == H264 {
+                    H264_FMTP.into()
+                } else {
+                    String::new()
+                },
                 ..Default::default()
             },
             ..Default::default()
@@ -285,8 +387,30 @@ async fn add_local(
     (t, s)
 }
 
+const H264: &str = "video/H264";
+const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+
+/// A synthetic one-packet frame: VP8 payload descriptor + header, or one H.264 NAL unit.
+fn video_payload(mime: &str, keyframe: bool) -> Vec<u8> {
+    if mime.eq_ignore_ascii_case(H264) {
+        // NAL header: IDR slice (type 5) or non-IDR slice (type 1)
+        vec![if keyframe { 0x65 } else { 0x41 }, 0x88, 0x84, 0, 0, 0]
+    } else {
+        vec![0x10, if keyframe { 0x00 } else { 0x01 }, 0, 0, 0, 0, 0, 0]
+    }
+}
+
+/// Either codec's keyframe, as `video_payload` writes it.
+fn is_keyframe(payload: &[u8]) -> bool {
+    match payload {
+        [0x65, ..] => true,                    // H.264 IDR
+        [0x10, second, ..] => second & 1 == 0, // VP8: P bit clear
+        _ => false,
+    }
+}
+
 /// 50 pps video (keyframe on demand) + 50 pps audio of synthetic RTP.
-fn spawn_media_writer(
+async fn spawn_media_writer(
     _pc: Arc<dyn PeerConnection>,
     (video, vsender): (
         Arc<TrackLocalStaticRTP>,
@@ -306,7 +430,9 @@ fn spawn_media_writer(
         tokio::spawn(async move {
             loop {
                 match video.poll().await {
-                    Some(TrackLocalEvent::OnRtcpPacket(_)) => {
+                    Some(TrackLocalEvent::OnRtcpPacket(pkts))
+                        if pkts.iter().any(|p| sfu::is_keyframe_request(p.as_ref())) =>
+                    {
                         c.pli_rx.fetch_add(1, Ordering::SeqCst);
                         want_kf.store(true, Ordering::SeqCst);
                     }
@@ -316,6 +442,11 @@ fn spawn_media_writer(
             }
         });
     }
+    let mime = video
+        .codec(0x1111)
+        .await
+        .map(|c| c.mime_type)
+        .unwrap_or_default();
     tokio::spawn(async move {
         let mut seq: u16 = 0;
         let (mut vpt, mut apt) = (None, None);
@@ -349,7 +480,7 @@ fn spawn_media_writer(
                     ssrc: 0x1111,
                     ..Default::default()
                 },
-                payload: vec![0x10, if kf { 0x00 } else { 0x01 }, 0, 0, 0, 0, 0, 0].into(),
+                payload: video_payload(&mime, kf).into(),
             };
             let ap = rtp::Packet {
                 header: rtp::header::Header {
@@ -376,6 +507,7 @@ fn cfg(port_min: u16) -> SfuConfig {
         port_max: port_min + 20,
         nat_1to1_ip: None,
         pli_throttle: Duration::from_millis(500),
+        ice_tcp: false,
     }
 }
 
@@ -391,8 +523,12 @@ async fn wait_until(what: &str, secs: u64, f: impl Fn() -> bool) {
 }
 
 fn setup(port_min: u16) -> (RoomHandle, Inboxes) {
+    setup_with(cfg(port_min))
+}
+
+fn setup_with(cfg: SfuConfig) -> (RoomHandle, Inboxes) {
     let (out_tx, out_rx) = mpsc::unbounded_channel();
-    let room = spawn_room(cfg(port_min), out_tx);
+    let room = spawn_room(cfg, out_tx);
     let inboxes: Inboxes = Default::default();
     spawn_router(out_rx, inboxes.clone());
     (room, inboxes)
@@ -401,13 +537,22 @@ fn setup(port_min: u16) -> (RoomHandle, Inboxes) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_publisher_two_subscribers_receive_and_pli_reaches_publisher() {
     let (room, inboxes) = setup(41000);
-    let p = client(&room, &inboxes, "pub", true, None).await;
+    let p = client(&room, &inboxes, "pub", Opts::publisher()).await;
     wait_until("publisher connected", 10, || {
         p.c.connected.load(Ordering::SeqCst)
     })
     .await;
-    let s1 = client(&room, &inboxes, "s1", false, Some(25)).await; // s1 sends one PLI
-    let s2 = client(&room, &inboxes, "s2", false, None).await;
+    let s1 = client(
+        &room,
+        &inboxes,
+        "s1",
+        Opts {
+            send_pli_after: Some(25),
+            ..Opts::subscriber()
+        },
+    )
+    .await; // s1 sends one PLI
+    let s2 = client(&room, &inboxes, "s2", Opts::subscriber()).await;
     for s in [&s1, &s2] {
         let c = s.c.clone();
         wait_until(&format!("{} video+audio", s.id), 15, move || {
@@ -450,8 +595,8 @@ async fn one_publisher_two_subscribers_receive_and_pli_reaches_publisher() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publisher_leaving_removes_its_tracks() {
     let (room, inboxes) = setup(41100);
-    let p = client(&room, &inboxes, "pub", true, None).await;
-    let s1 = client(&room, &inboxes, "s1", false, None).await;
+    let p = client(&room, &inboxes, "pub", Opts::publisher()).await;
+    let s1 = client(&room, &inboxes, "s1", Opts::subscriber()).await;
     let c = s1.c.clone();
     wait_until("s1 media", 15, move || {
         c.video_rx.load(Ordering::SeqCst) > 20 && c.audio_rx.load(Ordering::SeqCst) > 20
@@ -511,14 +656,14 @@ async fn publisher_leaving_removes_its_tracks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_subscriber_gets_a_keyframe() {
     let (room, inboxes) = setup(41200);
-    let p = client(&room, &inboxes, "pub", true, None).await;
+    let p = client(&room, &inboxes, "pub", Opts::publisher()).await;
     wait_until("publisher connected", 10, || {
         p.c.connected.load(Ordering::SeqCst)
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await; // publisher's initial keyframe is long gone
     let pli_before = p.c.pli_rx.load(Ordering::SeqCst);
-    let late = client(&room, &inboxes, "late", false, None).await;
+    let late = client(&room, &inboxes, "late", Opts::subscriber()).await;
     let c = late.c.clone();
     wait_until("late subscriber keyframe", 15, move || {
         c.keyframes_rx.load(Ordering::SeqCst) >= 1
@@ -533,8 +678,8 @@ async fn late_subscriber_gets_a_keyframe() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn glare_sfu_impolite_browser_polite() {
     let (room, inboxes) = setup(41300);
-    let p = client(&room, &inboxes, "pub", true, None).await;
-    let s1 = client(&room, &inboxes, "s1", false, None).await;
+    let p = client(&room, &inboxes, "pub", Opts::publisher()).await;
+    let s1 = client(&room, &inboxes, "s1", Opts::subscriber()).await;
     let c = s1.c.clone();
     wait_until("s1 media", 15, move || {
         c.video_rx.load(Ordering::SeqCst) > 20
@@ -544,7 +689,7 @@ async fn glare_sfu_impolite_browser_polite() {
     // 1. hold s1's inbox; a second publisher makes the SFU offer to s1 (held in flight)
     s1.c.hold_inbox.store(true, Ordering::SeqCst);
     let offers0 = room.metrics.offers_sent.load(Ordering::SeqCst);
-    let p2 = client(&room, &inboxes, "pub2", true, None).await;
+    let p2 = client(&room, &inboxes, "pub2", Opts::publisher()).await;
     let t0 = std::time::Instant::now();
     while !room.offer_in_flight("s1").await {
         assert!(t0.elapsed() < Duration::from_secs(10), "no SFU offer to s1");
@@ -558,7 +703,7 @@ async fn glare_sfu_impolite_browser_polite() {
     // 2. s1 starts publishing at the same time: its offer collides and the SFU ignores it
     let v = add_local(&s1.pc, RtpCodecKind::Video, "video/VP8", 90000, 0, 0x1111).await;
     let a = add_local(&s1.pc, RtpCodecKind::Audio, "audio/opus", 48000, 2, 0x2222).await;
-    spawn_media_writer(s1.pc.clone(), v, a, s1.c.clone());
+    spawn_media_writer(s1.pc.clone(), v, a, s1.c.clone()).await;
     let o = s1.pc.create_offer(None).await.expect("offer");
     s1.pc.set_local_description(o.clone()).await.expect("sld");
     let _ = s1.to_sfu.send(SignalData::Offer { sdp: o.sdp });
@@ -587,6 +732,131 @@ async fn glare_sfu_impolite_browser_polite() {
     );
     eprintln!("[test] metrics {:?}", room.metrics);
     for x in [p, p2, s1] {
+        let _ = x.pc.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lossy_and_stalled_subscribers_do_not_hold_back_the_others() {
+    let (room, inboxes) = setup(41400);
+    let p = client(&room, &inboxes, "pub", Opts::publisher()).await;
+    wait_until("publisher connected", 10, || {
+        p.c.connected.load(Ordering::SeqCst)
+    })
+    .await;
+    let clean = client(&room, &inboxes, "clean", Opts::subscriber()).await;
+    let lossy_opts = Opts {
+        drop_every: Some(10),
+        ..Opts::subscriber()
+    };
+    let lossy = client(&room, &inboxes, "lossy", lossy_opts).await;
+    let stalled_opts = Opts {
+        stalled: true,
+        ..Opts::subscriber()
+    };
+    let stalled = client(&room, &inboxes, "stalled", stalled_opts).await;
+    let (c, d) = (clean.c.clone(), lossy.dropped.clone());
+    wait_until(
+        "clean: 150 video packets; lossy: 12 dropped",
+        20,
+        move || c.video_rx.load(Ordering::SeqCst) > 150 && d.lock().expect("l").len() >= 12,
+    )
+    .await;
+    // The lossy link is repaired by NACK: the SFU retransmits what the subscriber misses.
+    let (c, d) = (lossy.c.clone(), lossy.dropped.clone());
+    wait_until("lossy: dropped packets retransmitted", 10, move || {
+        let dropped = d.lock().expect("l").clone();
+        let seqs = c.video_seqs.lock().expect("l");
+        // the last few may still be on their way
+        let settled = &dropped[..dropped.len().saturating_sub(3)];
+        settled.len() >= 9 && settled.iter().all(|s| seqs.contains(s))
+    })
+    .await;
+    // The clean subscriber saw every packet, in a run without gaps.
+    {
+        let seqs = clean.c.video_seqs.lock().expect("l");
+        let (min, max) = (
+            seqs.iter().min().copied().unwrap_or(0),
+            seqs.iter().max().copied().unwrap_or(0),
+        );
+        assert_eq!(
+            seqs.len(),
+            usize::from(max - min) + 1,
+            "clean subscriber has gaps"
+        );
+    }
+    // Its receiver reports (loss seen before repair) reach the per-peer metrics.
+    let m = room.metrics.clone();
+    wait_until("lossy's RTCP receiver reports counted", 5, move || {
+        m.peer_snapshot()
+            .iter()
+            .any(|(id, s)| id == "lossy" && s.lost_out > 0)
+    })
+    .await;
+    let snap: HashMap<_, _> = room.metrics.peer_snapshot().into_iter().collect();
+    eprintln!("[test] per-peer metrics {snap:#?}");
+    assert_eq!(snap["clean"].lost_out, 0);
+    assert!(snap["pub"].rtp_in > 300 && snap["pub"].bytes_in > 0);
+    for id in ["clean", "lossy", "stalled"] {
+        assert!(snap[id].rtp_out > 150, "{id} was sent media");
+        assert_eq!(snap[id].dropped_out, 0, "{id}: nothing dropped at the SFU");
+    }
+    assert_eq!(
+        room.metrics.rtp_dropped_slow.load(Ordering::SeqCst),
+        0,
+        "no subscriber fell behind at the SFU"
+    );
+    for x in [p, clean, lossy, stalled] {
+        let _ = x.pc.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_publisher_reaches_subscribers_as_h264() {
+    let (room, inboxes) = setup(41500);
+    let opts = Opts {
+        video_mime: Some(H264),
+        ..Opts::publisher()
+    };
+    let p = client(&room, &inboxes, "pub", opts).await;
+    let s1 = client(&room, &inboxes, "s1", Opts::subscriber()).await;
+    let c = s1.c.clone();
+    wait_until("s1 H.264 video with a keyframe", 15, move || {
+        c.video_rx.load(Ordering::SeqCst) > 30 && c.keyframes_rx.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    let mime =
+        s1.c.video_mime
+            .lock()
+            .expect("l")
+            .clone()
+            .unwrap_or_default();
+    assert!(mime.eq_ignore_ascii_case(H264), "subscriber got {mime}");
+    for x in [p, s1] {
+        let _ = x.pc.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriber_without_udp_connects_over_ice_tcp() {
+    let (room, inboxes) = setup_with(SfuConfig {
+        ice_tcp: true,
+        ..cfg(41600)
+    });
+    let p = client(&room, &inboxes, "pub", Opts::publisher()).await;
+    let opts = Opts {
+        transports: Transports::TcpOnly,
+        ..Opts::subscriber()
+    };
+    let s1 = client(&room, &inboxes, "tcp", opts).await;
+    let c = s1.c.clone();
+    wait_until("TCP-only subscriber gets video + audio", 20, move || {
+        c.video_rx.load(Ordering::SeqCst) > 50 && c.audio_rx.load(Ordering::SeqCst) > 50
+    })
+    .await;
+    let snap: HashMap<_, _> = room.metrics.peer_snapshot().into_iter().collect();
+    assert!(snap["tcp"].rtp_out > 100);
+    for x in [p, s1] {
         let _ = x.pc.close().await;
     }
 }

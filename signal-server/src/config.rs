@@ -162,6 +162,9 @@ pub struct Cli {
     /// Public IP announced by the SFU when it sits behind 1:1 NAT (a cloud VM).
     #[arg(long, env = "SFU_PUBLIC_IP")]
     pub sfu_public_ip: Option<String>,
+    /// Also accept ICE over TCP on the same port numbers (browsers on networks that block UDP).
+    #[arg(long, env = "SFU_TCP", default_value_t = false)]
+    pub sfu_tcp: bool,
     /// WebSocket read buffer per connection, in bytes (memory per connection vs. syscalls).
     #[arg(long, env = "WS_READ_BUFFER", default_value_t = 1024)]
     pub ws_read_buffer: usize,
@@ -202,6 +205,7 @@ impl Cli {
                 port_max: self.sfu_ports.1,
                 nat_1to1_ip: self.sfu_public_ip.clone(),
                 pli_throttle: Duration::from_millis(500),
+                ice_tcp: self.sfu_tcp,
             }),
             ice: IceConfig {
                 stun_urls: non_empty(&self.stun_urls),
@@ -274,6 +278,9 @@ mod tests {
         let c = Cli::parse_from(["signal-server", "--sfu", "--sfu-ports", "50000-50010"]).config();
         let sfu = c.sfu.expect("enabled");
         assert_eq!((sfu.port_min, sfu.port_max), (50000, 50010));
+        assert!(!sfu.ice_tcp);
+        let c = Cli::parse_from(["signal-server", "--sfu", "--sfu-tcp"]).config();
+        assert!(c.sfu.expect("enabled").ice_tcp);
         assert!(Cli::try_parse_from(["signal-server", "--sfu-ports", "9-3"]).is_err());
     }
 }

@@ -79,6 +79,10 @@ impl AppState {
             ("rtp_out", "RTP packets forwarded to subscribers"),
             ("rtp_dropped", "RTP packets a slow subscriber missed"),
             ("pli_to_publishers", "keyframe requests sent to publishers"),
+            (
+                "tracks_refused",
+                "tracks not forwarded (publisher over the per-peer limit)",
+            ),
         ];
         for (name, help) in series {
             let _ = writeln!(
@@ -90,10 +94,72 @@ impl AppState {
                 let v = match name {
                     "rtp_in" => m.rtp_in.load(Ordering::Relaxed),
                     "rtp_out" => m.rtp_out.load(Ordering::Relaxed),
-                    "rtp_dropped" => m.rtp_dropped_lagged.load(Ordering::Relaxed),
+                    "rtp_dropped" => m.rtp_dropped_slow.load(Ordering::Relaxed),
+                    "tracks_refused" => m.tracks_refused.load(Ordering::Relaxed),
                     _ => m.pli_to_publishers.load(Ordering::Relaxed),
                 };
                 let _ = writeln!(out, "signal_sfu_{name}_total{{room=\"{room}\"}} {v}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP signal_sfu_published_tracks SFU: tracks being forwarded.\n# TYPE signal_sfu_published_tracks gauge"
+        );
+        for (room, h) in rooms.iter() {
+            let n = h.metrics.published_tracks.load(Ordering::Relaxed);
+            let _ = writeln!(out, "signal_sfu_published_tracks{{room=\"{room}\"}} {n}");
+        }
+        let peers: Vec<_> = rooms
+            .iter()
+            .map(|(room, h)| (room, h.metrics.peer_snapshot()))
+            .collect();
+        type Field = fn(&sfu::PeerSnapshot) -> u64;
+        let per_peer: [(&str, &str, Field); 7] = [
+            ("rtp_in", "RTP packets received from this publisher", |s| {
+                s.rtp_in
+            }),
+            (
+                "bytes_in",
+                "RTP payload bytes received from this publisher",
+                |s| s.bytes_in,
+            ),
+            (
+                "lost_in",
+                "packets missing in this publisher's sequence numbers",
+                |s| s.lost_in,
+            ),
+            ("rtp_out", "RTP packets forwarded to this subscriber", |s| {
+                s.rtp_out
+            }),
+            (
+                "bytes_out",
+                "RTP payload bytes forwarded to this subscriber",
+                |s| s.bytes_out,
+            ),
+            (
+                "dropped_out",
+                "packets this subscriber missed (its queue was full)",
+                |s| s.dropped_out,
+            ),
+            (
+                "lost_out",
+                "packets this subscriber reports lost (RTCP receiver reports)",
+                |s| s.lost_out,
+            ),
+        ];
+        for (name, help, field) in per_peer {
+            let _ = writeln!(
+                out,
+                "# HELP signal_sfu_peer_{name}_total SFU, per peer: {help}.\n# TYPE signal_sfu_peer_{name}_total counter"
+            );
+            for (room, snaps) in &peers {
+                for (peer, snap) in snaps {
+                    let _ = writeln!(
+                        out,
+                        "signal_sfu_peer_{name}_total{{room=\"{room}\",peer=\"{peer}\"}} {}",
+                        field(snap)
+                    );
+                }
             }
         }
         out

@@ -1,7 +1,8 @@
 // SFU mode: three Chromium browsers join through /r/<room>?name=...&mode=sfu.
 // Each has ONE peer connection (to the server) yet sees the two others'
 // video playing, and the server's /metrics show the media went through the
-// SFU: RTP received from publishers and forwarded to subscribers.
+// SFU: RTP received from publishers and forwarded to subscribers, per room
+// and per peer.
 
 import assert from 'node:assert/strict';
 import { e2e, uniqueRoom, selfId, waitTiles, waitVideoPlaying, waitFramesIncreasing, waitFor } from './harness.mjs';
@@ -13,6 +14,12 @@ async function sfuCounters(server, room) {
     return line ? Number(line.split(' ').pop()) : 0;
   };
   return { rtpIn: read('rtp_in'), rtpOut: read('rtp_out'), text };
+}
+
+// signal_sfu_peer_<name>_total{room="R",peer="P"} for one peer.
+function peerCounter(text, name, room, peer) {
+  const line = text.split('\n').find((l) => l.startsWith(`signal_sfu_peer_${name}_total{room="${room}",peer="${peer}"}`));
+  return line ? Number(line.split(' ').pop()) : null;
 }
 
 e2e('three Chromium browsers in an SFU room see each other through the server', async (ctx) => {
@@ -45,8 +52,27 @@ e2e('three Chromium browsers in an SFU room see each other through the server', 
   // forwarded to 2 subscribers each, and it keeps doing so.
   const first = await sfuCounters(server, room);
   assert.ok(first.rtpIn > 0 && first.rtpOut > 0, `SFU counters for ${room}:\n${first.text}`);
-  await waitFor('SFU forwarding keeps increasing', async () => {
+  const later = await waitFor('SFU forwarding keeps increasing', async () => {
     const now = await sfuCounters(server, room);
     return now.rtpOut > first.rtpOut && now.rtpIn > first.rtpIn ? now : null;
   }, { timeout: 20_000 });
+
+  // Each browser publishes its microphone and camera once: 6 tracks, none
+  // refused (a client that sent its camera on the SFU's forwarded-track
+  // transceivers would publish in a loop).
+  const gauge = (l) => l.startsWith(`signal_sfu_published_tracks{room="${room}"}`);
+  const tracks = Number(later.text.split('\n').find(gauge)?.split(' ').pop());
+  assert.equal(tracks, 6, `published tracks:\n${later.text}`);
+  assert.equal(Number(later.text.split('\n').find((l) => l.startsWith(`signal_sfu_tracks_refused_total{room="${room}"}`))?.split(' ').pop()), 0);
+
+  // Per peer: each one published to the SFU and was sent the others' media,
+  // and no packet was dropped for a slow subscriber.
+  for (const id of ids) {
+    const got = Object.fromEntries(['rtp_in', 'bytes_in', 'rtp_out', 'bytes_out', 'dropped_out', 'lost_out']
+      .map((n) => [n, peerCounter(later.text, n, room, id)]));
+    assert.ok(got.rtp_in > 0 && got.bytes_in > 0, `peer ${id} published: ${JSON.stringify(got)}`);
+    assert.ok(got.rtp_out > 0 && got.bytes_out > 0, `peer ${id} was sent media: ${JSON.stringify(got)}`);
+    assert.equal(got.dropped_out, 0, `peer ${id}: ${JSON.stringify(got)}`);
+    assert.notEqual(got.lost_out, null, `peer ${id} has a lost_out series`);
+  }
 }, { timeout: 240_000 });

@@ -374,21 +374,31 @@ impl PeerConn {
         Ok(())
     }
 
-    /// Answering side: send our tracks on the transceivers the offer created.
+    /// Answering side: send our tracks on the transceivers the offer created,
+    /// one transceiver per kind. An SFU's offers add a transceiver for every
+    /// track it forwards to us: those stay receive-only (sending our camera
+    /// on them would publish it again, and every other peer's copy again, in
+    /// a loop).
     async fn attach_local_tracks(&self) {
         let local = LOCAL.with(|l| l.borrow().clone());
-        for t in self.transceivers() {
+        let transceivers = self.transceivers();
+        let mut sending: Vec<String> = transceivers
+            .iter()
+            .filter_map(|t| t.sender().track().map(|tr| tr.kind()))
+            .collect();
+        for t in transceivers {
             let sender = t.sender();
-            if sender.track().is_some() {
+            let kind = t.receiver().track().kind();
+            if sender.track().is_some() || sending.contains(&kind) {
                 continue;
             }
-            let kind = t.receiver().track().kind();
             if let Some(track) = outgoing_track(&kind) {
                 let _ = JsFuture::from(sender.replace_track(Some(&track))).await;
                 t.set_direction(RtcRtpTransceiverDirection::Sendrecv);
                 if let Some(local) = &local {
                     set_streams(&sender, local);
                 }
+                sending.push(kind);
             }
         }
     }
