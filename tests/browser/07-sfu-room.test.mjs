@@ -76,3 +76,26 @@ e2e('three Chromium browsers in an SFU room see each other through the server', 
     assert.notEqual(got.lost_out, null, `peer ${id} has a lost_out series`);
   }
 }, { timeout: 240_000 });
+
+e2e('H.264 through the SFU: two Chromium ask for it with ?codec=h264 and receive H.264', async (ctx) => {
+  const server = await ctx.server(['--sfu', '--sfu-ports', '42200-42300']);
+  const room = uniqueRoom('sfu264');
+  const pages = [];
+  for (const name of ['hana', 'ivo']) {
+    pages.push(await ctx.joiner('chromium', server, room, name, { extra: { mode: 'sfu', codec: 'h264' } }));
+  }
+  const ids = [];
+  for (const p of pages) ids.push(await selfId(p));
+  for (const [i, p] of pages.entries()) {
+    const other = ids[1 - i];
+    await waitTiles(p, [other], { timeout: 45_000 });
+    await waitVideoPlaying(p, other, { timeout: 60_000 });
+    await waitFramesIncreasing(p, other, { timeout: 60_000 });
+    const codec = await waitFor(`${other}'s video codec on the tile`, () => p.evaluate((id) =>
+      document.querySelector(`.tile[data-peer-id="${CSS.escape(id)}"]`)?.dataset.videoCodec || null, other),
+    { timeout: 20_000 });
+    assert.equal(codec.toLowerCase(), 'video/h264', `page ${i} receives ${codec}`);
+  }
+  const { rtpOut } = await sfuCounters(server, room);
+  assert.ok(rtpOut > 0, 'forwarded by the SFU');
+}, { timeout: 180_000 });

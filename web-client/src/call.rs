@@ -742,10 +742,14 @@ impl Call {
                                 .stream_of(&p.id)
                                 .map(|st| media::tracks(&st).iter().map(|t| t.id()).collect())
                                 .unwrap_or_default();
-                            let mine = s.per_track.iter().filter(|(t, _, _)| ids.contains(t));
-                            let (f, a) = mine.fold((0, 0), |(f, a), (_, tf, ta)| (f + tf, a + ta));
-                            p.frames = f;
-                            p.audio_packets = a;
+                            let mine: Vec<_> = s
+                                .per_track
+                                .iter()
+                                .filter(|t| ids.contains(&t.track))
+                                .collect();
+                            p.frames = mine.iter().map(|t| t.frames_decoded).sum();
+                            p.audio_packets = mine.iter().map(|t| t.audio_packets).sum();
+                            p.video_codec = mine.iter().find_map(|t| t.codec.clone());
                             p.quality = quality;
                         }
                     });
@@ -753,6 +757,7 @@ impl Call {
                     this.ui.update_peer(&pc.id, |p| {
                         p.frames = s.frames_decoded;
                         p.audio_packets = s.audio_packets;
+                        p.video_codec = s.video_codec.clone();
                         p.quality = quality;
                     });
                 }

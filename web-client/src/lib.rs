@@ -22,12 +22,14 @@ pub fn start() {
     leptos::mount::mount_to_body(components::App);
 }
 
-/// What the address bar asks for: `/r/<room>?name=<name>&mode=<mode>`.
+/// What the address bar asks for: `/r/<room>?name=<name>&mode=<mode>&codec=<codec>`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Route {
     pub room: Option<String>,
     pub name: Option<String>,
     pub mode: Option<Mode>,
+    /// Preferred video codec to send, as a MIME type (`?codec=h264` → `video/H264`).
+    pub codec: Option<String>,
 }
 
 impl Route {
@@ -40,15 +42,22 @@ impl Route {
             .map(decode);
         let mut name = None;
         let mut mode = None;
+        let mut codec = None;
         for pair in query.trim_start_matches('?').split('&') {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             match k {
                 "name" if !v.is_empty() => name = Some(decode(v)),
                 "mode" => mode = v.parse().ok(),
+                "codec" if !v.is_empty() => codec = video_mime(&decode(v)),
                 _ => {}
             }
         }
-        Self { room, name, mode }
+        Self {
+            room,
+            name,
+            mode,
+            codec,
+        }
     }
 
     pub fn current() -> Self {
@@ -63,6 +72,18 @@ impl Route {
             .unwrap_or_default();
         Self::parse(&path, &query)
     }
+}
+
+/// `h264`, `vp8`, `vp9`, `av1` (any case) → the MIME type browsers use.
+fn video_mime(codec: &str) -> Option<String> {
+    let name = match codec.to_ascii_lowercase().as_str() {
+        "h264" => "H264",
+        "vp8" => "VP8",
+        "vp9" => "VP9",
+        "av1" => "AV1",
+        _ => return None,
+    };
+    Some(format!("video/{name}"))
 }
 
 /// Percent-decoding of a URL component (`+` is a space in queries).
@@ -115,7 +136,11 @@ mod tests {
         assert_eq!(r.room.as_deref(), Some("x"));
         assert_eq!(r.name.as_deref(), Some("A B"));
         assert_eq!(r.mode, None);
+        assert_eq!(r.codec, None);
         assert_eq!(Route::parse("/r/", "").room, None);
+        let r = Route::parse("/r/x", "?codec=H264&mode=sfu");
+        assert_eq!(r.codec.as_deref(), Some("video/H264"));
+        assert_eq!(Route::parse("/r/x", "?codec=theora").codec, None);
         assert_eq!(decode("%C3%A9t%C3%A9"), "été");
         assert_eq!(decode("100%"), "100%");
     }

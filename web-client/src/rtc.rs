@@ -6,7 +6,7 @@
 //! references, so nothing here keeps a connection alive by accident.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use js_sys::{Function, Reflect};
@@ -49,8 +49,21 @@ pub struct Stats {
     pub packets_lost: i64,
     pub packets_received: u64,
     pub rtt_ms: Option<f64>,
-    /// `(trackIdentifier, frames decoded, audio packets)` per inbound track.
-    pub per_track: Vec<(String, u64, u64)>,
+    /// One entry per inbound track.
+    pub per_track: Vec<TrackStats>,
+    /// Video codec received (MIME type), when there is one video track.
+    pub video_codec: Option<String>,
+}
+
+/// `getStats` of one inbound track.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrackStats {
+    /// `trackIdentifier`: the receiving `MediaStreamTrack`'s id.
+    pub track: String,
+    pub frames_decoded: u64,
+    pub audio_packets: u64,
+    /// Video only: the codec's MIME type (`video/VP8`, `video/H264`, …).
+    pub codec: Option<String>,
 }
 
 pub struct PeerConn {
@@ -72,7 +85,7 @@ pub struct PeerConn {
     remote: RefCell<Option<MediaStream>>,
     /// Streams by the sender's stream id: through the SFU, one per publisher
     /// (the SFU names each forwarded stream after its publisher's peer id).
-    by_stream: RefCell<std::collections::HashMap<String, MediaStream>>,
+    by_stream: RefCell<HashMap<String, MediaStream>>,
     /// Whether this connection carries the chat data channel (not to the SFU).
     data: bool,
     sink: Sink,
@@ -105,7 +118,7 @@ impl PeerConn {
             inbox: RefCell::new(VecDeque::new()),
             busy: Cell::new(false),
             remote: RefCell::new(None),
-            by_stream: RefCell::new(std::collections::HashMap::new()),
+            by_stream: RefCell::new(HashMap::new()),
             data,
             sink,
             closures: RefCell::new(Vec::new()),
@@ -160,12 +173,17 @@ impl PeerConn {
                 if let Some(stream) = local {
                     init.set_streams(&js_sys::Array::of1(stream));
                 }
-                self.pc
+                let t = self
+                    .pc
                     .add_transceiver_with_media_stream_track_and_init(&track, &init);
+                prefer_codec(&t, kind);
             }
             None => {
+                // Not sending yet (camera still starting): the preference still
+                // shapes this first offer, which later sends on this transceiver.
                 init.set_direction(RtcRtpTransceiverDirection::Recvonly);
-                self.pc.add_transceiver_with_str_and_init(kind, &init);
+                let t = self.pc.add_transceiver_with_str_and_init(kind, &init);
+                prefer_codec(&t, kind);
             }
         }
     }
@@ -395,6 +413,7 @@ impl PeerConn {
             if let Some(track) = outgoing_track(&kind) {
                 let _ = JsFuture::from(sender.replace_track(Some(&track))).await;
                 t.set_direction(RtcRtpTransceiverDirection::Sendrecv);
+                prefer_codec(&t, &kind);
                 if let Some(local) = &local {
                     set_streams(&sender, local);
                 }
@@ -477,21 +496,38 @@ impl PeerConn {
         };
         // RTCStatsReport is maplike: forEach(value, key).
         let report: js_sys::Map = report.unchecked_into();
+        let mut codecs: HashMap<String, String> = HashMap::new(); // codec stats id -> mimeType
+        let mut video_codec_ids: Vec<(usize, String)> = Vec::new(); // per_track index -> codecId
         report.for_each(&mut |v, _| {
             let ty = get_str(&v, "type").unwrap_or_default();
             let kind = get_str(&v, "kind").unwrap_or_default();
             let n = |k: &str| get_f64(&v, k).unwrap_or_default();
+            let track = || get_str(&v, "trackIdentifier").unwrap_or_default();
             match (ty.as_str(), kind.as_str()) {
+                ("codec", _) => {
+                    if let (Some(id), Some(mime)) = (get_str(&v, "id"), get_str(&v, "mimeType")) {
+                        codecs.insert(id, mime);
+                    }
+                }
                 ("inbound-rtp", "video") => {
-                    let track = get_str(&v, "trackIdentifier").unwrap_or_default();
-                    out.per_track.push((track, n("framesDecoded") as u64, 0));
+                    if let Some(id) = get_str(&v, "codecId") {
+                        video_codec_ids.push((out.per_track.len(), id));
+                    }
+                    out.per_track.push(TrackStats {
+                        track: track(),
+                        frames_decoded: n("framesDecoded") as u64,
+                        ..TrackStats::default()
+                    });
                     out.frames_decoded += n("framesDecoded") as u64;
                     out.packets_lost += n("packetsLost") as i64;
                     out.packets_received += n("packetsReceived") as u64;
                 }
                 ("inbound-rtp", "audio") => {
-                    let track = get_str(&v, "trackIdentifier").unwrap_or_default();
-                    out.per_track.push((track, 0, n("packetsReceived") as u64));
+                    out.per_track.push(TrackStats {
+                        track: track(),
+                        audio_packets: n("packetsReceived") as u64,
+                        ..TrackStats::default()
+                    });
                     out.audio_packets += n("packetsReceived") as u64;
                     out.packets_lost += n("packetsLost") as i64;
                     out.packets_received += n("packetsReceived") as u64;
@@ -507,6 +543,12 @@ impl PeerConn {
                 _ => {}
             }
         });
+        for (i, id) in video_codec_ids {
+            if let (Some(t), Some(mime)) = (out.per_track.get_mut(i), codecs.get(&id)) {
+                t.codec = Some(mime.clone());
+                out.video_codec = Some(mime.clone());
+            }
+        }
         out
     }
 
@@ -533,6 +575,57 @@ thread_local! {
     /// The screen track while sharing: it replaces the camera on every
     /// connection, including ones made during the share.
     pub static SCREEN: RefCell<Option<MediaStreamTrack>> = const { RefCell::new(None) };
+}
+
+thread_local! {
+    /// The video codec to prefer, from `?codec=` when the page opened (the
+    /// address loses its query once the room is joined).
+    static PREFERRED_CODEC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Remembers the video codec to prefer (a MIME type) for connections made from now on.
+pub fn set_preferred_codec(codec: Option<String>) {
+    PREFERRED_CODEC.with(|c| *c.borrow_mut() = codec);
+}
+
+/// `?codec=` in the address: put that video codec first in what this
+/// transceiver offers and accepts (the other side's first common choice
+/// is what gets sent). Browsers without `setCodecPreferences` keep their order.
+fn prefer_codec(t: &RtcRtpTransceiver, kind: &str) {
+    if kind != "video" {
+        return;
+    }
+    let Some(want) = PREFERRED_CODEC.with(|c| c.borrow().clone()) else {
+        return;
+    };
+    let caps = Reflect::get(&js_sys::global(), &"RTCRtpReceiver".into())
+        .ok()
+        .and_then(|r| {
+            let f: Function = Reflect::get(&r, &"getCapabilities".into())
+                .ok()?
+                .dyn_into()
+                .ok()?;
+            f.call1(&r, &"video".into()).ok()
+        })
+        .and_then(|c| Reflect::get(&c, &"codecs".into()).ok())
+        .and_then(|c| c.dyn_into::<js_sys::Array>().ok());
+    let Some(codecs) = caps else {
+        return;
+    };
+    let is_wanted =
+        |c: &JsValue| get_str(c, "mimeType").is_some_and(|m| m.eq_ignore_ascii_case(&want));
+    let (first, rest): (Vec<JsValue>, Vec<JsValue>) = codecs.iter().partition(|c| is_wanted(c));
+    if first.is_empty() {
+        web_sys::console::warn_1(&format!("{want} is not supported by this browser").into());
+        return;
+    }
+    let ordered: js_sys::Array = first.into_iter().chain(rest).collect();
+    if let Ok(f) = Reflect::get(t.as_ref(), &"setCodecPreferences".into())
+        && let Ok(f) = f.dyn_into::<Function>()
+        && let Err(e) = f.call1(t.as_ref(), &ordered)
+    {
+        web_sys::console::warn_2(&"setCodecPreferences failed".into(), &e);
+    }
 }
 
 /// What we send of `kind` now: the screen while sharing, else the camera/mic.

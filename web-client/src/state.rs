@@ -79,6 +79,8 @@ pub struct PeerView {
     pub audio_packets: u64,
     pub first_frame_ms: Option<f64>,
     pub quality: Quality,
+    /// The video codec received from this peer (MIME type), once known.
+    pub video_codec: Option<String>,
     /// Bumped when the peer's stream gains a track: the tile re-attaches it.
     pub stream_rev: u32,
 }
@@ -98,6 +100,7 @@ impl PeerView {
             audio_packets: 0,
             first_frame_ms: None,
             quality: Quality::Unknown,
+            video_codec: None,
             stream_rev: 0,
         }
     }

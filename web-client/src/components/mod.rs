@@ -16,6 +16,7 @@ pub fn App() -> impl IntoView {
     let ui = Ui::new();
     provide_context(ui);
     let route = Route::current();
+    crate::rtc::set_preferred_codec(route.codec.clone());
     let in_room = RwSignal::new(false);
     // A shared link with a name joins at once.
     if let (Some(room), Some(name)) = (route.room.clone(), route.name.clone()) {

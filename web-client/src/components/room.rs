@@ -150,7 +150,8 @@ fn Tile(id: String) -> impl IntoView {
             data-frames-decoded=field(|p| p.frames.to_string())
             data-audio-packets=field(|p| p.audio_packets.to_string())
             data-first-frame-ms=field(|p| p.first_frame_ms.map(|m| format!("{m:.0}")).unwrap_or_default())
-            data-quality=field(|p| p.quality.as_str().to_owned())>
+            data-quality=field(|p| p.quality.as_str().to_owned())
+            data-video-codec=field(|p| p.video_codec.clone().unwrap_or_default())>
             <video data-peer-id=id.clone() node_ref=video autoplay=true playsinline=true
                 on:loadeddata=loaded aria-label=field(|p| format!("Video of {}", p.name))></video>
             <div class="tile-bar">
@@ -160,7 +161,10 @@ fn Tile(id: String) -> impl IntoView {
                 <span class="cam-state" data-on=field(|p| p.media.video.to_string())
                     title="Camera">{field(|p| if p.media.screen { "screen".into() } else if p.media.video { "cam".into() } else { "cam off".into() })}</span>
                 <span class="quality" data-quality=field(|p| p.quality.as_str().to_owned())
-                    title=field(|p| format!("Connection: {} ({})", p.quality.as_str(), p.connection))>
+                    title=field(|p| match &p.video_codec {
+                        Some(codec) => format!("Connection: {} ({}), video {}", p.quality.as_str(), p.connection, codec.trim_start_matches("video/")),
+                        None => format!("Connection: {} ({})", p.quality.as_str(), p.connection),
+                    })>
                     <i></i><i></i><i></i>
                 </span>
             </div>
