@@ -26,6 +26,7 @@ if [ "$purpose" = test ]; then
   need_pkg firefox-esr   # cross-browser call
   need_pkg iproute2      # `ip link set lo up` in the loopback-only test namespace
   need_pkg util-linux    # unshare
+  command -v redis-server >/dev/null || need_pkg redis-server  # scale-out tests (Debian 12: 7.0)
 fi
 if [ ${#apt_needed[@]} -gt 0 ]; then
   log "apt-get install ${apt_needed[*]}"

@@ -13,6 +13,7 @@ mod config;
 mod events;
 mod http;
 mod metrics;
+pub mod redis_driver;
 pub mod registry;
 
 use std::collections::HashMap;
