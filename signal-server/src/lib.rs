@@ -14,6 +14,7 @@ mod events;
 mod http;
 mod metrics;
 pub mod redis_driver;
+pub mod redis_store;
 pub mod registry;
 
 use std::collections::HashMap;

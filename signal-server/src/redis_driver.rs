@@ -90,6 +90,20 @@ impl ReconnectingDriver {
         self.0.health.clone()
     }
 
+    /// The current connection, for commands (it reconnects underneath:
+    /// callers take a fresh one per operation).
+    pub fn connection(&self) -> Result<MultiplexedConnection, DriverError> {
+        self.conn()
+    }
+
+    /// Counts a failed command and asks the supervisor to check the connection.
+    pub fn command_failed(&self, e: redis::RedisError) -> DriverError {
+        match self.failed::<()>(e) {
+            Err(e) => e,
+            Ok(()) => DriverError::Down,
+        }
+    }
+
     fn conn(&self) -> Result<MultiplexedConnection, DriverError> {
         self.0
             .conn

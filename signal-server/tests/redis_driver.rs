@@ -3,68 +3,15 @@
 //! once, no hang), Redis back on the same port (re-subscribed, messages
 //! flow again), and a driver started while Redis is down.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use signal_server::redis_driver::ReconnectingDriver;
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 
-struct Redis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Redis {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut r = Redis { port, child: None };
-        r.restart();
-        r
-    }
-
-    /// (Re)starts redis-server on the same port and waits until it answers.
-    fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/setup.sh installs it)");
-        self.child = Some(child);
-        let t0 = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn client(&self) -> redis::Client {
-        redis::Client::open(format!("redis://127.0.0.1:{}/?protocol=resp3", self.port))
-            .expect("url")
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use common::Redis;
 
 async fn next(stream: &mut MessageStream<ChanItem>, secs: u64) -> ChanItem {
     tokio::time::timeout(Duration::from_secs(secs), stream.next())
