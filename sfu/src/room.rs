@@ -221,6 +221,8 @@ struct Peer {
     subs: HashMap<TrackKey, Subscription>,
     /// tracks added since the last completed negotiation: request keyframes when it completes
     awaiting_keyframe: Vec<TrackKey>,
+    /// readers that discard refused tracks
+    drains: Vec<tokio::task::JoinHandle<()>>,
 }
 
 #[derive(Clone, Debug)]
@@ -296,18 +298,27 @@ impl Room {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // `evs` never closes (the room holds a sender for its callbacks):
+            // the room ends when the last handle, hence `cmds`, is gone.
             let r = tokio::select! {
-                Some(c) = cmds.recv() => self.on_cmd(c).await,
+                c = cmds.recv() => match c {
+                    Some(c) => self.on_cmd(c).await,
+                    None => break,
+                },
                 Some(e) = evs.recv() => self.on_ev(e).await,
                 _ = tick.tick() => {
+                    let mut late = Vec::new();
                     for p in self.peers.values() {
                         if p.subs.values().any(|s| s.sink.pt.load(Ordering::Relaxed) == PT_UNKNOWN) {
-                            resolve_payload_types(p).await;
+                            late.extend(resolve_payload_types(p).await);
                         }
+                    }
+                    // The keyframe requested at the answer went nowhere for these.
+                    for k in late {
+                        self.request_keyframe(&k, true).await;
                     }
                     Ok(())
                 }
-                else => break,
             };
             if let Err(e) = r {
                 tracing::warn!("sfu room: {e}");
@@ -398,6 +409,7 @@ impl Room {
                             pending_candidates: vec![],
                             subs: HashMap::new(),
                             awaiting_keyframe: vec![],
+                            drains: vec![],
                         },
                     );
                 }
@@ -468,7 +480,7 @@ impl Room {
                 }
                 let want_kf: Vec<TrackKey> = p.awaiting_keyframe.drain(..).collect();
                 let again = std::mem::take(&mut p.needs_renegotiation);
-                resolve_payload_types(p).await;
+                let _ = resolve_payload_types(p).await;
                 for k in want_kf {
                     self.request_keyframe(&k, true).await;
                 }
@@ -538,10 +550,16 @@ impl Room {
                 let kind = track.kind().await;
                 let key: TrackKey = (peer.clone(), track.track_id().await);
                 let already = self.published.keys().filter(|k| k.0 == peer).count();
-                if already >= MAX_TRACKS_PER_PEER {
-                    // Every track is sent to every other peer: a peer may not multiply that.
+                if already >= MAX_TRACKS_PER_PEER || self.published.contains_key(&key) {
+                    // Every track is sent to every other peer: a peer may not multiply
+                    // that. The track is still read (and dropped) so that its queue in
+                    // webrtc-rs does not fill and log an error per packet.
                     self.metrics.tracks_refused.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(peer = %peer, "sfu: track refused, {already} already published");
+                    tracing::warn!(peer = %peer, track = %key.1, "sfu: track refused, {already} already published");
+                    let drain = tokio::spawn(async move { while track.poll().await.is_some() {} });
+                    if let Some(p) = self.peers.get_mut(&peer) {
+                        p.drains.push(drain);
+                    }
                     return Ok(());
                 }
                 let sinks: Sinks = Arc::default();
@@ -730,8 +748,10 @@ impl Room {
                     .retain(|k| &k.subscriber != peer);
             }
         }
+        p.drains.iter().for_each(|t| t.abort());
         let _ = p.pc.close().await;
-        // Its publications: off every subscriber's connection.
+        // Its publications: off every subscriber's connection. An error on one
+        // subscriber is logged and the cleanup goes on.
         let gone: Vec<TrackKey> = self
             .published
             .keys()
@@ -752,11 +772,12 @@ impl Room {
                 };
                 if let Some(sub) = sp.subs.remove(&k) {
                     sub.rtcp_task.abort();
-                    sp.pc
-                        .remove_track(&sub.sender)
-                        .await
-                        .map_err(SfuError::webrtc("remove track"))?;
-                    self.negotiate(&s).await?;
+                    if let Err(e) = sp.pc.remove_track(&sub.sender).await {
+                        tracing::warn!(peer = %s, "sfu: remove track: {e}");
+                    }
+                    if let Err(e) = self.negotiate(&s).await {
+                        tracing::warn!(peer = %s, "sfu: renegotiate after a leave: {e}");
+                    }
                 }
             }
         }
@@ -765,9 +786,11 @@ impl Room {
 }
 
 /// Learns the payload type each new subscription was given on `p`'s
-/// connection (known once the subscriber has answered).
-async fn resolve_payload_types(p: &Peer) {
-    for sub in p.subs.values() {
+/// connection (known once the subscriber has answered); returns the tracks
+/// resolved by this call.
+async fn resolve_payload_types(p: &Peer) -> Vec<TrackKey> {
+    let mut resolved = Vec::new();
+    for (key, sub) in &p.subs {
         if sub.sink.pt.load(Ordering::Relaxed) != PT_UNKNOWN {
             continue;
         }
@@ -791,8 +814,10 @@ async fn resolve_payload_types(p: &Peer) {
             sub.sink
                 .pt
                 .store(u32::from(c.payload_type), Ordering::Relaxed);
+            resolved.push(key.clone());
         }
     }
+    resolved
 }
 
 /// The reader of one published track: counts what arrives and writes each

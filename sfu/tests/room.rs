@@ -860,3 +860,21 @@ async fn subscriber_without_udp_connects_over_ice_tcp() {
         let _ = x.pc.close().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_task_ends_when_its_last_handle_is_dropped() {
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+    let room = spawn_room(cfg(41700), out_tx);
+    let second = room.clone();
+    drop(room);
+    // Still one handle: the room keeps running.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), out_rx.recv())
+            .await
+            .is_err()
+    );
+    drop(second);
+    // The task ended and dropped its side of the channel.
+    let end = tokio::time::timeout(Duration::from_secs(2), out_rx.recv()).await;
+    assert!(matches!(end, Ok(None)), "room task still running: {end:?}");
+}

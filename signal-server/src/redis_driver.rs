@@ -65,8 +65,23 @@ struct Inner {
 }
 
 /// The driver; clones share one connection and one set of subscriptions.
+/// When the last clone is dropped, the supervisor task closes the connection
+/// and ends.
 #[derive(Clone)]
-pub struct ReconnectingDriver(Arc<Inner>);
+pub struct ReconnectingDriver(Arc<Handle>);
+
+struct Handle {
+    inner: Arc<Inner>,
+    /// Dropped with the last clone: the supervisor sees its channel close.
+    _alive: tokio::sync::watch::Sender<()>,
+}
+
+impl std::ops::Deref for Handle {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
 
 impl ReconnectingDriver {
     /// Starts the supervisor. Returns at once, connected or not: the first
@@ -81,9 +96,13 @@ impl ReconnectingDriver {
             health: Arc::new(RedisHealth::default()),
         });
         let first = Arc::new(Notify::new());
-        tokio::spawn(supervise(Arc::downgrade(&inner), first.clone()));
+        let (alive, alive_rx) = tokio::sync::watch::channel(());
+        tokio::spawn(supervise(inner.clone(), alive_rx, first.clone()));
         let _ = tokio::time::timeout(TIMEOUT, first.notified()).await;
-        Self(inner)
+        Self(Arc::new(Handle {
+            inner,
+            _alive: alive,
+        }))
     }
 
     pub fn health(&self) -> Arc<RedisHealth> {
@@ -189,23 +208,30 @@ impl Driver for ReconnectingDriver {
 }
 
 /// Connects, re-subscribes, watches, and starts over when the connection
-/// dies; ends when every driver clone is dropped.
-async fn supervise(weak: std::sync::Weak<Inner>, first: Arc<Notify>) {
+/// dies; ends when every driver clone is dropped (`alive` closes).
+async fn supervise(
+    inner: Arc<Inner>,
+    mut alive: tokio::sync::watch::Receiver<()>,
+    first: Arc<Notify>,
+) {
     let mut backoff = BACKOFF_MIN;
     loop {
-        let Some(inner) = weak.upgrade() else { return };
+        if alive.has_changed().is_err() {
+            return;
+        }
         let (push_tx, mut push_rx) = mpsc::unbounded_channel::<PushInfo>();
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
             .set_response_timeout(Some(TIMEOUT))
             .set_push_sender(push_tx);
+        let mut chans: Vec<String> = Vec::new();
         let connected = match inner
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await
         {
             Ok(mut conn) => {
-                let chans: Vec<String> = inner
+                chans = inner
                     .handlers
                     .read()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -227,11 +253,13 @@ async fn supervise(weak: std::sync::Weak<Inner>, first: Arc<Notify>) {
                 None
             }
         };
-        let Some(conn) = connected else {
+        let Some(mut conn) = connected else {
             inner.health.errors.fetch_add(1, Ordering::Relaxed);
             first.notify_one();
-            drop(inner);
-            tokio::time::sleep(backoff).await;
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = alive.changed() => return,
+            }
             backoff = (backoff * 2).min(BACKOFF_MAX);
             continue;
         };
@@ -241,11 +269,32 @@ async fn supervise(weak: std::sync::Weak<Inner>, first: Arc<Notify>) {
             tracing::info!("redis: reconnected");
         }
         *inner.conn.write().unwrap_or_else(PoisonError::into_inner) = Some(conn.clone());
+        // A `subscribe` that ran while we were connecting saw no connection:
+        // its channel is in the map now, subscribe it (twice is harmless).
+        let late: Vec<String> = inner
+            .handlers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .filter(|c| !chans.contains(c))
+            .cloned()
+            .collect();
+        for chan in &late {
+            if let Err(e) = conn.subscribe(chan).await {
+                tracing::warn!(chan, "redis subscribe failed: {e}");
+            }
+        }
         inner.health.up.store(true, Ordering::Relaxed);
         first.notify_one();
-        watch(&inner, conn, &mut push_rx).await;
-        // Lost: calls fail fast from here until the next connection.
+        let ended = tokio::select! {
+            _ = watch(&inner, conn, &mut push_rx) => false,
+            _ = alive.changed() => true,
+        };
         *inner.conn.write().unwrap_or_else(PoisonError::into_inner) = None;
+        if ended {
+            return;
+        }
+        // Lost: calls fail fast from here until the next connection.
         inner.health.up.store(false, Ordering::Relaxed);
         inner.health.errors.fetch_add(1, Ordering::Relaxed);
         tracing::warn!("redis: connection lost; reconnecting");

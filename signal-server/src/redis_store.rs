@@ -92,8 +92,11 @@ impl Conn {
 }
 
 const JOIN: &str = r#"
--- KEYS: room, members, peers, history, connrooms, nodeconns, nodes
--- ARGV: conn, room name, member json, mode, pw hash, max peers, node
+-- KEYS: room, members, peers, history, connrooms, nodeconns, nodes, node heartbeat
+-- ARGV: conn, room name, member json, mode, pw hash, max peers, node, heartbeat ttl ms
+-- This node is alive (it runs this): a lapsed heartbeat must not get the
+-- new member swept before the next refresh.
+redis.call('SET', KEYS[8], 1, 'PX', ARGV[8], 'NX')
 local mine = redis.call('HGET', KEYS[2], ARGV[1])
 if mine then
   return {'again', redis.call('HGET', KEYS[1], 'mode'), mine,
@@ -167,6 +170,20 @@ end
 return out
 "#;
 
+/// How long a node's heartbeat lives; nodes refresh it well within that.
+pub const HEARTBEAT_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+const CHAT: &str = r#"
+-- KEYS: members, history; ARGV: conn, message json, history size
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+local keep = tonumber(ARGV[3])
+if keep > 0 then
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+  redis.call('LTRIM', KEYS[2], -keep, -1)
+end
+return 1
+"#;
+
 /// The shared room state of all nodes.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -177,6 +194,7 @@ pub struct RedisStore {
     join: std::sync::Arc<Script>,
     leave: std::sync::Arc<Script>,
     sweep: std::sync::Arc<Script>,
+    chat: std::sync::Arc<Script>,
 }
 
 /// What a member lookup found about the addressed peer.
@@ -196,6 +214,7 @@ impl RedisStore {
             join: std::sync::Arc::new(Script::new(JOIN)),
             leave: std::sync::Arc::new(Script::new(&format!("{REMOVE_FN}{LEAVE}"))),
             sweep: std::sync::Arc::new(Script::new(&format!("{REMOVE_FN}{SWEEP}"))),
+            chat: std::sync::Arc::new(Script::new(CHAT)),
         }
     }
 
@@ -283,6 +302,7 @@ impl RedisStore {
             format!("{}:c:{conn}", self.prefix),
             format!("{}:n:{}:c", self.prefix, self.node),
             format!("{}:nodes", self.prefix),
+            format!("{}:n:{}", self.prefix, self.node),
         ];
         let mut inv = self.join.prepare_invoke();
         for k in &keys {
@@ -294,7 +314,8 @@ impl RedisStore {
             .arg(spec.mode.to_string())
             .arg(&pw)
             .arg(self.limits.max_peers)
-            .arg(&self.node);
+            .arg(&self.node)
+            .arg(HEARTBEAT_TTL.as_millis() as u64);
         let mut c = self.redis.connection()?;
         let reply: Vec<redis::Value> = inv
             .invoke_async(&mut c)
@@ -483,24 +504,24 @@ impl RedisStore {
             text: text.as_str().to_owned(),
             ts,
         };
-        let key = format!("{}:h", self.room_key(room));
+        // Membership checked again with the push: a message must not outlive
+        // its room (it would show up in a new room of the same name).
+        let r = self.room_key(room);
         let json = serde_json::to_string(&msg).unwrap_or_default();
-        let keep = self.limits.history as i64;
         let mut c = self.redis.connection()?;
-        redis::pipe()
-            .atomic()
-            .cmd("RPUSH")
-            .arg(&key)
+        let stored: i64 = self
+            .chat
+            .key(format!("{r}:m"))
+            .key(format!("{r}:h"))
+            .arg(self.conn_key(sid))
             .arg(json)
-            .ignore()
-            .cmd("LTRIM")
-            .arg(&key)
-            .arg(-keep)
-            .arg(-1)
-            .ignore()
-            .query_async::<()>(&mut c)
+            .arg(self.limits.history)
+            .invoke_async(&mut c)
             .await
             .map_err(|e| self.redis.command_failed(e))?;
+        if stored == 0 {
+            return Err(StoreError::Rule(NotInRoom));
+        }
         Ok(msg)
     }
 

@@ -126,3 +126,32 @@ async fn starts_while_redis_is_down_and_connects_later() {
     }
     assert!(a.health().is_up());
 }
+
+#[tokio::test]
+async fn dropping_the_last_clone_closes_the_connection() {
+    let redis = Redis::start();
+    let mut admin = redis.client().get_connection().expect("conn");
+    let clients = |c: &mut redis::Connection| -> usize {
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query(c)
+            .expect("client list");
+        list.lines().count()
+    };
+    let before = clients(&mut admin);
+    let a = ReconnectingDriver::start(redis.client()).await;
+    let a2 = a.clone();
+    assert_eq!(clients(&mut admin), before + 1);
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(clients(&mut admin), before + 1, "a clone is still alive");
+    drop(a2);
+    let t0 = Instant::now();
+    while clients(&mut admin) > before {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the supervisor kept its connection"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
