@@ -6,7 +6,7 @@
 //! A publisher sends synthetic VP8 (keyframes on PLI and periodically) and
 //! Opus RTP at fixed packet rates; a subscriber counts the RTP of every
 //! track it receives and detects loss from sequence-number gaps.
-//! The peer-connection code follows `sfu/tests/room.rs`.
+//! Negotiation uses `sfu::apply_as_polite`, as the SFU tests do.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,7 +20,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use serde::Deserialize;
-use sfu::{PcOptions, build_pc, candidate_from_wire, candidate_to_wire};
+use sfu::{PcOptions, apply_as_polite, build_pc, candidate_to_wire};
 use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::MediaStreamTrack;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -28,7 +28,7 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState, RTCSessionDescription,
+    RTCPeerConnectionState,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -275,7 +275,7 @@ async fn socket_loop(
     let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
 }
 
-/// Applies the SFU's signals as the polite peer.
+/// Applies the SFU's signals as the polite peer, counting offers and rollbacks.
 async fn apply_signal(
     pc: &Arc<dyn PeerConnection>,
     to_sfu: &mpsc::UnboundedSender<SignalData>,
@@ -283,45 +283,12 @@ async fn apply_signal(
     pending: &mut Vec<RTCIceCandidateInit>,
     s: SignalData,
 ) -> Result<()> {
-    match s {
-        SignalData::Offer { sdp } => {
-            st.offers_rx.fetch_add(1, Ordering::Relaxed);
-            // Polite: on collision roll back our own offer and take theirs.
-            let collided = pc.pending_local_description().await.is_some();
-            if collided {
-                st.rollbacks.fetch_add(1, Ordering::Relaxed);
-                pc.set_local_description(RTCSessionDescription::rollback(None)?)
-                    .await?;
-            }
-            pc.set_remote_description(RTCSessionDescription::offer(sdp)?)
-                .await?;
-            let a = pc.create_answer(None).await?;
-            pc.set_local_description(a.clone()).await?;
-            let _ = to_sfu.send(SignalData::Answer { sdp: a.sdp });
-            if collided {
-                // What negotiationneeded would do in a browser: offer again.
-                let o = pc.create_offer(None).await?;
-                pc.set_local_description(o.clone()).await?;
-                let _ = to_sfu.send(SignalData::Offer { sdp: o.sdp });
-            }
-        }
-        SignalData::Answer { sdp } => {
-            pc.set_remote_description(RTCSessionDescription::answer(sdp)?)
-                .await?;
-        }
-        SignalData::Candidate { candidate: Some(c) } => {
-            if pc.remote_description().await.is_none() {
-                pending.push(candidate_from_wire(c));
-            } else {
-                pc.add_ice_candidate(candidate_from_wire(c)).await?;
-            }
-        }
-        _ => {}
+    let applied = apply_as_polite(pc, pending, s, to_sfu).await?;
+    if applied.offer.is_some() {
+        st.offers_rx.fetch_add(1, Ordering::Relaxed);
     }
-    if pc.remote_description().await.is_some() {
-        for c in pending.drain(..) {
-            pc.add_ice_candidate(c).await?;
-        }
+    if applied.rolled_back {
+        st.rollbacks.fetch_add(1, Ordering::Relaxed);
     }
     Ok(())
 }

@@ -16,7 +16,10 @@ mod room;
 
 pub use config::{Ports, SfuConfig};
 pub use keyframe::{ReadFilter, is_keyframe_request, keyframe_request_forwarder};
-pub use peer::{PcOptions, Transports, build_pc, candidate_from_wire, candidate_to_wire};
+pub use peer::{
+    Applied, PcOptions, Transports, apply_as_polite, build_pc, candidate_from_wire,
+    candidate_to_wire,
+};
 pub use room::{MAX_TRACKS_PER_PEER, Metrics, PeerMetrics, PeerSnapshot, RoomHandle, spawn_room};
 pub use rtc::interceptor::Registry;
 

@@ -3,13 +3,13 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use protocol::IceCandidate;
+use protocol::{IceCandidate, SignalData};
 use rtc::ice::network_type::NetworkType;
 use rtc::interceptor::Slot;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceCandidateType, RTCPeerConnectionIceEvent,
-    Registry, SettingEngineBuilder, register_default_interceptors,
+    RTCSessionDescription, Registry, SettingEngineBuilder, register_default_interceptors,
 };
 
 use crate::SfuError;
@@ -114,4 +114,88 @@ pub fn candidate_from_wire(c: IceCandidate) -> RTCIceCandidateInit {
         username_fragment: c.username_fragment,
         ..Default::default()
     }
+}
+
+/// What [`apply_as_polite`] did with one signal.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The SDP of the offer that was answered, if the signal was an offer.
+    pub offer: Option<String>,
+    /// Our own pending offer was rolled back for it (glare).
+    pub rolled_back: bool,
+}
+
+/// The polite side of perfect negotiation, for a webrtc-rs client of the
+/// SFU (the tests' clients and the load bots): applies one signal from
+/// `"sfu"`; answers an offer, rolling back a colliding offer of our own and
+/// offering again afterwards, as a browser's `negotiationneeded` would;
+/// keeps candidates in `pending` until there is a remote description.
+/// Replies go to `reply`.
+pub async fn apply_as_polite(
+    pc: &Arc<dyn PeerConnection>,
+    pending: &mut Vec<RTCIceCandidateInit>,
+    s: SignalData,
+    reply: &tokio::sync::mpsc::UnboundedSender<SignalData>,
+) -> Result<Applied, SfuError> {
+    let mut applied = Applied::default();
+    match s {
+        SignalData::Offer { sdp } => {
+            applied.rolled_back = pc.pending_local_description().await.is_some();
+            if applied.rolled_back {
+                let rollback =
+                    RTCSessionDescription::rollback(None).map_err(SfuError::webrtc("rollback"))?;
+                pc.set_local_description(rollback)
+                    .await
+                    .map_err(SfuError::webrtc("rollback"))?;
+            }
+            let offer =
+                RTCSessionDescription::offer(sdp.clone()).map_err(SfuError::webrtc("offer"))?;
+            pc.set_remote_description(offer)
+                .await
+                .map_err(SfuError::webrtc("apply offer"))?;
+            let answer = pc
+                .create_answer(None)
+                .await
+                .map_err(SfuError::webrtc("create answer"))?;
+            pc.set_local_description(answer.clone())
+                .await
+                .map_err(SfuError::webrtc("set answer"))?;
+            let _ = reply.send(SignalData::Answer { sdp: answer.sdp });
+            if applied.rolled_back {
+                let offer = pc
+                    .create_offer(None)
+                    .await
+                    .map_err(SfuError::webrtc("create offer"))?;
+                pc.set_local_description(offer.clone())
+                    .await
+                    .map_err(SfuError::webrtc("set offer"))?;
+                let _ = reply.send(SignalData::Offer { sdp: offer.sdp });
+            }
+            applied.offer = Some(sdp);
+        }
+        SignalData::Answer { sdp } => {
+            let answer = RTCSessionDescription::answer(sdp).map_err(SfuError::webrtc("answer"))?;
+            pc.set_remote_description(answer)
+                .await
+                .map_err(SfuError::webrtc("apply answer"))?;
+        }
+        SignalData::Candidate { candidate: Some(c) } => {
+            if pc.remote_description().await.is_none() {
+                pending.push(candidate_from_wire(c));
+            } else {
+                pc.add_ice_candidate(candidate_from_wire(c))
+                    .await
+                    .map_err(SfuError::webrtc("candidate"))?;
+            }
+        }
+        SignalData::Candidate { candidate: None } | SignalData::Bye => {}
+    }
+    if pc.remote_description().await.is_some() {
+        for c in pending.drain(..) {
+            pc.add_ice_candidate(c)
+                .await
+                .map_err(SfuError::webrtc("candidate"))?;
+        }
+    }
+    Ok(applied)
 }

@@ -16,8 +16,8 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use sfu::{
-    PcOptions, PeerId, ReadFilter, RoomHandle, SfuConfig, Transports, build_pc,
-    candidate_from_wire, candidate_to_wire, spawn_room,
+    PcOptions, PeerId, ReadFilter, RoomHandle, SfuConfig, Transports, apply_as_polite, build_pc,
+    candidate_to_wire, spawn_room,
 };
 use tokio::sync::mpsc;
 use webrtc::media_stream::MediaStreamTrack;
@@ -27,7 +27,7 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState, RTCSessionDescription,
+    RTCPeerConnectionState,
 };
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -282,51 +282,16 @@ async fn client(room: &RoomHandle, inboxes: &Inboxes, id: &str, opts: Opts) -> C
                 while c2.hold_inbox.load(Ordering::SeqCst) {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                let r: anyhow::Result<()> = async {
-                    match s {
-                        SignalData::Offer { sdp: o } => {
-                            c2.offers_rx.fetch_add(1, Ordering::SeqCst);
-                            *c2.last_offer.lock().expect("l") = o.clone();
-                            // polite peer: on collision roll back our own offer, accept theirs
-                            let collided = pc.pending_local_description().await.is_some();
-                            if collided {
-                                c2.rollbacks.fetch_add(1, Ordering::SeqCst);
-                                pc.set_local_description(RTCSessionDescription::rollback(None)?)
-                                    .await?;
-                            }
-                            pc.set_remote_description(RTCSessionDescription::offer(o)?)
-                                .await?;
-                            let a = pc.create_answer(None).await?;
-                            pc.set_local_description(a.clone()).await?;
-                            let _ = to_sfu.send(SignalData::Answer { sdp: a.sdp });
-                            if collided {
-                                // what negotiationneeded would do in a browser: offer again
-                                let o = pc.create_offer(None).await?;
-                                pc.set_local_description(o.clone()).await?;
-                                let _ = to_sfu.send(SignalData::Offer { sdp: o.sdp });
-                            }
-                        }
-                        SignalData::Answer { sdp: a } => {
-                            pc.set_remote_description(RTCSessionDescription::answer(a)?)
-                                .await?;
-                        }
-                        SignalData::Candidate { candidate: Some(c) } => {
-                            if pc.remote_description().await.is_none() {
-                                pending.push(candidate_from_wire(c));
-                            } else {
-                                pc.add_ice_candidate(candidate_from_wire(c)).await?;
-                            }
-                        }
-                        _ => {}
+                let r = apply_as_polite(&pc, &mut pending, s, &to_sfu).await;
+                if let Ok(applied) = &r {
+                    if let Some(o) = &applied.offer {
+                        c2.offers_rx.fetch_add(1, Ordering::SeqCst);
+                        *c2.last_offer.lock().expect("l") = o.clone();
                     }
-                    if pc.remote_description().await.is_some() {
-                        for c in pending.drain(..) {
-                            pc.add_ice_candidate(c).await?;
-                        }
+                    if applied.rolled_back {
+                        c2.rollbacks.fetch_add(1, Ordering::SeqCst);
                     }
-                    Ok(())
                 }
-                .await;
                 if let Err(e) = r {
                     eprintln!("[client] error: {e:#}");
                 }
