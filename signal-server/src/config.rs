@@ -26,6 +26,17 @@ pub struct Config {
     pub ping_timeout: Duration,
     /// Per-socket read buffer of the WebSocket transport, in bytes.
     pub ws_read_buffer: usize,
+    /// Scale-out: rooms in Redis, relays through the socket.io Redis adapter.
+    pub redis: Option<RedisConfig>,
+}
+
+/// Where the nodes of one deployment meet.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://` or `rediss://` URL (RESP3 is always used).
+    pub url: String,
+    /// Prefix of every key and channel: deployments sharing a Redis must differ.
+    pub prefix: String,
 }
 
 /// Limits that protect the server and the other peers from one client.
@@ -78,6 +89,7 @@ impl Default for Config {
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
             ws_read_buffer: 1024,
+            redis: None,
         }
     }
 }
@@ -165,6 +177,13 @@ pub struct Cli {
     /// Also accept ICE over TCP on the same port numbers (browsers on networks that block UDP).
     #[arg(long, env = "SFU_TCP", default_value_t = false)]
     pub sfu_tcp: bool,
+    /// Redis URL: run as one node of several (rooms shared through Redis).
+    /// Unset: one node, everything in memory.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of this deployment's Redis keys and channels.
+    #[arg(long, env = "REDIS_PREFIX", default_value = "signal")]
+    pub redis_prefix: String,
     /// WebSocket read buffer per connection, in bytes (memory per connection vs. syscalls).
     #[arg(long, env = "WS_READ_BUFFER", default_value_t = 1024)]
     pub ws_read_buffer: usize,
@@ -219,6 +238,15 @@ impl Cli {
             ping_interval: Duration::from_millis(self.ping_interval_ms.max(100)),
             ping_timeout: Duration::from_millis(self.ping_timeout_ms.max(100)),
             ws_read_buffer: self.ws_read_buffer.max(256),
+            redis: self
+                .redis_url
+                .as_deref()
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(|url| RedisConfig {
+                    url: url.to_owned(),
+                    prefix: self.redis_prefix.clone(),
+                }),
         }
     }
 }

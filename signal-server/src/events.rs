@@ -62,11 +62,15 @@ impl<A: Adapter> ConnectHandler<A, Direct> for Connect {
         _: &'a Option<Value>,
     ) -> Pin<Box<dyn Future<Output = Result<(), Box<dyn std::fmt::Display + Send>>> + Send + 'a>>
     {
-        s.on_fallback(Dispatcher {
-            state: self.0.clone(),
-            bucket: Mutex::new(TokenBucket::new(&self.0.config.limits)),
-        });
-        s.on_disconnect(OnDisconnect(self.0.clone()));
+        if self.0.cluster.is_some() {
+            crate::cluster::attach(&self.0, &s);
+        } else {
+            s.on_fallback(Dispatcher {
+                state: self.0.clone(),
+                bucket: Mutex::new(TokenBucket::new(&self.0.config.limits)),
+            });
+            s.on_disconnect(OnDisconnect(self.0.clone()));
+        }
         self.0.metrics.connected();
         tracing::debug!(sid = %s.id, "connected");
         Box::pin(std::future::ready(Ok(())))
@@ -75,20 +79,20 @@ impl<A: Adapter> ConnectHandler<A, Direct> for Connect {
 
 /// A failed event: the error ack's code and message.
 #[derive(Debug)]
-struct Failure {
+pub(crate) struct Failure {
     code: ErrorCode,
     message: Cow<'static, str>,
 }
 
 impl Failure {
-    fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
             code,
             message: message.into(),
         }
     }
 
-    fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::BadRequest, message)
     }
 }
@@ -133,7 +137,7 @@ impl From<JoinError> for Failure {
 /// A success ack body.
 #[derive(Serialize)]
 #[serde(untagged)]
-enum Reply {
+pub(crate) enum Reply {
     Ok(OkAck),
     Join(Box<JoinAck>),
     Chat(ChatAck),
@@ -141,7 +145,7 @@ enum Reply {
 
 /// Per-socket rate limit: `burst` events at once, refilled at `per_sec`.
 #[derive(Debug)]
-struct TokenBucket {
+pub(crate) struct TokenBucket {
     tokens: f32,
     burst: f32,
     per_sec: f32,
@@ -149,7 +153,7 @@ struct TokenBucket {
 }
 
 impl TokenBucket {
-    fn new(limits: &crate::Limits) -> Self {
+    pub(crate) fn new(limits: &crate::Limits) -> Self {
         Self {
             tokens: limits.rate_burst as f32,
             burst: limits.rate_burst as f32,
@@ -184,75 +188,136 @@ impl<A: Adapter> MessageHandler<A, Direct> for Dispatcher {
             .map(|e| e.0)
             .unwrap_or_default();
         let kind = EventKind::from_name(&name);
-        let metrics = &self.state.metrics;
-        metrics.event(kind);
-        let result = self.handle(kind, &name, &s, v);
-        let sent = match result {
-            Ok(reply) => ack.send(&reply),
-            Err(f) => {
-                metrics.error(f.code);
-                tracing::debug!(sid = %s.id, event = %name, code = %f.code, "{}", f.message);
-                ack.send(&ErrorAck::new(f.code, f.message))
-            }
-        };
-        if sent.is_err() {
-            metrics.dropped(1);
+        self.state.metrics.event(kind);
+        let result = read_request(&self.state, &self.bucket, kind, &name, &s, v)
+            .and_then(|req| self.handle(&s, req));
+        answer(&self.state, &s, &name, ack, result);
+    }
+}
+
+/// One event, validated and parsed.
+pub(crate) enum Request {
+    Join(JoinRequest),
+    Leave(LeaveRequest),
+    Signal(SignalRequest),
+    Chat(ChatRequest),
+    Typing(TypingRequest),
+    MediaState(MediaStateRequest),
+    Receipt(ReceiptRequest),
+    Ping(PingRequest),
+}
+
+/// The checks every event passes before it touches any room: the socket's
+/// rate limit, the payload's shape and size, and its fields.
+pub(crate) fn read_request<A: Adapter>(
+    state: &AppState,
+    bucket: &Mutex<TokenBucket>,
+    kind: EventKind,
+    name: &str,
+    s: &Arc<Socket<A>>,
+    mut v: Value,
+) -> Result<Request, Failure> {
+    let limits = &state.config.limits;
+    let allowed = bucket
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take(Instant::now());
+    if !allowed {
+        return Err(Failure::new(
+            ErrorCode::RateLimited,
+            format!(
+                "too many events: at most {} at once and {} per second",
+                limits.rate_burst, limits.rate_per_sec
+            ),
+        ));
+    }
+    let Value::Str(raw, binaries) = &v else {
+        return Err(Failure::bad_request("payload must be a JSON object"));
+    };
+    if binaries.as_ref().is_some_and(|b| !b.is_empty()) {
+        return Err(Failure::bad_request("binary payloads are not supported"));
+    }
+    if raw.len() > limits.max_message_bytes {
+        return Err(Failure::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "event is {} bytes; the limit is {}",
+                raw.len(),
+                limits.max_message_bytes
+            ),
+        ));
+    }
+    Ok(match kind {
+        EventKind::Join => Request::Join(parse(s, &mut v)?),
+        EventKind::Leave => Request::Leave(parse(s, &mut v)?),
+        EventKind::Signal => {
+            let req: SignalRequest = parse(s, &mut v)?;
+            req.data
+                .validate()
+                .map_err(|e| Failure::bad_request(e.to_string()))?;
+            Request::Signal(req)
         }
+        EventKind::Chat => Request::Chat(parse(s, &mut v)?),
+        EventKind::Typing => Request::Typing(parse(s, &mut v)?),
+        EventKind::MediaState => Request::MediaState(parse(s, &mut v)?),
+        EventKind::ChatReceipt => Request::Receipt(parse(s, &mut v)?),
+        EventKind::Ping => Request::Ping(parse(s, &mut v)?),
+        EventKind::Other => {
+            return Err(Failure::bad_request(format!(
+                "unknown event {name:?}; expected join, leave, signal, chat, typing, \
+                 media-state, chat-receipt or peer-ping"
+            )));
+        }
+    })
+}
+
+/// The ack of a successful join.
+pub(crate) fn join_reply(room: RoomName, joined: crate::registry::Joined) -> Reply {
+    Reply::Join(Box::new(JoinAck {
+        ok: protocol::True,
+        self_: joined.me,
+        room: RoomInfo {
+            id: room,
+            mode: joined.mode,
+        },
+        peers: joined.peers,
+        history: joined.history,
+    }))
+}
+
+/// Answers an event's ack (if it asked for one), counting errors and drops.
+pub(crate) fn answer<A: Adapter>(
+    state: &AppState,
+    s: &Socket<A>,
+    name: &str,
+    ack: AckSender<A>,
+    result: Result<Reply, Failure>,
+) {
+    let metrics = &state.metrics;
+    let sent = match result {
+        Ok(reply) => ack.send(&reply),
+        Err(f) => {
+            metrics.error(f.code);
+            tracing::debug!(sid = %s.id, event = %name, code = %f.code, "{}", f.message);
+            ack.send(&ErrorAck::new(f.code, f.message))
+        }
+    };
+    if sent.is_err() {
+        metrics.dropped(1);
     }
 }
 
 impl Dispatcher {
-    fn handle<A: Adapter>(
-        &self,
-        kind: EventKind,
-        name: &str,
-        s: &Arc<Socket<A>>,
-        mut v: Value,
-    ) -> Result<Reply, Failure> {
-        let limits = &self.state.config.limits;
-        let allowed = self
-            .bucket
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take(Instant::now());
-        if !allowed {
-            return Err(Failure::new(
-                ErrorCode::RateLimited,
-                format!(
-                    "too many events: at most {} at once and {} per second",
-                    limits.rate_burst, limits.rate_per_sec
-                ),
-            ));
-        }
-        let Value::Str(raw, binaries) = &v else {
-            return Err(Failure::bad_request("payload must be a JSON object"));
-        };
-        if binaries.as_ref().is_some_and(|b| !b.is_empty()) {
-            return Err(Failure::bad_request("binary payloads are not supported"));
-        }
-        if raw.len() > limits.max_message_bytes {
-            return Err(Failure::new(
-                ErrorCode::PayloadTooLarge,
-                format!(
-                    "event is {} bytes; the limit is {}",
-                    raw.len(),
-                    limits.max_message_bytes
-                ),
-            ));
-        }
-        match kind {
-            EventKind::Join => self.join(s, parse(s, &mut v)?),
-            EventKind::Leave => self.leave(s, parse(s, &mut v)?),
-            EventKind::Signal => self.signal(s, parse(s, &mut v)?),
-            EventKind::Chat => self.chat(s, parse(s, &mut v)?),
-            EventKind::Typing => self.typing(s, parse(s, &mut v)?),
-            EventKind::MediaState => self.media_state(s, parse(s, &mut v)?),
-            EventKind::ChatReceipt => self.receipt(s, parse(s, &mut v)?),
-            EventKind::Ping => self.ping(s, parse(s, &mut v)?),
-            EventKind::Other => Err(Failure::bad_request(format!(
-                "unknown event {name:?}; expected join, leave, signal, chat, typing, \
-                 media-state, chat-receipt or peer-ping"
-            ))),
+    fn handle<A: Adapter>(&self, s: &Arc<Socket<A>>, req: Request) -> Result<Reply, Failure> {
+        match req {
+            Request::Join(r) => self.join(s, r),
+            Request::Leave(r) => self.leave(s, r),
+            Request::Signal(r) => self.signal(s, r),
+            Request::Chat(r) => self.chat(s, r),
+            Request::Typing(r) => self.typing(s, r),
+            Request::MediaState(r) => self.media_state(s, r),
+            Request::Receipt(r) => self.receipt(s, r),
+            Request::Ping(r) => self.ping(s, r),
         }
     }
 
@@ -291,16 +356,7 @@ impl Dispatcher {
             tracing::debug!(room = %room, peer = %joined.me.id, "joined");
         }
         drop(reg);
-        Ok(Reply::Join(Box::new(JoinAck {
-            ok: protocol::True,
-            self_: joined.me,
-            room: RoomInfo {
-                id: room,
-                mode: joined.mode,
-            },
-            peers: joined.peers,
-            history: joined.history,
-        })))
+        Ok(join_reply(room, joined))
     }
 
     fn leave<A: Adapter>(&self, s: &Arc<Socket<A>>, req: LeaveRequest) -> Result<Reply, Failure> {
@@ -309,9 +365,6 @@ impl Dispatcher {
     }
 
     fn signal<A: Adapter>(&self, s: &Arc<Socket<A>>, req: SignalRequest) -> Result<Reply, Failure> {
-        req.data
-            .validate()
-            .map_err(|e| Failure::bad_request(e.to_string()))?;
         if req.to.as_str() == protocol::SFU_PEER {
             return self.signal_sfu(s, req);
         }
@@ -591,7 +644,7 @@ where
 }
 
 /// The socket of a peer addressed by a signal, if it is still connected.
-fn socketio_target<A: Adapter>(
+pub(crate) fn socketio_target<A: Adapter>(
     from: &Arc<Socket<A>>,
     target: Sid,
 ) -> Option<socketioxide::extract::SocketRef<A>> {
@@ -606,7 +659,7 @@ fn parse<T: DeserializeOwned, A: Adapter>(s: &Arc<Socket<A>>, v: &mut Value) -> 
         .map_err(|e| Failure::bad_request(format!("invalid payload: {e}")))
 }
 
-fn now_millis() -> u64 {
+pub(crate) fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -19,13 +19,16 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::{AppState, IceConfig};
 
-pub fn router(state: Arc<AppState>, socketio: SocketIoLayer) -> Router {
+pub fn router<A: socketioxide::adapter::Adapter>(
+    state: Arc<AppState>,
+    socketio: SocketIoLayer<A>,
+) -> Router {
     let static_dir = state.config.static_dir.clone();
     let client =
         ServeDir::new(&static_dir).fallback(get(client_route).with_state(static_dir.clone()));
     let cors = cors(&state.config.cors_origins);
     let mut router = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/api/config", get(api_config))
         .route("/metrics", get(metrics))
         .fallback_service(client)
@@ -204,6 +207,18 @@ fn turn_credential(secret: &str, username: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
+/// 200 `ok`; 503 while a scaled-out node cannot reach Redis (a load
+/// balancer should send new clients to a node that can).
+async fn healthz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+    match state.redis_up() {
+        Some(false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "degraded: redis unreachable (reconnecting)",
+        ),
+        _ => (StatusCode::OK, "ok"),
+    }
+}
+
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let (rooms, peers) = {
         let reg = state.lock_registry();
@@ -211,6 +226,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     };
     let mut text = state.metrics.render(rooms, peers);
     text.push_str(&state.sfu_metrics());
+    text.push_str(&state.redis_metrics());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 

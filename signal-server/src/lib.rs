@@ -9,6 +9,7 @@
 //! [`app`] builds the router without a socket so tests can drive it;
 //! [`run`] serves it on a listener until a shutdown signal.
 
+mod cluster;
 mod config;
 mod events;
 mod http;
@@ -20,6 +21,7 @@ pub mod registry;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -30,7 +32,8 @@ use socketioxide::SocketIo;
 use socketioxide::socket::Sid;
 use tokio::net::TcpListener;
 
-pub use config::{Cli, Config, IceConfig, Limits};
+pub use cluster::UPKEEP_EVERY;
+pub use config::{Cli, Config, IceConfig, Limits, RedisConfig};
 pub use metrics::Metrics;
 use registry::{Registry, RoomLimits};
 
@@ -44,10 +47,16 @@ pub struct AppState {
     registry: Mutex<Registry<Sid>>,
     /// The SFU room of each SFU-mode room (one webrtc-rs task per room).
     sfu_rooms: Mutex<HashMap<protocol::RoomName, sfu::RoomHandle>>,
+    /// Set when scaled out on Redis: room state lives there, not in `registry`.
+    cluster: Option<cluster::Cluster>,
 }
 
 impl AppState {
     pub fn new(config: Config) -> Self {
+        Self::with_cluster(config, None)
+    }
+
+    fn with_cluster(config: Config, cluster: Option<cluster::Cluster>) -> Self {
         let registry = Registry::new(RoomLimits {
             max_peers: config.limits.max_peers_per_room,
             history: config.limits.history,
@@ -57,7 +66,32 @@ impl AppState {
             metrics: Metrics::default(),
             registry: Mutex::new(registry),
             sfu_rooms: Mutex::new(HashMap::new()),
+            cluster,
         }
+    }
+
+    /// Redis health, when scaled out: `None` on a single node.
+    pub fn redis_up(&self) -> Option<bool> {
+        self.cluster.as_ref().map(|c| c.health.is_up())
+    }
+
+    /// Redis series for `/metrics` (empty on a single node).
+    pub fn redis_metrics(&self) -> String {
+        let Some(c) = &self.cluster else {
+            return String::new();
+        };
+        let h = &c.health;
+        format!(
+            "# HELP signal_redis_up 1 while this node is connected to Redis.\n\
+             # TYPE signal_redis_up gauge\nsignal_redis_up {}\n\
+             # HELP signal_redis_connects_total Connections made to Redis (reconnects included).\n\
+             # TYPE signal_redis_connects_total counter\nsignal_redis_connects_total {}\n\
+             # HELP signal_redis_errors_total Redis calls that failed, and connections lost.\n\
+             # TYPE signal_redis_errors_total counter\nsignal_redis_errors_total {}\n",
+            u8::from(h.is_up()),
+            h.connects.load(Ordering::Relaxed),
+            h.errors.load(Ordering::Relaxed),
+        )
     }
 
     fn lock_sfu(&self) -> MutexGuard<'_, HashMap<protocol::RoomName, sfu::RoomHandle>> {
@@ -174,23 +208,86 @@ impl AppState {
     }
 }
 
+/// What [`app`] hands back to stop the server: awaiting it retires this node
+/// (scale-out) and disconnects every socket.
+pub type Closer = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// Builds the whole application: socket.io at `/socket.io/`, the HTTP
-/// routes, and the static web client.
-pub fn app(config: Config) -> (Router, SocketIo) {
+/// routes, and the static web client. With `config.redis`, socket.io runs on
+/// the Redis adapter and rooms live in Redis (see [`cluster`]); a Redis that
+/// is down is not an error here (the node serves and reconnects), a
+/// malformed URL is.
+pub async fn app(config: Config) -> anyhow::Result<(Router, Closer)> {
     let limits = config.limits;
     let transport_limit = limits.max_message_bytes.saturating_mul(4);
-    let (layer, io) = SocketIo::builder()
+    let builder = SocketIo::builder()
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
         .max_buffer_size(limits.send_buffer)
         .max_payload(transport_limit as u64)
         .ws_max_message_size(transport_limit)
         .ws_max_frame_size(transport_limit)
-        .ws_read_buffer_size(config.ws_read_buffer)
+        .ws_read_buffer_size(config.ws_read_buffer);
+    let Some(redis) = config.redis.clone() else {
+        let (layer, io) = builder.build_layer();
+        let state = Arc::new(AppState::new(config));
+        io.ns("/", events::Connect(state.clone()));
+        let closer: Closer = Box::pin(async move { io.close().await });
+        return Ok((http::router(state, layer), closer));
+    };
+    let client = redis_client(&redis.url)?;
+    let driver = redis_driver::ReconnectingDriver::start(client).await;
+    if !driver.health().is_up() {
+        tracing::error!("redis is unreachable; serving anyway and reconnecting in the background");
+    }
+    if config.sfu.is_some() {
+        tracing::warn!("SFU rooms are not available when scaled out on Redis; only mesh rooms");
+    }
+    let node = uuid::Uuid::new_v4().to_string();
+    let store = redis_store::RedisStore::new(
+        driver.clone(),
+        &redis.prefix,
+        &node,
+        RoomLimits {
+            max_peers: limits.max_peers_per_room,
+            history: limits.history,
+        },
+    );
+    let cluster = cluster::Cluster::new(store, driver.health());
+    let adapter_config =
+        socketioxide_redis::RedisAdapterConfig::new().with_prefix(format!("{}-sio", redis.prefix));
+    let ctr = socketioxide_redis::RedisAdapterCtr::new_with_driver(driver, adapter_config);
+    let (layer, io) = builder
+        .with_adapter::<socketioxide_redis::CustomRedisAdapter<_, redis_driver::ReconnectingDriver>>(ctr)
         .build_layer();
-    let state = Arc::new(AppState::new(config));
-    io.ns("/", events::Connect(state.clone()));
-    (http::router(state, layer), io)
+    let state = Arc::new(AppState::with_cluster(config, Some(cluster)));
+    io.ns("/", events::Connect(state.clone()))
+        .await
+        .map_err(|e| anyhow::anyhow!("socket.io namespace on redis: {e}"))?;
+    tracing::info!(node, prefix = %redis.prefix, "scaled out on redis");
+    let upkeep = tokio::spawn(cluster::upkeep(state.clone(), io.clone()));
+    let closer_state = state.clone();
+    let closer: Closer = Box::pin(async move {
+        upkeep.abort();
+        cluster::retire(&closer_state, &io).await;
+        io.close().await;
+    });
+    Ok((http::router(state, layer), closer))
+}
+
+/// A Redis client for `url`, always on RESP3 (the adapter's subscriptions
+/// arrive as pushes on the command connection).
+fn redis_client(url: &str) -> anyhow::Result<redis::Client> {
+    use redis::IntoConnectionInfo;
+    let info = url
+        .into_connection_info()
+        .map_err(|e| anyhow::anyhow!("REDIS_URL is not a valid Redis URL: {e}"))?;
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_protocol(redis::ProtocolVersion::RESP3);
+    let info = info.set_redis_settings(settings);
+    redis::Client::open(info).map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))
 }
 
 /// Serves on `listener` until `shutdown` completes, then disconnects every
@@ -199,8 +296,8 @@ pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let (router, io) = app(config);
+) -> anyhow::Result<()> {
+    let (router, close) = app(config).await?;
     // Without TCP_NODELAY small relays wait on delayed ACKs (~40 ms).
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
@@ -211,12 +308,12 @@ pub async fn run(
     let graceful = async move {
         shutdown.await;
         tracing::info!("shutting down: disconnecting every socket");
-        io.close().await;
+        close.await;
         let _ = closed_tx.send(());
     };
     let serve = axum::serve(listener, router).with_graceful_shutdown(graceful);
     tokio::select! {
-        res = serve => res,
+        res = serve => Ok(res?),
         // Upgraded WebSockets are not tracked by the graceful drain: bound the wait.
         _ = async {
             let _ = closed_rx.await;

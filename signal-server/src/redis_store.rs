@@ -181,7 +181,7 @@ if keep > 0 then
   redis.call('RPUSH', KEYS[2], ARGV[2])
   redis.call('LTRIM', KEYS[2], -keep, -1)
 end
-return 1
+return redis.call('HLEN', KEYS[1])
 "#;
 
 /// The shared room state of all nodes.
@@ -255,6 +255,18 @@ impl RedisStore {
             .query_async::<()>(&mut conn)
             .await
             .map_err(|e| self.redis.command_failed(e))
+    }
+
+    /// Ends this node's heartbeat at once (graceful shutdown): the next
+    /// [`Self::sweep`] removes its members without waiting for the TTL.
+    pub async fn retire(&self) -> Result<(), DriverError> {
+        let key = format!("{}:n:{}", self.prefix, self.node);
+        self.run({
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(key);
+            cmd
+        })
+        .await
     }
 
     /// Removes the members of dead nodes; returns them, for `peer-left`.
@@ -427,6 +439,30 @@ impl RedisStore {
             .ok_or(StoreError::Rule(NotInRoom))
     }
 
+    /// Who this connection is in `room`, and how many members the room has
+    /// (one round trip).
+    pub async fn member_and_count(
+        &self,
+        sid: &str,
+        room: &RoomName,
+    ) -> Result<(PeerInfo, usize), StoreError<NotInRoom>> {
+        let key = format!("{}:m", self.room_key(room));
+        let mut c = self.redis.connection()?;
+        let (v, n): (Option<String>, usize) = redis::pipe()
+            .cmd("HGET")
+            .arg(&key)
+            .arg(self.conn_key(sid))
+            .cmd("HLEN")
+            .arg(&key)
+            .query_async(&mut c)
+            .await
+            .map_err(|e| self.redis.command_failed(e))?;
+        let me = v
+            .and_then(|v| decode_member(&v))
+            .ok_or(StoreError::Rule(NotInRoom))?;
+        Ok((me.1.ident(), n))
+    }
+
     pub async fn peer_count_in(&self, room: &RoomName) -> Result<usize, DriverError> {
         let key = format!("{}:m", self.room_key(room));
         self.run({
@@ -484,7 +520,8 @@ impl RedisStore {
         ))
     }
 
-    /// Records a chat message in the room's bounded history.
+    /// Records a chat message in the room's bounded history; returns it and
+    /// how many members the room has.
     pub async fn chat(
         &self,
         sid: &str,
@@ -492,7 +529,7 @@ impl RedisStore {
         text: ChatText,
         id: String,
         ts: u64,
-    ) -> Result<ChatMessage, StoreError<NotInRoom>> {
+    ) -> Result<(ChatMessage, usize), StoreError<NotInRoom>> {
         let me = self
             .stored(room, &self.conn_key(sid))
             .await?
@@ -509,7 +546,7 @@ impl RedisStore {
         let r = self.room_key(room);
         let json = serde_json::to_string(&msg).unwrap_or_default();
         let mut c = self.redis.connection()?;
-        let stored: i64 = self
+        let members: usize = self
             .chat
             .key(format!("{r}:m"))
             .key(format!("{r}:h"))
@@ -519,10 +556,10 @@ impl RedisStore {
             .invoke_async(&mut c)
             .await
             .map_err(|e| self.redis.command_failed(e))?;
-        if stored == 0 {
+        if members == 0 {
             return Err(StoreError::Rule(NotInRoom));
         }
-        Ok(msg)
+        Ok((msg, members))
     }
 
     /// Records the sender's media state (returned to later joiners).

@@ -4,6 +4,12 @@
 // <repo>/target/debug/signal-server (resolved from this file's directory).
 // Every server gets `--port 0 --host 127.0.0.1 --static-dir <fresh tmp dir>`
 // plus the flags a test asks for, and is killed by `stop()`.
+//
+// Scale-out: `startCluster()` starts two servers (nodes) on one real Redis.
+// With SIGNAL_CLUSTER=1 in the environment, `startServer()` itself returns
+// such a cluster, whose `url` alternates between the nodes: consecutive
+// clients of a test land on different nodes, so the protocol suites run
+// unchanged across nodes.
 
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -11,6 +17,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startRedis } from './redis.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -37,6 +44,67 @@ process.on('exit', () => {
  * @returns {Promise<Server>}
  */
 export async function startServer(flags = [], opts = {}) {
+  if (process.env.SIGNAL_CLUSTER === '1') return startCluster(flags, opts);
+  return startNode(flags, opts);
+}
+
+let shared = null; // {redis, users}
+let clusterSeq = 0;
+
+/**
+ * Two nodes on one Redis (shared by the clusters of this test process unless
+ * `opts.redis` is given), each with its own key prefix per cluster.
+ * @returns {Promise<Cluster>}
+ */
+export async function startCluster(flags = [], opts = {}) {
+  let redis = opts.redis;
+  let ownsShared = false;
+  if (!redis) {
+    shared ??= { redis: startRedis(), users: 0 };
+    shared.users++;
+    ownsShared = true;
+    redis = await shared.redis;
+  }
+  const prefix = `t${process.pid}x${++clusterSeq}`;
+  const nodeFlags = [...flags, '--redis-url', redis.url, '--redis-prefix', prefix];
+  const nodes = await Promise.all([0, 1].map(() => startNode(nodeFlags, opts)));
+  return new Cluster(nodes, redis, ownsShared);
+}
+
+/** Two nodes that look like one server to the protocol tests. */
+export class Cluster {
+  constructor(nodes, redis, ownsShared) {
+    this.nodes = nodes;
+    this.redis = redis;
+    this.ownsShared = ownsShared;
+    this.turn = 0;
+  }
+
+  /** Each read gives the next node's URL: consecutive clients alternate nodes. */
+  get url() {
+    return this.nodes[this.turn++ % this.nodes.length].url;
+  }
+
+  get(p, init) { return this.nodes[0].get(p, init); }
+
+  panics() { return this.nodes.flatMap((n) => n.panics()); }
+
+  async assertHealthy() {
+    for (const n of this.nodes) await n.assertHealthy();
+  }
+
+  async stop() {
+    await Promise.all(this.nodes.map((n) => n.stop()));
+    if (this.ownsShared && --shared.users === 0) {
+      const r = await shared.redis;
+      shared = null;
+      await r.stop();
+    }
+  }
+}
+
+/** One server process. */
+export async function startNode(flags = [], opts = {}) {
   if (!existsSync(SERVER_BIN)) {
     throw new Error(`signal-server binary not found at ${SERVER_BIN} (set SIGNAL_SERVER_BIN)`);
   }
@@ -52,7 +120,8 @@ export async function startServer(flags = [], opts = {}) {
   for (const k of ['PORT', 'HOST', 'STATIC_DIR', 'HISTORY_LIMIT', 'MAX_PEERS_PER_ROOM',
     'MAX_MESSAGE_BYTES', 'RATE_LIMIT_BURST', 'RATE_LIMIT_PER_SEC', 'SEND_BUFFER',
     'DEFAULT_MODE', 'STUN_URLS', 'TURN_URLS', 'TURN_SECRET', 'TURN_TTL_SECS', 'CORS_ORIGINS',
-    'TURN_USERNAME', 'TURN_CREDENTIAL', 'LISTEN_BACKLOG', 'PING_INTERVAL_MS', 'PING_TIMEOUT_MS', 'WS_READ_BUFFER']) {
+    'TURN_USERNAME', 'TURN_CREDENTIAL', 'LISTEN_BACKLOG', 'PING_INTERVAL_MS', 'PING_TIMEOUT_MS', 'WS_READ_BUFFER',
+    'REDIS_URL', 'REDIS_PREFIX', 'SFU', 'SFU_IP', 'SFU_PORTS', 'SFU_PUBLIC_IP', 'SFU_TCP']) {
     delete env[k];
   }
   Object.assign(env, opts.env ?? {});
