@@ -47,12 +47,18 @@ pub async fn run(args: ChatArgs) -> Result<bool> {
     let deadline = deadline(c);
     let fds = raise_fd_limit(conns)?;
     let server = server_for(c, conns).await?;
-    let target = Arc::new(Target::parse(&server.url)?);
+    let targets = server
+        .urls()
+        .iter()
+        .map(|u| Target::parse(u).map(Arc::new))
+        .collect::<Result<Vec<_>>>()?;
+    let target = targets[0].clone();
+    let pids = server.pids();
     let run_id = std::process::id();
     if c.spawn.is_some() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let baseline = sample(server.pid);
+    let baseline = sample(&pids);
 
     // Connection i is peer i % P of room i / P.
     let spec = FillSpec {
@@ -63,7 +69,7 @@ pub async fn run(args: ChatArgs) -> Result<bool> {
         join_timeout: Duration::from_secs(c.join_timeout.max(1)),
         deadline,
     };
-    let (fleet, fill) = fill(target.clone(), &spec, |i| {
+    let (fleet, fill) = fill(&targets, &spec, |i| {
         format!("bc{run_id}-{}", i / peers)
     })
     .await?;
@@ -71,7 +77,7 @@ pub async fn run(args: ChatArgs) -> Result<bool> {
     sleep_bounded(Duration::from_secs(args.settle_secs), deadline).await;
 
     // Chat phase.
-    let before = sample(server.pid);
+    let before = sample(&pids);
     let me = std::process::id();
     let client_before = crate::procfs::cpu_ticks(me).ok();
     let deliveries_before = sh.deliveries.load(Ordering::Relaxed);
@@ -125,7 +131,7 @@ pub async fn run(args: ChatArgs) -> Result<bool> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let chat_elapsed = t0.elapsed().as_secs_f64();
-    let after = sample(server.pid);
+    let after = sample(&pids);
     let client_after = crate::procfs::cpu_ticks(me).ok();
     let deliveries = sh.deliveries.load(Ordering::Relaxed) - deliveries_before;
     let delivery_lat = sh.delivery_lat.summary();
@@ -274,6 +280,7 @@ pub async fn run(args: ChatArgs) -> Result<bool> {
         "delivery_latency_us": delivery_lat,
         "ack_latency_us": ack_lat,
         "server_pid": server_pid,
+        "server_pids": pids,
         "clk_tck": tck,
         "server_cpu_ticks": cpu_ticks,
         "server_cpu_s": cpu_s,

@@ -39,6 +39,14 @@ pub struct Common {
     /// arguments after `--`, use its address and PID, stop it at the end.
     #[arg(long, value_name = "SERVER_BINARY")]
     pub spawn: Option<PathBuf>,
+    /// Spawn this many servers alike (nodes of one deployment: pass them a
+    /// shared `--redis-url` after `--`); connection i goes to node i % N, and
+    /// CPU and memory are summed over all of them.
+    #[arg(long, default_value_t = 1, requires = "spawn")]
+    pub nodes: usize,
+    /// More PIDs whose CPU and memory count as the server's (e.g. redis-server).
+    #[arg(long, value_delimiter = ',')]
+    pub also_sample: Vec<u32>,
     /// File for the spawned server's stderr (default: discarded).
     #[arg(long, requires = "spawn")]
     pub server_log: Option<PathBuf>,

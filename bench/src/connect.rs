@@ -26,14 +26,20 @@ pub async fn run(args: ConnectArgs) -> Result<bool> {
     let deadline = deadline(c);
     let fds = raise_fd_limit(args.conns)?;
     let server = server_for(c, args.conns).await?;
-    let target = Arc::new(Target::parse(&server.url)?);
+    let targets = server
+        .urls()
+        .iter()
+        .map(|u| Target::parse(u).map(Arc::new))
+        .collect::<Result<Vec<_>>>()?;
+    let target = targets[0].clone();
+    let pids = server.pids();
     let run_id = std::process::id();
 
     // Let a freshly spawned server settle before the baseline.
     if c.spawn.is_some() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let baseline = sample(server.pid);
+    let baseline = sample(&pids);
     let spec = FillSpec {
         conns: args.conns,
         concurrency: c.concurrency,
@@ -43,13 +49,13 @@ pub async fn run(args: ConnectArgs) -> Result<bool> {
         deadline,
     };
     let rooms = args.rooms;
-    let (fleet, fill) = fill(target.clone(), &spec, |i| {
+    let (fleet, fill) = fill(&targets, &spec, |i| {
         format!("bj{run_id}-{}", i % rooms)
     })
     .await?;
-    let joined_sample = sample(server.pid);
+    let joined_sample = sample(&pids);
     let idle_full = sleep_bounded(Duration::from_secs(args.idle_secs), deadline).await;
-    let after = sample(server.pid);
+    let after = sample(&pids);
     let live = fleet.live();
     let client_rss = crate::procfs::rss_bytes(std::process::id()).ok();
     let sh = fleet.shared.clone();
@@ -152,6 +158,7 @@ pub async fn run(args: ConnectArgs) -> Result<bool> {
         "join_latency_us": join_lat,
         "total_latency_us": total_lat,
         "server_pid": server_pid,
+        "server_pids": pids,
         "rss_baseline_bytes": baseline.map(|s| s.rss),
         "rss_joined_bytes": joined_sample.map(|s| s.rss),
         "rss_after_idle_bytes": after.map(|s| s.rss),

@@ -58,40 +58,52 @@ pub fn raise_fd_limit(conns: usize) -> Result<procfs::NofileLimit> {
     Ok(got)
 }
 
-/// Finds or starts the server per the common flags.
+/// Finds or starts the server per the common flags: `--nodes N` spawns N
+/// alike (give them one `--redis-url` after `--` to scale out).
 pub async fn server_for(common: &Common, conns: usize) -> Result<Server> {
-    match &common.spawn {
+    let mut server = match &common.spawn {
         Some(path) => {
             let want = conns as u64 + 4096;
-            let s = Server::spawn(
-                path,
-                &common.server_args,
-                common.server_log.as_deref(),
-                want,
-            )
-            .await?;
-            if let Some(l) = s.nofile
-                && l.soft < want
-            {
+            let mut nodes = Vec::new();
+            for _ in 0..common.nodes.max(1) {
+                let s = Server::spawn(
+                    path,
+                    &common.server_args,
+                    common.server_log.as_deref(),
+                    want,
+                )
+                .await?;
+                if let Some(l) = s.nofile
+                    && l.soft < want
+                {
+                    eprintln!(
+                        "bench: WARNING: the server's open-files limit is {} (< {want})",
+                        l.soft
+                    );
+                }
                 eprintln!(
-                    "bench: WARNING: the server's open-files limit is {} (< {want})",
-                    l.soft
+                    "bench: spawned server pid {} at {}",
+                    s.pid.unwrap_or(0),
+                    s.url
                 );
+                nodes.push(s);
             }
-            eprintln!(
-                "bench: spawned server pid {} at {}",
-                s.pid.unwrap_or(0),
-                s.url
-            );
-            Ok(s)
+            let mut first = nodes.remove(0);
+            first.more = nodes;
+            first
         }
         None => {
             if !common.server_args.is_empty() {
                 bail!("server arguments after `--` need --spawn");
             }
-            Server::external(common.url.clone(), common.server_pid)
+            if common.nodes > 1 {
+                bail!("--nodes needs --spawn");
+            }
+            Server::external(common.url.clone(), common.server_pid)?
         }
-    }
+    };
+    server.extra_pids.clone_from(&common.also_sample);
+    Ok(server)
 }
 
 /// The run's global deadline.

@@ -65,7 +65,7 @@ pub struct FillSpec {
 /// Opens `spec.conns` connections; connection `i` joins `room_of(i)`.
 /// Returns once every join settled or the deadline passed.
 pub async fn fill(
-    target: Arc<Target>,
+    targets: &[Arc<Target>],
     spec: &FillSpec,
     room_of: impl Fn(usize) -> String,
 ) -> anyhow::Result<(Fleet, FillReport)> {
@@ -91,7 +91,7 @@ pub async fn fill(
             mode: None,
         };
         let ctx = Ctx {
-            target: target.clone(),
+            target: targets[i % targets.len()].clone(),
             shared: shared.clone(),
             permits: permits.clone(),
             outcomes: out_tx.clone(),

@@ -21,6 +21,10 @@ pub struct Server {
     pub url: String,
     pub nofile: Option<NofileLimit>,
     child: Option<Child>,
+    /// The other nodes of a scaled-out run (`--nodes`), spawned alike.
+    pub more: Vec<Server>,
+    /// Processes whose CPU and memory count as the server's too (`--also-sample`, e.g. redis-server).
+    pub extra_pids: Vec<u32>,
 }
 
 impl Server {
@@ -35,6 +39,8 @@ impl Server {
             url,
             nofile,
             child: None,
+            more: Vec::new(),
+            extra_pids: Vec::new(),
         })
     }
 
@@ -88,11 +94,31 @@ impl Server {
             url,
             nofile,
             child: Some(child),
+            more: Vec::new(),
+            extra_pids: Vec::new(),
         })
     }
 
-    /// Stops a spawned server (SIGTERM, then SIGKILL after 5 s).
+    /// Every process measured as "the server": all nodes, plus `extra_pids`.
+    pub fn pids(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self.pid.into_iter().collect();
+        v.extend(self.more.iter().filter_map(|s| s.pid));
+        v.extend(&self.extra_pids);
+        v
+    }
+
+    /// The URL of every node; connection `i` goes to `urls()[i % len]`.
+    pub fn urls(&self) -> Vec<String> {
+        std::iter::once(self.url.clone())
+            .chain(self.more.iter().map(|s| s.url.clone()))
+            .collect()
+    }
+
+    /// Stops a spawned server and its other nodes (SIGTERM, then SIGKILL after 5 s).
     pub async fn stop(mut self) {
+        for node in std::mem::take(&mut self.more) {
+            Box::pin(node.stop()).await;
+        }
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -119,13 +145,26 @@ pub struct Sample {
     pub cpu_ticks: u64,
 }
 
-pub fn sample(pid: Option<u32>) -> Option<Sample> {
-    let pid = pid?;
-    match (procfs::rss_bytes(pid), procfs::cpu_ticks(pid)) {
-        (Ok(rss), Ok(cpu_ticks)) => Some(Sample { rss, cpu_ticks }),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("bench: cannot sample server {pid}: {e:#}");
-            None
+/// The sum over `pids` (all of them, or `None`).
+pub fn sample(pids: &[u32]) -> Option<Sample> {
+    if pids.is_empty() {
+        return None;
+    }
+    let mut total = Sample {
+        rss: 0,
+        cpu_ticks: 0,
+    };
+    for &pid in pids {
+        match (procfs::rss_bytes(pid), procfs::cpu_ticks(pid)) {
+            (Ok(rss), Ok(cpu_ticks)) => {
+                total.rss += rss;
+                total.cpu_ticks += cpu_ticks;
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("bench: cannot sample server {pid}: {e:#}");
+                return None;
+            }
         }
     }
+    Some(total)
 }

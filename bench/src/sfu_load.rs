@@ -297,7 +297,7 @@ pub async fn run(args: SfuArgs) -> Result<bool> {
     let pli_rx = pst.pli_rx.load(Ordering::Relaxed);
     let keyframes_sent = pst.keyframes_sent.load(Ordering::Relaxed);
     let write_errors = pst.write_errors.load(Ordering::Relaxed);
-    let rss = sample(pid).map(|s| s.rss);
+    let rss = sample(&pid.into_iter().collect::<Vec<_>>()).map(|s| s.rss);
 
     // Tear down: stop the writers and sockets, close every peer connection.
     let _ = shutdown_tx.send(true);
