@@ -69,10 +69,7 @@ pub async fn run(args: ChatArgs) -> Result<bool> {
         join_timeout: Duration::from_secs(c.join_timeout.max(1)),
         deadline,
     };
-    let (fleet, fill) = fill(&targets, &spec, |i| {
-        format!("bc{run_id}-{}", i / peers)
-    })
-    .await?;
+    let (fleet, fill) = fill(&targets, &spec, |i| format!("bc{run_id}-{}", i / peers)).await?;
     let sh = fleet.shared.clone();
     sleep_bounded(Duration::from_secs(args.settle_secs), deadline).await;
 

@@ -49,10 +49,7 @@ pub async fn run(args: ConnectArgs) -> Result<bool> {
         deadline,
     };
     let rooms = args.rooms;
-    let (fleet, fill) = fill(&targets, &spec, |i| {
-        format!("bj{run_id}-{}", i % rooms)
-    })
-    .await?;
+    let (fleet, fill) = fill(&targets, &spec, |i| format!("bj{run_id}-{}", i % rooms)).await?;
     let joined_sample = sample(&pids);
     let idle_full = sleep_bounded(Duration::from_secs(args.idle_secs), deadline).await;
     let after = sample(&pids);

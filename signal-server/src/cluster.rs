@@ -23,6 +23,7 @@
 //! SFU rooms are not available in this mode: a room's media would have to go
 //! through one node, and peers of that room sit on any node.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -62,6 +63,9 @@ pub(crate) struct Cluster {
     pub health: Arc<RedisHealth>,
     /// Connections whose leave could not reach Redis; retried by the upkeep task.
     orphans: Mutex<Vec<String>>,
+    /// This node's memberships (connection, room) → how it joined, to put
+    /// them back if Redis loses its data.
+    local: Mutex<HashMap<(String, RoomName), (JoinSpec, PeerId)>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -78,6 +82,44 @@ impl Cluster {
             store,
             health,
             orphans: Mutex::new(Vec::new()),
+            local: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn local(&self) -> std::sync::MutexGuard<'_, HashMap<(String, RoomName), (JoinSpec, PeerId)>> {
+        self.local.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Puts this node's members back after Redis lost them (a restart
+    /// without persistence): same peer ids, so calls and relays go on.
+    /// Chat history is not restored. Peers are not told: for them nothing
+    /// changed.
+    async fn restore(&self) {
+        let all: Vec<_> = self
+            .local()
+            .iter()
+            .map(|((sid, _), (spec, id))| (sid.clone(), spec.clone(), id.clone()))
+            .collect();
+        let mut restored = 0;
+        for (sid, spec, id) in all {
+            let key = (sid.clone(), spec.room.clone());
+            match self.store.join(&sid, spec, id).await {
+                Ok(j) if j.fresh => {
+                    restored += 1;
+                    // It left while we were restoring: take it out again.
+                    if !self.local().contains_key(&key) {
+                        let _ = self.store.leave(&sid, &key.1).await;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(sid, "membership not restored: {e}"),
+            }
+        }
+        if restored > 0 {
+            tracing::warn!(
+                restored,
+                "redis had lost this node's members; restored them"
+            );
         }
     }
 }
@@ -211,6 +253,7 @@ async fn worker<A: Adapter>(state: Arc<AppState>, mut rx: mpsc::Receiver<Job<A>>
             }
             Job::Disconnect(s) => {
                 let sid = s.id.to_string();
+                c.local().retain(|(conn, _), _| *conn != sid);
                 let io = io_of(&s);
                 if !leave_all(&state, c, &io, &sid).await {
                     c.orphans
@@ -272,7 +315,9 @@ async fn join<A: Adapter>(
         password: req.password,
     };
     let new_id = PeerId::from(uuid::Uuid::new_v4().to_string());
-    let joined = c.store.join(sid, spec, new_id).await?;
+    let joined = c.store.join(sid, spec.clone(), new_id).await?;
+    c.local()
+        .insert((sid.to_owned(), room.clone()), (spec, joined.me.id.clone()));
     if joined.fresh {
         // After the join is stored: a failed join must never receive the
         // room's broadcasts.
@@ -304,6 +349,7 @@ async fn leave<A: Adapter>(
     req: LeaveRequest,
 ) -> Result<Reply, Failure> {
     let (id, left) = c.store.leave(sid, &req.room).await?;
+    c.local().remove(&(sid.to_owned(), req.room.clone()));
     s.leave(req.room.as_str().to_owned());
     let ev = PeerLeft {
         room: req.room.clone(),
@@ -585,9 +631,13 @@ pub(crate) async fn upkeep<A: Adapter>(state: Arc<AppState>, io: SocketIo<A>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = c.store.heartbeat(HEARTBEAT_TTL).await {
-            tracing::debug!("heartbeat failed: {e}");
-            continue;
+        match c.store.heartbeat(HEARTBEAT_TTL).await {
+            Ok(true) => {}
+            Ok(false) => c.restore().await,
+            Err(e) => {
+                tracing::debug!("heartbeat failed: {e}");
+                continue;
+            }
         }
         sweep(c, &io).await;
         let orphans =

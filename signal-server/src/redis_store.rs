@@ -242,19 +242,23 @@ impl RedisStore {
     }
 
     /// Refreshes this node's heartbeat; members of nodes whose heartbeat
-    /// expired are removed by [`Self::sweep`] on any node.
-    pub async fn heartbeat(&self, ttl: std::time::Duration) -> Result<(), DriverError> {
+    /// expired are removed by [`Self::sweep`] on any node. Returns whether
+    /// the heartbeat was still there: `false` after Redis lost its data (a
+    /// restart without persistence) or after this node stalled past the TTL.
+    pub async fn heartbeat(&self, ttl: std::time::Duration) -> Result<bool, DriverError> {
         let key = format!("{}:n:{}", self.prefix, self.node);
         let ms = ttl.as_millis() as u64;
         let mut conn = self.redis.connection()?;
-        redis::cmd("SET")
+        let old: Option<String> = redis::cmd("SET")
             .arg(&key)
             .arg(1)
             .arg("PX")
             .arg(ms)
-            .query_async::<()>(&mut conn)
+            .arg("GET")
+            .query_async(&mut conn)
             .await
-            .map_err(|e| self.redis.command_failed(e))
+            .map_err(|e| self.redis.command_failed(e))?;
+        Ok(old.is_some())
     }
 
     /// Ends this node's heartbeat at once (graceful shutdown): the next

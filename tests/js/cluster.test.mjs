@@ -195,3 +195,35 @@ describe('Redis unavailable', () => {
     }
   });
 });
+
+describe('Redis restarted empty', () => {
+  it('crashed and restarted without its data: each node puts its members back, the call goes on with the same peer ids', async () => {
+    const own = await startRedis();
+    const cluster = await startCluster([], { redis: own });
+    try {
+      const [A, B] = cluster.nodes;
+      const room = roomName('wiped');
+      const a = await connect(A.url, ws);
+      const b = await connect(B.url, ws);
+      const ja = await join(a, room, 'Ana', { password: 'pw1' });
+      const jb = await join(b, room, 'Bo', { password: 'pw1' });
+
+      await own.kill();
+      await own.start(); // same port, empty
+      for (const n of [A, B]) await eventually(async () => assert.equal((await n.get('/healthz')).status, 200), 15_000, 100);
+      // Restored by each node's next upkeep (every 2 s).
+      const chat = await eventually(async () => assertOk(await emitAck(a, 'chat', { room, text: 'still here' })), 10_000, 200);
+      assert.equal((await nextEvent(b, 'chat', 5000, (m) => m.id === chat.id)).from.id, ja.self.id);
+      assertOk(await emitAck(b, 'signal', { room, to: ja.self.id, data: { type: 'bye' } }));
+      assert.equal((await nextEvent(a, 'signal')).from, jb.self.id);
+      // The room's password came back with its members.
+      const c = await connect(A.url, ws);
+      assertErr(await emitAck(c, 'join', { room, name: 'Cy', password: 'nope' }), 'unauthorized');
+      const jc = await join(c, room, 'Cy', { password: 'pw1' });
+      assert.deepEqual(jc.peers.map((p) => p.id).sort(), [ja.self.id, jb.self.id].sort());
+    } finally {
+      await cluster.stop();
+      await own.stop();
+    }
+  });
+});
