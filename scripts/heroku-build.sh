@@ -135,7 +135,7 @@ if [ -d web-client/node_modules ] && ! [ "$lock" -nt web-client/node_modules/.pa
   note "web-client/node_modules: up to date"
 else
   log "Installing the client's npm packages (socket.io-client, binaryen)"
-  run npm ci --prefix web-client --include=dev --no-audit --no-fund --loglevel=error
+  run npm --prefix web-client ci --include=dev --no-audit --no-fund --loglevel=error
 fi
 if ! $dry; then
   wasm_opt=$(wasm-opt --version 2>/dev/null || true)
