@@ -150,8 +150,9 @@ fi
 log "Building the web client into dist/ (trunk build --release)"
 run env CARGO_TARGET_DIR="$client_target" ./scripts/build-client.sh
 if ! $dry; then
-  [ -f dist/index.html ] && compgen -G 'dist/*.wasm' >/dev/null ||
+  if ! [ -f dist/index.html ] || ! compgen -G 'dist/*.wasm' >/dev/null; then
     die "dist/ has no index.html or .wasm after the client build"
+  fi
 fi
 
 # --- The server ----------------------------------------------------------------

@@ -27,6 +27,7 @@ if [ "$purpose" = test ]; then
   need_pkg iproute2      # `ip link set lo up` in the loopback-only test namespace
   need_pkg util-linux    # unshare
   command -v redis-server >/dev/null || need_pkg redis-server  # scale-out tests (Debian 12: 7.0)
+  command -v openssl >/dev/null || need_pkg openssl  # a self-signed certificate for the Redis TLS test
 fi
 if [ ${#apt_needed[@]} -gt 0 ]; then
   log "apt-get install ${apt_needed[*]}"

@@ -184,6 +184,10 @@ pub struct Cli {
     /// Prefix of this deployment's Redis keys and channels.
     #[arg(long, env = "REDIS_PREFIX", default_value = "signal")]
     pub redis_prefix: String,
+    /// Accept a self-signed certificate on a `rediss://` REDIS_URL (Heroku's
+    /// Redis uses one and its URL cannot say so): appends `#insecure`.
+    #[arg(long, env = "REDIS_TLS_INSECURE", default_value_t = false)]
+    pub redis_tls_insecure: bool,
     /// WebSocket read buffer per connection, in bytes (memory per connection vs. syscalls).
     #[arg(long, env = "WS_READ_BUFFER", default_value_t = 1024)]
     pub ws_read_buffer: usize,
@@ -244,7 +248,14 @@ impl Cli {
                 .map(str::trim)
                 .filter(|u| !u.is_empty())
                 .map(|url| RedisConfig {
-                    url: url.to_owned(),
+                    url: if self.redis_tls_insecure
+                        && url.starts_with("rediss://")
+                        && !url.contains('#')
+                    {
+                        format!("{url}#insecure")
+                    } else {
+                        url.to_owned()
+                    },
                     prefix: self.redis_prefix.clone(),
                 }),
         }
@@ -310,5 +321,34 @@ mod tests {
         let c = Cli::parse_from(["signal-server", "--sfu", "--sfu-tcp"]).config();
         assert!(c.sfu.expect("enabled").ice_tcp);
         assert!(Cli::try_parse_from(["signal-server", "--sfu-ports", "9-3"]).is_err());
+    }
+
+    #[test]
+    fn redis_url_and_self_signed_tls() {
+        assert!(Cli::parse_from(["signal-server"]).config().redis.is_none());
+        assert!(
+            Cli::parse_from(["signal-server", "--redis-url", " "])
+                .config()
+                .redis
+                .is_none()
+        );
+        let url = |args: &[&str]| {
+            Cli::parse_from(args)
+                .config()
+                .redis
+                .expect("redis configured")
+                .url
+        };
+        let u = "rediss://h:1/";
+        assert_eq!(url(&["s", "--redis-url", u]), u);
+        assert_eq!(
+            url(&["s", "--redis-url", u, "--redis-tls-insecure"]),
+            "rediss://h:1/#insecure"
+        );
+        let plain = "redis://h:1";
+        assert_eq!(
+            url(&["s", "--redis-url", plain, "--redis-tls-insecure"]),
+            plain
+        );
     }
 }

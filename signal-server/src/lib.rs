@@ -279,6 +279,9 @@ pub async fn app(config: Config) -> anyhow::Result<(Router, Closer)> {
 /// arrive as pushes on the command connection).
 fn redis_client(url: &str) -> anyhow::Result<redis::Client> {
     use redis::IntoConnectionInfo;
+    // rustls needs a process-wide crypto provider for `rediss://` (ring is
+    // the only one built in); an error means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let info = url
         .into_connection_info()
         .map_err(|e| anyhow::anyhow!("REDIS_URL is not a valid Redis URL: {e}"))?;

@@ -227,3 +227,33 @@ describe('Redis restarted empty', () => {
     }
   });
 });
+
+describe('Redis over TLS (as Heroku\'s)', () => {
+  it('rediss:// with a self-signed certificate (REDIS_TLS_INSECURE): two nodes relay across it', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const path = await import('node:path');
+    const dir = await mkdtemp(path.join(tmpdir(), 'redis-tls-'));
+    const tls = { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') };
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', tls.key,
+      '-out', tls.cert, '-days', '2', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+    const own = await startRedis({ tls });
+    const cluster = await startCluster([], { redis: own, env: { REDIS_TLS_INSECURE: 'true' } });
+    try {
+      const [A, B] = cluster.nodes;
+      for (const n of [A, B]) assert.equal(await metric(n, 'signal_redis_up'), 1);
+      const room = roomName('tls');
+      const a = await connect(A.url, ws);
+      const b = await connect(B.url, ws);
+      const ja = await join(a, room, 'Ana');
+      await join(b, room, 'Bo');
+      const chat = assertOk(await emitAck(a, 'chat', { room, text: 'over TLS' }));
+      assert.equal((await nextEvent(b, 'chat', 5000, (m) => m.id === chat.id)).from.id, ja.self.id);
+    } finally {
+      await cluster.stop();
+      await own.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -24,9 +24,16 @@ export function freePort() {
 }
 
 export class Redis {
-  constructor(port) {
+  /**
+   * @param {number} port
+   * @param {{tls?: {cert: string, key: string}}} [opts] TLS only, as Heroku's
+   *   Redis: `url` is then `rediss://…` (a self-signed certificate: the
+   *   server needs `--redis-tls-insecure`, as on Heroku).
+   */
+  constructor(port, opts = {}) {
     this.port = port;
-    this.url = `redis://127.0.0.1:${port}`;
+    this.tls = opts.tls;
+    this.url = `${this.tls ? 'rediss' : 'redis'}://127.0.0.1:${port}`;
     this.proc = null;
     this.log = '';
   }
@@ -34,7 +41,11 @@ export class Redis {
   /** Starts (or restarts, on the same port) the server; resolves when it accepts connections. */
   async start(timeoutMs = 10_000) {
     const bin = process.env.REDIS_SERVER_BIN ?? 'redis-server';
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '',
+    const listen = this.tls
+      ? ['--port', '0', '--tls-port', String(this.port), '--tls-cert-file', this.tls.cert,
+        '--tls-key-file', this.tls.key, '--tls-ca-cert-file', this.tls.cert, '--tls-auth-clients', 'no']
+      : ['--port', String(this.port)];
+    const args = [...listen, '--bind', '127.0.0.1', '--save', '',
       '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'notice'];
     const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
@@ -76,10 +87,10 @@ export class Redis {
 }
 
 /** A Redis on a free port; retries if another process took the port meanwhile. */
-export async function startRedis() {
+export async function startRedis(opts = {}) {
   let last;
   for (let i = 0; i < 5; i++) {
-    const r = new Redis(await freePort());
+    const r = new Redis(await freePort(), opts);
     try { return await r.start(); } catch (e) { last = e; await r.kill(); }
   }
   throw last;

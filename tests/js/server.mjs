@@ -121,7 +121,7 @@ export async function startNode(flags = [], opts = {}) {
     'MAX_MESSAGE_BYTES', 'RATE_LIMIT_BURST', 'RATE_LIMIT_PER_SEC', 'SEND_BUFFER',
     'DEFAULT_MODE', 'STUN_URLS', 'TURN_URLS', 'TURN_SECRET', 'TURN_TTL_SECS', 'CORS_ORIGINS',
     'TURN_USERNAME', 'TURN_CREDENTIAL', 'LISTEN_BACKLOG', 'PING_INTERVAL_MS', 'PING_TIMEOUT_MS', 'WS_READ_BUFFER',
-    'REDIS_URL', 'REDIS_PREFIX', 'SFU', 'SFU_IP', 'SFU_PORTS', 'SFU_PUBLIC_IP', 'SFU_TCP']) {
+    'REDIS_URL', 'REDIS_PREFIX', 'REDIS_TLS_INSECURE', 'SFU', 'SFU_IP', 'SFU_PORTS', 'SFU_PUBLIC_IP', 'SFU_TCP']) {
     delete env[k];
   }
   Object.assign(env, opts.env ?? {});

@@ -34,7 +34,7 @@ pub const SERVER_EVENTS: [&str; 8] = [
 pub struct TestServer {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl TestServer {
