@@ -1,7 +1,6 @@
 //! `bench chat`: fill rooms, chat at a bounded rate with acks, count
 //! deliveries and losses, measure latency and server CPU per delivery.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -9,7 +8,7 @@ use anyhow::{Result, bail};
 use serde_json::json;
 
 use crate::cli::ChatArgs;
-use crate::client::{Cmd, Target};
+use crate::client::Cmd;
 use crate::load::{FillSpec, fill};
 use crate::procfs::clock_ticks_per_second;
 use crate::server::sample;
@@ -47,11 +46,7 @@ pub async fn run(args: ChatArgs) -> Result<bool> {
     let deadline = deadline(c);
     let fds = raise_fd_limit(conns)?;
     let server = server_for(c, conns).await?;
-    let targets = server
-        .urls()
-        .iter()
-        .map(|u| Target::parse(u).map(Arc::new))
-        .collect::<Result<Vec<_>>>()?;
+    let targets = server.targets()?;
     let target = targets[0].clone();
     let pids = server.pids();
     let run_id = std::process::id();

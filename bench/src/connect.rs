@@ -1,7 +1,6 @@
 //! `bench connect`: join throughput, join latency, lost acks, and server
 //! memory per idle joined connection.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -9,7 +8,6 @@ use anyhow::{Result, bail};
 use serde_json::json;
 
 use crate::cli::ConnectArgs;
-use crate::client::Target;
 use crate::load::{FillSpec, fill};
 use crate::server::sample;
 use crate::{MAX_CONNS, deadline, mib, print_result, raise_fd_limit, server_for, sleep_bounded};
@@ -26,11 +24,7 @@ pub async fn run(args: ConnectArgs) -> Result<bool> {
     let deadline = deadline(c);
     let fds = raise_fd_limit(args.conns)?;
     let server = server_for(c, args.conns).await?;
-    let targets = server
-        .urls()
-        .iter()
-        .map(|u| Target::parse(u).map(Arc::new))
-        .collect::<Result<Vec<_>>>()?;
+    let targets = server.targets()?;
     let target = targets[0].clone();
     let pids = server.pids();
     let run_id = std::process::id();

@@ -107,10 +107,11 @@ impl Server {
         v
     }
 
-    /// The URL of every node; connection `i` goes to `urls()[i % len]`.
-    pub fn urls(&self) -> Vec<String> {
-        std::iter::once(self.url.clone())
-            .chain(self.more.iter().map(|s| s.url.clone()))
+    /// Every node as a connection target; connection `i` goes to `[i % len]`.
+    pub fn targets(&self) -> Result<Vec<std::sync::Arc<crate::client::Target>>> {
+        std::iter::once(&self.url)
+            .chain(self.more.iter().map(|s| &s.url))
+            .map(|u| crate::client::Target::parse(u).map(std::sync::Arc::new))
             .collect()
     }
 

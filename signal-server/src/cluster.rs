@@ -35,19 +35,18 @@ use protocol::{
 };
 use serde::Serialize;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{AckSender, Event};
+use socketioxide::extract::AckSender;
 use socketioxide::handler::connect::FromConnectParts;
-use socketioxide::handler::{DisconnectHandler, FromMessageParts, MessageHandler, Value};
+use socketioxide::handler::{DisconnectHandler, MessageHandler, Value};
 use socketioxide::socket::{DisconnectReason, Sid, Socket};
 use socketioxide::{BroadcastError, SocketIo};
 use tokio::sync::mpsc;
 
 use crate::AppState;
 use crate::events::{
-    Direct, Failure, Reply, Request, TokenBucket, answer, join_reply, now_millis, read_request,
+    Direct, Failure, Reply, Request, TokenBucket, answer, join_reply, now_millis, receive,
     socketio_target,
 };
-use crate::metrics::EventKind;
 use crate::redis_driver::{DriverError, RedisHealth};
 use crate::redis_store::{Conn, HEARTBEAT_TTL, RedisStore, StoreError};
 use crate::registry::JoinSpec;
@@ -181,14 +180,9 @@ struct Dispatcher<A: Adapter> {
 }
 
 impl<A: Adapter> MessageHandler<A, Direct> for Dispatcher<A> {
-    fn call(&self, s: Arc<Socket<A>>, mut v: Value, ack_id: Option<i64>) {
-        let Ok(ack) = AckSender::from_message_parts(&s, &mut v, &ack_id);
-        let name = Event::from_message_parts(&s, &mut v, &ack_id)
-            .map(|e| e.0)
-            .unwrap_or_default();
-        let kind = EventKind::from_name(&name);
-        self.state.metrics.event(kind);
-        let req = match read_request(&self.state, &self.bucket, kind, &name, &s, v) {
+    fn call(&self, s: Arc<Socket<A>>, v: Value, ack_id: Option<i64>) {
+        let (name, ack, req) = receive(&self.state, &self.bucket, &s, v, ack_id);
+        let req = match req {
             Ok(req) => req,
             Err(f) => return answer(&self.state, &s, &name, ack, Err(f)),
         };

@@ -182,17 +182,30 @@ struct Dispatcher {
 }
 
 impl<A: Adapter> MessageHandler<A, Direct> for Dispatcher {
-    fn call(&self, s: Arc<Socket<A>>, mut v: Value, ack_id: Option<i64>) {
-        let Ok(ack) = AckSender::from_message_parts(&s, &mut v, &ack_id);
-        let name = Event::from_message_parts(&s, &mut v, &ack_id)
-            .map(|e| e.0)
-            .unwrap_or_default();
-        let kind = EventKind::from_name(&name);
-        self.state.metrics.event(kind);
-        let result = read_request(&self.state, &self.bucket, kind, &name, &s, v)
-            .and_then(|req| self.handle(&s, req));
+    fn call(&self, s: Arc<Socket<A>>, v: Value, ack_id: Option<i64>) {
+        let (name, ack, req) = receive(&self.state, &self.bucket, &s, v, ack_id);
+        let result = req.and_then(|req| self.handle(&s, req));
         answer(&self.state, &s, &name, ack, result);
     }
+}
+
+/// Takes one incoming event apart: its name, its ack, and the request (or
+/// why it is refused), counted in the metrics.
+pub(crate) fn receive<A: Adapter>(
+    state: &AppState,
+    bucket: &Mutex<TokenBucket>,
+    s: &Arc<Socket<A>>,
+    mut v: Value,
+    ack_id: Option<i64>,
+) -> (String, AckSender<A>, Result<Request, Failure>) {
+    let Ok(ack) = AckSender::from_message_parts(s, &mut v, &ack_id);
+    let name = Event::from_message_parts(s, &mut v, &ack_id)
+        .map(|e| e.0)
+        .unwrap_or_default();
+    let kind = EventKind::from_name(&name);
+    state.metrics.event(kind);
+    let req = read_request(state, bucket, kind, &name, s, v);
+    (name, ack, req)
 }
 
 /// One event, validated and parsed.
