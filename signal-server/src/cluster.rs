@@ -89,6 +89,13 @@ impl Cluster {
         self.local.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Rooms with a member on this node, and this node's memberships.
+    pub fn local_counts(&self) -> (usize, usize) {
+        let local = self.local();
+        let rooms: std::collections::HashSet<&RoomName> = local.keys().map(|(_, r)| r).collect();
+        (rooms.len(), local.len())
+    }
+
     /// Puts this node's members back after Redis lost them (a restart
     /// without persistence): same peer ids, so calls and relays go on.
     /// Chat history is not restored. Peers are not told: for them nothing

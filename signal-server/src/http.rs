@@ -156,7 +156,8 @@ async fn api_config(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         .map(|d| d.as_secs())
         .unwrap_or_default();
     let mut modes = vec![protocol::Mode::Mesh];
-    if config.sfu.is_some() {
+    // Scaled out on Redis, SFU rooms are refused (docs/scale-out.md).
+    if config.sfu.is_some() && state.redis_up().is_none() {
         modes.push(protocol::Mode::Sfu);
     }
     let body = ClientConfig {
@@ -220,10 +221,7 @@ async fn healthz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static st
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let (rooms, peers) = {
-        let reg = state.lock_registry();
-        (reg.room_count(), reg.peer_count())
-    };
+    let (rooms, peers) = state.room_counts();
     let mut text = state.metrics.render(rooms, peers);
     text.push_str(&state.sfu_metrics());
     text.push_str(&state.redis_metrics());

@@ -70,6 +70,18 @@ impl AppState {
         }
     }
 
+    /// Rooms and memberships for `/metrics`: all of them on a single node;
+    /// when scaled out, those of this node's sockets.
+    pub fn room_counts(&self) -> (usize, usize) {
+        match &self.cluster {
+            Some(c) => c.local_counts(),
+            None => {
+                let reg = self.lock_registry();
+                (reg.room_count(), reg.peer_count())
+            }
+        }
+    }
+
     /// Redis health, when scaled out: `None` on a single node.
     pub fn redis_up(&self) -> Option<bool> {
         self.cluster.as_ref().map(|c| c.health.is_up())

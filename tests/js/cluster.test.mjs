@@ -85,12 +85,21 @@ describe('two nodes, one room', () => {
     await join(a, room, 'Ana', { password: 's3cret' });
     assertErr(await emitAck(b, 'join', { room, name: 'Bo', password: 'wrong' }), 'unauthorized');
     await join(b, room, 'Bo', { password: 's3cret' });
+    // Each node counts its own sockets' memberships.
+    for (const n of [A, B]) assert.ok((await metric(n, 'signal_peers')) >= 1, 'signal_peers on each node');
   });
 
-  it('SFU rooms are refused with a clear bad_request (mesh only when scaled out)', async () => {
-    const b = await connect(cluster.nodes[1].url, ws);
-    const ack = assertErr(await emitAck(b, 'join', { room: roomName('sfu'), name: 'Bo', mode: 'sfu' }), 'bad_request');
-    assert.match(ack.error.message, /Redis/);
+  it('SFU rooms are refused with a clear bad_request, and not advertised, even with --sfu', async () => {
+    const sfu = await startCluster(['--sfu'], { redis });
+    try {
+      const cfg = JSON.parse((await sfu.nodes[1].get('/api/config')).body);
+      assert.deepEqual(cfg.modes, ['mesh']);
+      const b = await connect(sfu.nodes[1].url, ws);
+      const ack = assertErr(await emitAck(b, 'join', { room: roomName('sfu'), name: 'Bo', mode: 'sfu' }), 'bad_request');
+      assert.match(ack.error.message, /Redis/);
+    } finally {
+      await sfu.stop();
+    }
   });
 });
 
