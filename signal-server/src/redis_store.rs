@@ -13,6 +13,7 @@
 //! | `P:r:{room}:h` | list | chat history, JSON, oldest first |
 //! | `P:c:{conn}` | set | rooms of a connection |
 //! | `P:n:{node}` | string with TTL | the node's heartbeat |
+//! | `P:n:{node}:mark` | string with TTL | set only by the heartbeat: its absence means Redis lost this node's state |
 //! | `P:n:{node}:c` | set | connections of a node with at least one room |
 //! | `P:nodes` | set | nodes that have connections in some room |
 //!
@@ -243,14 +244,22 @@ impl RedisStore {
 
     /// Refreshes this node's heartbeat; members of nodes whose heartbeat
     /// expired are removed by [`Self::sweep`] on any node. Returns whether
-    /// the heartbeat was still there: `false` after Redis lost its data (a
-    /// restart without persistence) or after this node stalled past the TTL.
+    /// this node's state was still there: `false` after Redis lost its data
+    /// (a restart without persistence) or after this node stalled past the
+    /// TTL. Told by a marker only this call writes (`P:n:{node}:mark`): the
+    /// heartbeat itself is also set by a join, which would hide the loss.
     pub async fn heartbeat(&self, ttl: std::time::Duration) -> Result<bool, DriverError> {
         let key = format!("{}:n:{}", self.prefix, self.node);
         let ms = ttl.as_millis() as u64;
         let mut conn = self.redis.connection()?;
-        let old: Option<String> = redis::cmd("SET")
+        let ((), old): ((), Option<String>) = redis::pipe()
+            .cmd("SET")
             .arg(&key)
+            .arg(1)
+            .arg("PX")
+            .arg(ms)
+            .cmd("SET")
+            .arg(format!("{key}:mark"))
             .arg(1)
             .arg("PX")
             .arg(ms)

@@ -220,6 +220,8 @@ describe('Redis restarted empty', () => {
       await own.kill();
       await own.start(); // same port, empty
       for (const n of [A, B]) await eventually(async () => assert.equal((await n.get('/healthz')).status, 200), 15_000, 100);
+      // Joins that come in before the restore must not hide the loss.
+      for (const n of [A, B]) await join(await connect(n.url, ws), roomName('fresh'), 'Eve');
       // Restored by each node's next upkeep (every 2 s).
       const chat = await eventually(async () => assertOk(await emitAck(a, 'chat', { room, text: 'still here' })), 10_000, 200);
       assert.equal((await nextEvent(b, 'chat', 5000, (m) => m.id === chat.id)).from.id, ja.self.id);
