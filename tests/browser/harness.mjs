@@ -161,9 +161,9 @@ export function checkPrerequisites() {
  * Start signal-server serving the built client.
  * @param {string[]} flags extra flags, e.g. ['--max-peers-per-room', '1']
  */
-export async function startServer(flags = [], { staticDir = WEB_DIST, env: extraEnv = {}, timeoutMs = 20_000 } = {}) {
+export async function startServer(flags = [], { staticDir = WEB_DIST, env: extraEnv = {}, timeoutMs = 20_000, port = 0, host = '127.0.0.1' } = {}) {
   if (!existsSync(SERVER_BIN)) throw new Error(`signal-server binary not found at ${SERVER_BIN} (set SIGNAL_SERVER_BIN)`);
-  const args = ['--port', '0', '--host', '127.0.0.1', '--static-dir', staticDir, ...flags];
+  const args = ['--port', String(port), '--host', host, '--static-dir', staticDir, ...flags];
   const env = { ...process.env };
   for (const k of SERVER_ENV_VARS) delete env[k];
   Object.assign(env, extraEnv);
@@ -229,6 +229,15 @@ export class Server {
     if (p.length) throw new Error(`signal-server logged a panic:\n${p.join('\n')}`);
   }
 
+  /** SIGKILL: a crash, nothing closed cleanly. */
+  async kill() {
+    if (this.alive) {
+      this.proc.kill('SIGKILL');
+      await this.exited;
+    }
+    liveProcs.delete(this.proc);
+  }
+
   async stop() {
     if (this.alive) {
       this.proc.kill('SIGTERM');
@@ -250,11 +259,14 @@ export class Server {
  * flags (e.g. `--use-fake-device-for-media-stream` for a browser without a
  * camera or microphone).
  */
-export async function launchChromium({ extraArgs = [], dropArgs = [] } = {}) {
+export async function launchChromium({ extraArgs = [], dropArgs = [], executablePath = CHROMIUM } = {}) {
   const userDataDir = await mkdtemp(path.join(tmpdir(), 'e2e-chromium-'));
   const browser = await puppeteer.launch({
     browser: 'chrome',
-    executablePath: CHROMIUM,
+    executablePath,
+    // DevTools over pipes, not a TCP port: a browser in another network
+    // namespace (netcut.mjs) has its own 127.0.0.1.
+    pipe: true,
     headless: false,
     args: [...CHROMIUM_ARGS.filter((a) => !dropArgs.includes(a)), ...extraArgs],
     userDataDir,
@@ -599,6 +611,17 @@ export class E2E {
 
   note(s) { this.notes.push(s); }
 
+  /** Crash a server (SIGKILL) and stop checking it at the end of the test. */
+  async crashServer(server) {
+    await server.kill();
+    this.servers = this.servers.filter((s) => s !== server);
+  }
+
+  /** Run `fn` when the test ends, after its browsers are closed. */
+  onClose(fn) {
+    (this.cleanups ??= []).push(fn);
+  }
+
   /**
    * Freeze a page's whole browser (SIGSTOP to its process group: puppeteer
    * starts browsers detached, in their own group). Its sockets stay open but
@@ -665,6 +688,7 @@ export class E2E {
 
   async closeAll() {
     await Promise.allSettled(this.browsers.map((b) => closeBrowser(b)));
+    await Promise.allSettled((this.cleanups ?? []).map((fn) => fn()));
     this.browsers = [];
     this.pages = [];
     await Promise.allSettled(this.servers.map((s) => s.stop()));
