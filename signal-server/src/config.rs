@@ -21,6 +21,8 @@ pub struct Config {
     pub ice: IceConfig,
     /// Origins allowed by CORS; empty means CORS is closed. `*` allows any.
     pub cors_origins: Vec<String>,
+    /// Client address from the proxy's `X-Forwarded-For` (for the per-address limit).
+    pub trust_proxy: bool,
     /// Engine.IO heartbeat: a client silent for interval + timeout is gone.
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
@@ -52,6 +54,8 @@ pub struct Limits {
     pub rate_per_sec: u32,
     /// Packets queued per socket before further sends to it are dropped (and counted).
     pub send_buffer: usize,
+    /// Engine.IO sessions per client address; 0 = unlimited.
+    pub max_conns_per_ip: usize,
 }
 
 /// ICE servers handed to browsers by `/api/config`.
@@ -78,6 +82,7 @@ impl Default for Config {
                 rate_burst: 300,
                 rate_per_sec: 100,
                 send_buffer: 1024,
+                max_conns_per_ip: 256,
             },
             default_mode: Mode::Mesh,
             sfu: None,
@@ -86,6 +91,7 @@ impl Default for Config {
                 ..IceConfig::default()
             },
             cors_origins: Vec::new(),
+            trust_proxy: false,
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
             ws_read_buffer: 1024,
@@ -132,6 +138,13 @@ pub struct Cli {
     /// Packets queued per socket before sends to it are dropped (and counted in /metrics).
     #[arg(long, env = "SEND_BUFFER", default_value_t = 1024)]
     pub send_buffer: usize,
+    /// Connections (Engine.IO sessions) per client address; more get HTTP 429. 0: unlimited.
+    #[arg(long, env = "MAX_CONNS_PER_IP", default_value_t = 256)]
+    pub max_conns_per_ip: usize,
+    /// Behind a reverse proxy (Heroku, nginx): the client address is the last
+    /// X-Forwarded-For entry. Off: the TCP peer (a client could forge the header).
+    #[arg(long, env = "TRUST_PROXY", default_value_t = false)]
+    pub trust_proxy: bool,
     /// Mode of rooms created without one.
     #[arg(long, env = "DEFAULT_MODE", default_value = "mesh")]
     pub default_mode: Mode,
@@ -220,6 +233,7 @@ impl Cli {
                 rate_burst: self.rate_limit_burst.max(1),
                 rate_per_sec: self.rate_limit_per_sec,
                 send_buffer: self.send_buffer.max(16),
+                max_conns_per_ip: self.max_conns_per_ip,
             },
             default_mode: self.default_mode,
             sfu: self.sfu.then(|| sfu::SfuConfig {
@@ -239,6 +253,7 @@ impl Cli {
                 turn_credential: self.turn_credential.clone(),
             },
             cors_origins: non_empty(&self.cors_origins),
+            trust_proxy: self.trust_proxy,
             ping_interval: Duration::from_millis(self.ping_interval_ms.max(100)),
             ping_timeout: Duration::from_millis(self.ping_timeout_ms.max(100)),
             ws_read_buffer: self.ws_read_buffer.max(256),

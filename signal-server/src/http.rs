@@ -27,6 +27,7 @@ pub fn router<A: socketioxide::adapter::Adapter>(
     let client =
         ServeDir::new(&static_dir).fallback(get(client_route).with_state(static_dir.clone()));
     let cors = cors(&state.config.cors_origins);
+    let limiter = state.conn_limiter.clone();
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/api/config", get(api_config))
@@ -35,7 +36,11 @@ pub fn router<A: socketioxide::adapter::Adapter>(
         .with_state(state)
         .layer(socketio)
         // Outside the socket.io layer: runs first.
-        .layer(axum::middleware::map_request(detach_request));
+        .layer(axum::middleware::map_request(detach_request))
+        .layer(axum::middleware::from_fn_with_state(
+            limiter,
+            crate::conn_limit::middleware,
+        ));
     for (name, value) in SECURITY_HEADERS {
         router = router.layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static(name),
@@ -225,6 +230,14 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let mut text = state.metrics.render(rooms, peers);
     text.push_str(&state.sfu_metrics());
     text.push_str(&state.redis_metrics());
+    text.push_str(&format!(
+        "# HELP signal_connections_refused_total New connections refused: too many from one address.\n\
+         # TYPE signal_connections_refused_total counter\nsignal_connections_refused_total {}\n",
+        state
+            .conn_limiter
+            .refused
+            .load(std::sync::atomic::Ordering::Relaxed)
+    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 

@@ -11,6 +11,7 @@
 
 mod cluster;
 mod config;
+pub mod conn_limit;
 mod events;
 mod http;
 mod metrics;
@@ -49,6 +50,8 @@ pub struct AppState {
     sfu_rooms: Mutex<HashMap<protocol::RoomName, sfu::RoomHandle>>,
     /// Set when scaled out on Redis: room state lives there, not in `registry`.
     cluster: Option<cluster::Cluster>,
+    /// Sessions per client address.
+    pub conn_limiter: Arc<conn_limit::ConnLimiter>,
 }
 
 impl AppState {
@@ -61,7 +64,10 @@ impl AppState {
             max_peers: config.limits.max_peers_per_room,
             history: config.limits.history,
         });
+        let conn_limiter =
+            conn_limit::ConnLimiter::new(config.limits.max_conns_per_ip, config.trust_proxy);
         Self {
+            conn_limiter,
             config,
             metrics: Metrics::default(),
             registry: Mutex::new(registry),
@@ -312,11 +318,21 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // A client that stops reading (zero TCP window) would otherwise hold its
+    // connection, and its room membership, forever: Engine.IO's ping timeout
+    // closes the session, but its writer stays blocked on the full socket and
+    // the disconnect never runs. The kernel aborts a connection whose data
+    // goes unacknowledged this long; the bound is the ping's own.
+    let user_timeout = config.ping_interval + config.ping_timeout;
     let (router, close) = app(config).await?;
-    // Without TCP_NODELAY small relays wait on delayed ACKs (~40 ms).
-    let listener = listener.tap_io(|tcp| {
+    let listener = listener.tap_io(move |tcp| {
+        // Without TCP_NODELAY small relays wait on delayed ACKs (~40 ms).
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::warn!("cannot set TCP_NODELAY: {e}");
+        }
+        #[cfg(target_os = "linux")]
+        if let Err(e) = socket2::SockRef::from(&*tcp).set_tcp_user_timeout(Some(user_timeout)) {
+            tracing::warn!("cannot set TCP_USER_TIMEOUT: {e}");
         }
     });
     let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
@@ -326,7 +342,9 @@ pub async fn run(
         close.await;
         let _ = closed_tx.send(());
     };
-    let serve = axum::serve(listener, router).with_graceful_shutdown(graceful);
+    // The peer address feeds the per-address connection limit.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let serve = axum::serve(listener, service).with_graceful_shutdown(graceful);
     tokio::select! {
         res = serve => Ok(res?),
         // Upgraded WebSockets are not tracked by the graceful drain: bound the wait.
