@@ -70,5 +70,6 @@ npm_ci web-client        # socket.io-client for the page, binaryen's wasm-opt
 if [ "$purpose" = test ]; then
   npm_ci tests/js        # the official socket.io-client for the protocol tests
   npm_ci tests/browser   # puppeteer-core (drives Debian's Chromium and Firefox)
+  npm_ci bench/node-server  # socket.io for the Node.js server the bench compares against
 fi
 log "ready"

@@ -127,6 +127,7 @@ pub async fn run(args: ChatArgs) -> Result<bool> {
     let client_after = crate::procfs::cpu_ticks(me).ok();
     let deliveries = sh.deliveries.load(Ordering::Relaxed) - deliveries_before;
     let delivery_lat = sh.delivery_lat.summary();
+    let delivery_curve = sh.delivery_lat.curve();
     let ack_lat = sh.chat_ack_lat.summary();
     let closed_after_join = sh.closed_after_join.load(Ordering::Relaxed);
     let finals = fleet.close(Duration::from_secs(10)).await;
@@ -270,6 +271,7 @@ pub async fn run(args: ChatArgs) -> Result<bool> {
         "chat_elapsed_s": chat_elapsed,
         "delivery_rate": delivery_rate,
         "delivery_latency_us": delivery_lat,
+        "delivery_latency_curve_us": delivery_curve,
         "ack_latency_us": ack_lat,
         "server_pid": server_pid,
         "server_pids": pids,

@@ -25,6 +25,10 @@ pub enum Command {
     /// SFU room, N subscriber bots count what they receive; report loss
     /// and server CPU per forwarded packet.
     Sfu(SfuArgs),
+    /// The same connect and chat scenarios against several servers (ours
+    /// and the Node.js reference), side by side: results.json, SVG charts
+    /// and summary.md in --out.
+    Compare(CompareArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -88,6 +92,10 @@ pub struct ConnectArgs {
     /// Seconds to stay idle after all joined, before sampling RSS.
     #[arg(long, default_value_t = 5)]
     pub idle_secs: u64,
+    /// During the idle time, sample the server's RSS and the live
+    /// connections every this many seconds (0: only at the end): a soak.
+    #[arg(long, default_value_t = 0)]
+    pub sample_every: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -152,4 +160,62 @@ pub struct SfuArgs {
     /// `--sfu-ports BASE-(BASE+subscribers+32)` (unless given after `--`).
     #[arg(long, default_value_t = 47000)]
     pub sfu_port_base: u16,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// A server to measure, NAME=PATH (spawned like `--spawn PATH`); the
+    /// first is "ours", the second the reference for the target ratios.
+    #[arg(long = "server", value_parser = crate::compare::parse_target, required = true)]
+    pub servers: Vec<crate::compare::Target>,
+    /// Directory for results.json, summary.md and the charts.
+    #[arg(long, default_value = "bench-results")]
+    pub out: PathBuf,
+    /// Tokio worker threads of each load generator run.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Connection counts of the memory / connect-rate runs.
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000")]
+    pub conns: Vec<usize>,
+    /// Idle seconds before RSS is read in those runs.
+    #[arg(long, default_value_t = 5)]
+    pub idle_secs: u64,
+    /// Fan-out chat: rooms.
+    #[arg(long, default_value_t = 500)]
+    pub fanout_rooms: usize,
+    /// Fan-out chat: peers per room.
+    #[arg(long, default_value_t = 10)]
+    pub fanout_peers: usize,
+    /// Fan-out chat: messages per room.
+    #[arg(long, default_value_t = 20)]
+    pub fanout_messages: usize,
+    /// Fan-out chat: messages per second over all rooms.
+    #[arg(long, default_value_t = 1000.0)]
+    pub fanout_rate: f64,
+    /// The big room's size.
+    #[arg(long, default_value_t = 200)]
+    pub room_peers: usize,
+    /// Offered messages per second in the big room, one run each (stops
+    /// after two unhealthy runs in a row).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "25,50,100,200,400,800,1600"
+    )]
+    pub sweep_rates: Vec<f64>,
+    /// Seconds of sending per sweep run.
+    #[arg(long, default_value_t = 5.0)]
+    pub sweep_secs: f64,
+    /// A sweep run is healthy when nothing is lost and p99 stays under this.
+    #[arg(long, default_value_t = 50.0)]
+    pub p99_limit_ms: f64,
+    /// Only re-render charts and summary.md from this results.json.
+    #[arg(long)]
+    pub render_only: Option<PathBuf>,
+    /// Soak instead: this many idle joined connections per server…
+    #[arg(long, default_value_t = 10_000)]
+    pub soak_conns: usize,
+    /// …held this many seconds with RSS sampled (0: no soak, run the comparison).
+    #[arg(long, default_value_t = 0)]
+    pub soak_secs: u64,
 }

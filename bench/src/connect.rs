@@ -45,9 +45,38 @@ pub async fn run(args: ConnectArgs) -> Result<bool> {
     let rooms = args.rooms;
     let (fleet, fill) = fill(&targets, &spec, |i| format!("bj{run_id}-{}", i % rooms)).await?;
     let joined_sample = sample(&pids);
-    let idle_full = sleep_bounded(Duration::from_secs(args.idle_secs), deadline).await;
+    // Idle, sampling as we go when asked: (seconds since all joined, RSS, live connections).
+    let idle_start = std::time::Instant::now();
+    let idle_end = idle_start + Duration::from_secs(args.idle_secs);
+    let mut series: Vec<(f64, u64, u64)> = Vec::new();
+    let mut idle_full = true;
+    if args.sample_every > 0 {
+        let every = Duration::from_secs(args.sample_every);
+        loop {
+            if let Some(s) = sample(&pids) {
+                series.push((idle_start.elapsed().as_secs_f64(), s.rss, fleet.live()));
+            }
+            let next = (std::time::Instant::now() + every).min(idle_end);
+            if next <= std::time::Instant::now() {
+                break;
+            }
+            if !sleep_bounded(next - std::time::Instant::now(), deadline).await {
+                idle_full = false;
+                break;
+            }
+        }
+    } else {
+        idle_full = sleep_bounded(Duration::from_secs(args.idle_secs), deadline).await;
+    }
     let after = sample(&pids);
     let live = fleet.live();
+    // Soak: the growth from the first to the last sample, per connection.
+    let rss_drift_per_conn = match (series.first(), series.last()) {
+        (Some(f), Some(l)) if series.len() > 1 && fill.joined > 0 => {
+            Some(per_conn(l.1, f.1, fill.joined))
+        }
+        _ => None,
+    };
     let client_rss = crate::procfs::rss_bytes(std::process::id()).ok();
     let sh = fleet.shared.clone();
     let (connect_lat, join_lat, total_lat) = (
@@ -69,6 +98,7 @@ pub async fn run(args: ConnectArgs) -> Result<bool> {
         && fill.lost_acks == 0
         && fill.unsettled == 0
         && closed_after_join == 0
+        && live == fill.joined
         && !timed_out;
 
     println!("== bench connect ==");
@@ -123,6 +153,17 @@ pub async fn run(args: ConnectArgs) -> Result<bool> {
              connect completed (engine.io `1`); conforming clients wait for `40{{sid}}`"
         );
     }
+    if let (Some(f), Some(l), Some(d)) = (series.first(), series.last(), rss_drift_per_conn) {
+        println!(
+            "soak: {} samples over {:.0} s: RSS {} → {} ({d:+} bytes per connection), live {} → {}",
+            series.len(),
+            l.0 - f.0,
+            mib(f.1),
+            mib(l.1),
+            f.2,
+            l.2
+        );
+    }
     println!(
         "live after idle: {live}   verdict: {}",
         if ok { "OK" } else { "FAIL" }
@@ -156,6 +197,8 @@ pub async fn run(args: ConnectArgs) -> Result<bool> {
         "idle_secs": args.idle_secs,
         "rss_per_conn_bytes": rss_per_conn,
         "live_after_idle": live,
+        "rss_series": series,
+        "rss_drift_per_conn_bytes": rss_drift_per_conn,
         "client_nofile": fds.soft,
         "client_rss_bytes": client_rss,
         "server_nofile": server_nofile,

@@ -9,9 +9,11 @@
 
 #![recursion_limit = "256"]
 
+pub mod chart;
 pub mod chat;
 pub mod cli;
 pub mod client;
+pub mod compare;
 pub mod connect;
 pub mod eio;
 pub mod load;

@@ -6,14 +6,16 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let common = match &cli.cmd {
-        Command::Connect(a) => &a.common,
-        Command::Chat(a) => &a.common,
-        Command::Sfu(a) => &a.common,
+    let (threads, timeout) = match &cli.cmd {
+        Command::Connect(a) => (a.common.threads, a.common.timeout),
+        Command::Chat(a) => (a.common.threads, a.common.timeout),
+        Command::Sfu(a) => (a.common.threads, a.common.timeout),
+        // Each of its runs is a child process with its own deadline.
+        Command::Compare(_) => (1, 6 * 3600),
     };
-    let threads = common.threads.clamp(1, 64);
+    let threads = threads.clamp(1, 64);
     // Hard stop a little after the run's own deadline, whatever happens.
-    let hard_limit = Duration::from_secs(common.timeout.max(1) + 30);
+    let hard_limit = Duration::from_secs(timeout.max(1) + 30);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()
@@ -31,6 +33,14 @@ fn main() -> ExitCode {
                 Command::Connect(a) => bench::connect::run(a).await,
                 Command::Chat(a) => bench::chat::run(a).await,
                 Command::Sfu(a) => bench::sfu_load::run(a).await,
+                Command::Compare(a) => match &a.render_only {
+                    Some(results) => bench::compare::rerender(&a, results).map(|md| {
+                        println!("{md}");
+                        true
+                    }),
+                    None if a.soak_secs > 0 => bench::compare::soak(&a).await,
+                    None => bench::compare::run(a).await,
+                },
             }
         };
         tokio::time::timeout(hard_limit, run).await

@@ -58,8 +58,15 @@ impl Server {
             ),
             None => Stdio::null(),
         };
+        // Every connection of the load comes from a few loopback addresses.
+        let unlimited: &[&str] = if args.iter().any(|a| a.starts_with("--max-conns-per-ip")) {
+            &[]
+        } else {
+            &["--max-conns-per-ip", "0"]
+        };
         let mut child = Command::new(path)
             .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(unlimited)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -32,6 +32,19 @@ impl Latency {
         let h = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         Summary::of(&h)
     }
+
+    /// The whole distribution for a chart: `(percentile 0..100, µs)` at the
+    /// ranks of [`crate::chart::percentile_ranks`] (denser in the tail).
+    pub fn curve(&self) -> Vec<(f64, u64)> {
+        let h = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if h.is_empty() {
+            return Vec::new();
+        }
+        crate::chart::percentile_ranks(h.len())
+            .into_iter()
+            .map(|p| (p, h.value_at_quantile(p / 100.0)))
+            .collect()
+    }
 }
 
 /// Percentiles of a latency distribution, in microseconds.
