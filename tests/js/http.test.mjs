@@ -167,6 +167,16 @@ describe('static web client, CORS, $PORT', () => {
     assert.equal(js.body, 'console.log("asset");');
   });
 
+  it('every answer carries the security headers (the client page, its assets, the API)', async () => {
+    for (const route of ['/', '/app.js', '/api/config', '/healthz', '/r/some-room']) {
+      const res = await server.get(route);
+      assert.equal(res.headers.get('x-content-type-options'), 'nosniff', route);
+      assert.equal(res.headers.get('x-frame-options'), 'DENY', route);
+      assert.equal(res.headers.get('referrer-policy'), 'same-origin', route);
+      assert.equal(res.headers.get('permissions-policy'), 'camera=(self), microphone=(self), display-capture=(self)', route);
+    }
+  });
+
   it('CORS is closed by default and open to the listed origins with --cors-origins', async () => {
     const closed = await server.get('/api/config', { headers: { Origin: 'http://evil.example' } });
     assert.equal(closed.headers.get('access-control-allow-origin'), null);

@@ -78,7 +78,7 @@ async fn malformed_events_get_bad_request_acks() -> anyhow::Result<()> {
 /// when handlers are registered in an async connect handler).
 #[tokio::test]
 async fn no_event_lost_right_after_connect() -> anyhow::Result<()> {
-    let server = TestServer::start().await?;
+    let server = TestServer::with(|c| c.limits.max_conns_per_ip = 0).await?;
     let clients = 1000;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..clients {
