@@ -11,6 +11,9 @@
 mod names;
 mod payloads;
 
+#[cfg(feature = "fuzz-oracles")]
+pub mod fuzzing;
+
 pub use names::{ChatText, DisplayName, Password, RoomName, ValidationError};
 pub use payloads::*;
 

@@ -29,7 +29,7 @@ impl std::fmt::Display for PeerId {
 }
 
 /// Room topology: everyone connects to everyone, or everyone to the SFU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     #[default]
@@ -57,6 +57,25 @@ impl std::str::FromStr for Mode {
     }
 }
 
+/// Only the strings `"mesh"` and `"sfu"`: the derive would also read serde's
+/// externally tagged form, `{"sfu": null}`.
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Mode;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"mesh\" or \"sfu\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Mode, E> {
+                s.parse()
+                    .map_err(|_| E::unknown_variant(s, &["mesh", "sfu"]))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Client → server
 
@@ -79,6 +98,19 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
         }
         d.deserialize_map(V(std::marker::PhantomData)).map(Object)
     }
+}
+
+/// `#[serde(deserialize_with)]` for a nested value that must be an object
+/// too (`data` of a signal): the derives would also read it from an array.
+fn object<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Object::<T>::deserialize(d).map(|Object(t)| t)
+}
+
+/// [`object`] for an optional value (`null` or absent is `None`).
+fn opt_object<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Option::<Object<T>>::deserialize(d).map(|o| o.map(|Object(t)| t))
 }
 
 /// `join`: `{"room", "name", "mode"?, "password"?}`.
@@ -122,6 +154,7 @@ pub struct LeaveRequest {
 pub struct SignalRequest {
     pub room: RoomName,
     pub to: PeerId,
+    #[serde(deserialize_with = "object")]
     pub data: SignalData,
 }
 
@@ -181,7 +214,7 @@ pub enum SignalData {
     },
     /// `candidate: null` (or absent) marks the end of candidates.
     Candidate {
-        #[serde(default)]
+        #[serde(default, deserialize_with = "opt_object")]
         candidate: Option<IceCandidate>,
     },
     Bye,
@@ -276,6 +309,7 @@ pub struct PeerLeft {
 pub struct SignalEvent {
     pub room: RoomName,
     pub from: PeerId,
+    #[serde(deserialize_with = "object")]
     pub data: SignalData,
 }
 
@@ -559,6 +593,49 @@ mod tests {
         let empty: SignalData =
             serde_json::from_value(json!({"type": "offer", "sdp": " "})).expect("parses");
         assert_eq!(empty.validate(), Err(ValidationError::Empty("sdp")));
+    }
+
+    /// Found by fuzzing (docs/fuzzing.md): nested values in serde's other
+    /// shapes were accepted — `data`/`candidate` as arrays of their fields,
+    /// `mode` as `{"sfu": null}`.
+    #[test]
+    fn nested_values_must_have_the_protocol_shape() {
+        for bad in [
+            json!({"room": "r", "to": "p", "data": ["offer", "v=0"]}),
+            json!({"room": "r", "to": "p", "data": ["bye"]}),
+            json!({"room": "r", "to": "p", "data": {"type": "candidate", "candidate": ["c", "0", 0]}}),
+            json!({"room": "r", "to": "p", "data": ["candidate", {"candidate": "c"}]}),
+        ] {
+            assert!(
+                serde_json::from_value::<Object<SignalRequest>>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(
+            serde_json::from_value::<SignalEvent>(
+                json!({"room": "r", "from": "p", "data": ["bye"]})
+            )
+            .is_err()
+        );
+        for bad in [
+            json!({"sfu": null}),
+            json!({"mesh": []}),
+            json!("Mesh"),
+            json!(0),
+        ] {
+            assert!(
+                serde_json::from_value::<Mode>(bad.clone()).is_err(),
+                "{bad}"
+            );
+            let join = json!({"room": "r", "name": "A", "mode": bad});
+            assert!(serde_json::from_value::<Object<JoinRequest>>(join).is_err());
+        }
+        assert_eq!(
+            serde_json::from_value::<Mode>(json!("sfu")).ok(),
+            Some(Mode::Sfu)
+        );
+        let e = serde_json::from_value::<Mode>(json!("p2p")).expect_err("unknown mode");
+        assert!(e.to_string().contains("unknown variant `p2p`"), "{e}");
     }
 
     #[test]

@@ -176,7 +176,7 @@ pub(crate) fn attach<A: Adapter>(state: &Arc<AppState>, s: &Arc<Socket<A>>) {
         bucket: Mutex::new(TokenBucket::new(&state.config.limits)),
         tx: tx.clone(),
     });
-    s.on_disconnect(OnDisconnect(tx));
+    s.on_disconnect(crate::events::Counted::new(state, OnDisconnect(tx)));
 }
 
 /// Validates on the socket's read loop, then queues for the socket's worker.

@@ -17,6 +17,7 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -69,11 +70,55 @@ impl<A: Adapter> ConnectHandler<A, Direct> for Connect {
                 state: self.0.clone(),
                 bucket: Mutex::new(TokenBucket::new(&self.0.config.limits)),
             });
-            s.on_disconnect(OnDisconnect(self.0.clone()));
+            s.on_disconnect(Counted::new(&self.0, OnDisconnect(self.0.clone())));
         }
         self.0.metrics.connected();
         tracing::debug!(sid = %s.id, "connected");
         Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// Wraps a socket's disconnect handler so `signal_connections`, counted in
+/// the connect middleware, is uncounted exactly once. socketioxide can fail
+/// a connect after its middleware ran (the session closed meanwhile: `40`
+/// right before an unparsable packet, or a transport dropped right after
+/// it) and then drops the socket without calling the disconnect handler; the
+/// handler is dropped with it, uncalled, and uncounts the socket here.
+/// (Found by tests/js/wirefuzz.test.mjs; docs/fuzzing.md.)
+pub(crate) struct Counted<H> {
+    inner: H,
+    state: Arc<AppState>,
+    called: AtomicBool,
+}
+
+impl<H> Counted<H> {
+    pub(crate) fn new(state: &Arc<AppState>, inner: H) -> Self {
+        Self {
+            inner,
+            state: state.clone(),
+            called: AtomicBool::new(false),
+        }
+    }
+}
+
+impl<A: Adapter, H: DisconnectHandler<A, Direct>> DisconnectHandler<A, Direct> for Counted<H> {
+    fn call_with_defer(
+        &self,
+        s: Arc<Socket<A>>,
+        reason: DisconnectReason,
+        defer: fn(Arc<Socket<A>>),
+    ) {
+        // The inner handler uncounts the socket (at once, or after its queue).
+        self.called.store(true, Ordering::Relaxed);
+        self.inner.call_with_defer(s, reason, defer);
+    }
+}
+
+impl<H> Drop for Counted<H> {
+    fn drop(&mut self) {
+        if !*self.called.get_mut() {
+            self.state.metrics.disconnected();
+        }
     }
 }
 
