@@ -176,7 +176,11 @@ pub(crate) fn attach<A: Adapter>(state: &Arc<AppState>, s: &Arc<Socket<A>>) {
         bucket: Mutex::new(TokenBucket::new(&state.config.limits)),
         tx: tx.clone(),
     });
-    s.on_disconnect(crate::events::Counted::new(state, OnDisconnect(tx)));
+    s.on_disconnect(crate::events::Counted::new(
+        state,
+        s,
+        OnDisconnect(tx, state.clone()),
+    ));
 }
 
 /// Validates on the socket's read loop, then queues for the socket's worker.
@@ -220,7 +224,7 @@ impl<A: Adapter> MessageHandler<A, Direct> for Dispatcher<A> {
 }
 
 /// Queues the leave after the socket's pending events.
-struct OnDisconnect<A: Adapter>(mpsc::Sender<Job<A>>);
+struct OnDisconnect<A: Adapter>(mpsc::Sender<Job<A>>, Arc<AppState>);
 
 impl<A: Adapter> DisconnectHandler<A, Direct> for OnDisconnect<A> {
     fn call_with_defer(
@@ -230,6 +234,13 @@ impl<A: Adapter> DisconnectHandler<A, Direct> for OnDisconnect<A> {
         defer: fn(Arc<Socket<A>>),
     ) {
         tracing::debug!(sid = %s.id, ?reason, "disconnected");
+        if crate::events::session_gone(reason) {
+            // A connect read after this (same session, later in a polling
+            // POST) is refused; see `Registry::close`.
+            self.1
+                .lock_registry()
+                .close(s.id, std::time::Instant::now());
+        }
         let tx = self.0.clone();
         let job = Job::Disconnect(s.clone());
         if let Err(mpsc::error::TrySendError::Full(job)) = tx.try_send(job) {

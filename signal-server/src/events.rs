@@ -63,6 +63,13 @@ impl<A: Adapter> ConnectHandler<A, Direct> for Connect {
         _: &'a Option<Value>,
     ) -> Pin<Box<dyn Future<Output = Result<(), Box<dyn std::fmt::Display + Send>>> + Send + 'a>>
     {
+        if self.0.lock_registry().is_closed(s.id) {
+            // A connect packet read after its own session closed (`4x`,
+            // `40` in one polling POST): refused, or the socket would get
+            // events and never a disconnect.
+            let closed: Box<dyn std::fmt::Display + Send> = Box::new("the session is closed");
+            return Box::pin(std::future::ready(Err(closed)));
+        }
         if self.0.cluster.is_some() {
             crate::cluster::attach(&self.0, &s);
         } else {
@@ -70,7 +77,7 @@ impl<A: Adapter> ConnectHandler<A, Direct> for Connect {
                 state: self.0.clone(),
                 bucket: Mutex::new(TokenBucket::new(&self.0.config.limits)),
             });
-            s.on_disconnect(Counted::new(&self.0, OnDisconnect(self.0.clone())));
+            s.on_disconnect(Counted::new(&self.0, &s, OnDisconnect(self.0.clone())));
         }
         self.0.metrics.connected();
         tracing::debug!(sid = %s.id, "connected");
@@ -83,22 +90,34 @@ impl<A: Adapter> ConnectHandler<A, Direct> for Connect {
 /// a connect after its middleware ran (the session closed meanwhile: `40`
 /// right before an unparsable packet, or a transport dropped right after
 /// it) and then drops the socket without calling the disconnect handler; the
-/// handler is dropped with it, uncalled, and uncounts the socket here.
+/// handler is dropped with it, uncalled, and uncounts the socket here — and
+/// marks the session closed, as the disconnect handler would have.
 /// (Found by tests/js/wirefuzz.test.mjs; docs/fuzzing.md.)
 pub(crate) struct Counted<H> {
     inner: H,
     state: Arc<AppState>,
+    sid: Sid,
     called: AtomicBool,
 }
 
 impl<H> Counted<H> {
-    pub(crate) fn new(state: &Arc<AppState>, inner: H) -> Self {
+    pub(crate) fn new<A: Adapter>(state: &Arc<AppState>, s: &Socket<A>, inner: H) -> Self {
         Self {
             inner,
             state: state.clone(),
+            sid: s.id,
             called: AtomicBool::new(false),
         }
     }
+}
+
+/// A disconnect for which reason ends the Engine.IO session (everything but
+/// leaving the namespace, after which the same session may connect again).
+pub(crate) fn session_gone(reason: DisconnectReason) -> bool {
+    !matches!(
+        reason,
+        DisconnectReason::ClientNSDisconnect | DisconnectReason::ServerNSDisconnect
+    )
 }
 
 impl<A: Adapter, H: DisconnectHandler<A, Direct>> DisconnectHandler<A, Direct> for Counted<H> {
@@ -117,6 +136,7 @@ impl<A: Adapter, H: DisconnectHandler<A, Direct>> DisconnectHandler<A, Direct> f
 impl<H> Drop for Counted<H> {
     fn drop(&mut self) {
         if !*self.called.get_mut() {
+            self.state.lock_registry().close(self.sid, Instant::now());
             self.state.metrics.disconnected();
         }
     }
@@ -384,6 +404,11 @@ impl Dispatcher {
         let mode = req.mode.unwrap_or(config.default_mode);
         let room = req.room.clone();
         let mut reg = self.state.lock_registry();
+        if reg.is_closed(s.id) {
+            // Read after this socket's disconnect handler left its rooms:
+            // a member now would never be removed (docs/fuzzing.md).
+            return Err(Failure::bad_request("the connection is closed"));
+        }
         if mode == Mode::Sfu && config.sfu.is_none() && reg.mode(&room).is_none() {
             return Err(Failure::bad_request(
                 "SFU mode is not enabled on this server; join with mode \"mesh\"",
@@ -734,7 +759,15 @@ impl<A: Adapter> DisconnectHandler<A, Direct> for OnDisconnect {
         reason: DisconnectReason,
         defer: fn(Arc<Socket<A>>),
     ) {
-        let rooms = self.0.lock_registry().rooms_of(s.id);
+        let rooms = {
+            let mut reg = self.0.lock_registry();
+            if session_gone(reason) {
+                // Under the lock that joins take: no join of this socket
+                // can land after `rooms_of` below.
+                reg.close(s.id, Instant::now());
+            }
+            reg.rooms_of(s.id)
+        };
         for room in rooms {
             // Already gone if it raced with an explicit leave; nothing to do then.
             let _ = leave_room(&self.0, &s, &room);

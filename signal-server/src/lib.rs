@@ -241,6 +241,10 @@ pub async fn app(config: Config) -> anyhow::Result<(Router, Closer)> {
     let builder = SocketIo::builder()
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
+        // A session that never connects to the namespace holds its
+        // per-address slot until this fires (default 45 s); real clients
+        // connect within milliseconds of the handshake.
+        .connect_timeout(Duration::from_secs(10))
         .max_buffer_size(limits.send_buffer)
         .max_payload(transport_limit as u64)
         .ws_max_message_size(transport_limit)

@@ -2,8 +2,9 @@
 //! chat history. Plain synchronous code with no socket types, so it can be
 //! tested on its own; `C` is whatever identifies a connection (a socket id).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
+use std::time::{Duration, Instant};
 
 use protocol::{
     ChatMessage, ChatText, DisplayName, MediaState, Mode, Password, PeerId, PeerInfo, RoomName,
@@ -125,6 +126,12 @@ impl<C: PartialEq> Room<C> {
     }
 }
 
+/// How long a closed connection stays marked ([`Registry::close`]): far
+/// longer than a dead session's events still being read (the rest of a
+/// polling POST, a WebSocket's buffered frames), short enough to keep the
+/// set small.
+const CLOSED_TTL: Duration = Duration::from_secs(60);
+
 /// All rooms of this server.
 #[derive(Debug)]
 pub struct Registry<C> {
@@ -133,6 +140,10 @@ pub struct Registry<C> {
     conns: HashMap<C, Vec<RoomName>>,
     peers: usize,
     limits: RoomLimits,
+    /// Connections whose session is gone, in two generations of
+    /// [`CLOSED_TTL`]: newest first.
+    closed: [HashSet<C>; 2],
+    closed_since: Option<Instant>,
 }
 
 impl<C: Copy + Eq + Hash> Registry<C> {
@@ -142,7 +153,31 @@ impl<C: Copy + Eq + Hash> Registry<C> {
             conns: HashMap::new(),
             peers: 0,
             limits,
+            closed: [HashSet::new(), HashSet::new()],
+            closed_since: None,
         }
+    }
+
+    /// Marks `conn`'s session as gone for good: [`Self::is_closed`] holds
+    /// for it from now on, for at least [`CLOSED_TTL`]. Events of a closed
+    /// session can still be dispatched after its disconnect handler ran
+    /// (Engine.IO notifies the disconnect on another task while the rest of
+    /// a polling POST is still being read); a join from one must not create
+    /// a member that no disconnect will ever remove.
+    pub fn close(&mut self, conn: C, now: Instant) {
+        let since = *self.closed_since.get_or_insert(now);
+        if now.saturating_duration_since(since) >= CLOSED_TTL {
+            let [newer, older] = &mut self.closed;
+            std::mem::swap(newer, older);
+            newer.clear();
+            self.closed_since = Some(now);
+        }
+        self.closed[0].insert(conn);
+    }
+
+    /// True when `conn`'s session was [closed](Self::close).
+    pub fn is_closed(&self, conn: C) -> bool {
+        self.closed.iter().any(|set| set.contains(&conn))
     }
 
     pub fn room_count(&self) -> usize {
@@ -449,6 +484,22 @@ mod tests {
         reg.join(3, extra.clone(), &mut id).expect("joins");
         extra.password = pw("x");
         assert!(reg.join(4, extra, &mut id).is_ok());
+    }
+
+    #[test]
+    fn closed_connections_are_remembered_for_a_while() {
+        let mut reg: Registry<u32> = Registry::new(LIMITS);
+        let t0 = Instant::now();
+        assert!(!reg.is_closed(1));
+        reg.close(1, t0);
+        assert!(reg.is_closed(1));
+        assert!(!reg.is_closed(2));
+        // One generation later it is still there; two later it is forgotten.
+        reg.close(2, t0 + CLOSED_TTL);
+        assert!(reg.is_closed(1) && reg.is_closed(2));
+        reg.close(3, t0 + 2 * CLOSED_TTL);
+        assert!(!reg.is_closed(1));
+        assert!(reg.is_closed(2) && reg.is_closed(3));
     }
 
     #[test]

@@ -12,7 +12,10 @@
 //   sessions or memberships), and a fresh joiner sees exactly the bystanders.
 //
 // WIREFUZZ_SEED (printed) reproduces a run; WIREFUZZ_FRAMES sets its volume
-// (the default fits in ~30 s); WIREFUZZ_WORKERS the concurrent connections.
+// (the default fits in ~30 s); WIREFUZZ_WORKERS the concurrent connections;
+// WIREFUZZ_MAX_CONNS_PER_IP the server's per-address session limit (0 lifts
+// it for long runs); WIREFUZZ_DEBUG=1 keeps logs for leak hunting. Two
+// regression tests of what it found run first.
 // Each connection draws from its own generator, seeded from (seed, worker,
 // index), so one connection's traffic is reproducible on its own. When the
 // server logs a panic, the frames of the connections in flight are written
@@ -26,6 +29,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { startServer } from './server.mjs';
+import { RawClient } from './raw.mjs';
 import {
   connect, closeAll, emitAck, join, nextEvent, assertOk, roomName, eventually, short,
 } from './client.mjs';
@@ -35,6 +39,11 @@ const SEED = (process.env.WIREFUZZ_SEED !== undefined
   : Math.floor(Math.random() * 2 ** 32)) >>> 0;
 const FRAMES = Number(process.env.WIREFUZZ_FRAMES ?? 10_000);
 const WORKERS = Number(process.env.WIREFUZZ_WORKERS ?? 4);
+// The server's per-address session limit (`--max-conns-per-ip`); unset: its
+// default. A session that closes before connecting to a namespace keeps its
+// slot for socketioxide's connect timeout (45 s, docs/fuzzing.md), so long
+// runs meet the limit; 0 lifts it.
+const MAX_CONNS = process.env.WIREFUZZ_MAX_CONNS_PER_IP;
 // Shorter heartbeats than the defaults, so sessions the fuzzer abandons
 // (a polling session nobody polls) are reaped within seconds.
 const PING_MS = 4000;
@@ -285,6 +294,7 @@ const stats = {
   closeCodes: {},
   framesPerWs: { '1': 0, '2-9': 0, '10-49': 0, '50+': 0 },
   httpStatus: {},
+  limitedBackoffs: 0,
   aliveAtEnd: 0,
   silentAtEnd: 0,
   acks: 0,
@@ -353,7 +363,12 @@ async function wsSession(r, conn, ctx) {
     res();
   }));
   ws.on('error', () => { /* surfaced as close */ });
-  ws.on('unexpected-response', (_req, res) => { count(stats.httpStatus, `ws ${res.statusCode}`); res.resume(); ws.terminate(); });
+  ws.on('unexpected-response', (_req, res) => {
+    count(stats.httpStatus, `ws ${res.statusCode}`);
+    if (res.statusCode === 429) ctx.limited = true;
+    res.resume();
+    ws.terminate();
+  });
   const waitFor = (pred, ms) => {
     const found = frames.find((f) => typeof f === 'string' && pred(f));
     if (found) return Promise.resolve(found);
@@ -434,6 +449,7 @@ async function pollingSession(r, conn, ctx) {
   };
   const hsQuery = r.weighted([[20, ''], [1, '&b64=1'], [1, '&t=abc'], [1, '&j=0']]);
   const hs = await req(base + hsQuery);
+  if (hs.status === 429) ctx.limited = true;
   if (hs.status !== 200 || !hs.body.startsWith('0{')) { stats.refused.polling += 1; return; }
   stats.opened.polling += 1;
   let sid;
@@ -488,7 +504,7 @@ async function pollingSession(r, conn, ctx) {
 }
 
 /** Raw HTTP requests with lying framing, straight to the socket.io path. */
-async function rawHttp(r, conn) {
+async function rawHttp(r, conn, ctx) {
   stats.opened.raw += 1;
   const { port } = server;
   const head = r.pick([
@@ -503,7 +519,11 @@ async function rawHttp(r, conn) {
   stats.rawHttpRequests += 1;
   await new Promise((res) => {
     const s = net.connect(port, '127.0.0.1', () => { s.write(Buffer.from(head, 'latin1')); setTimeout(() => s.destroy(), 100 + r.below(400)); });
-    s.on('data', (d) => { const m = /^HTTP\/1\.1 (\d+)/.exec(d.toString('latin1')); if (m) count(stats.httpStatus, `raw ${m[1]}`); });
+    s.on('data', (d) => {
+      const m = /^HTTP\/1\.1 (\d+)/.exec(d.toString('latin1'));
+      if (m) count(stats.httpStatus, `raw ${m[1]}`);
+      if (m?.[1] === '429') ctx.limited = true;
+    });
     s.on('error', () => {});
     s.on('close', res);
   });
@@ -519,19 +539,22 @@ async function worker(w, ctx0) {
       const kind = r.weighted([[70, 'ws'], [25, 'polling'], [5, 'raw']]);
       if (kind === 'ws') await wsSession(r, conn, ctx);
       else if (kind === 'polling') await pollingSession(r, conn, ctx);
-      else await rawHttp(r, conn);
+      else await rawHttp(r, conn, ctx);
     } finally {
       checkPanic();
       if (DEBUG) allFrames.set(conn, { sid: ctx.sid, frames: inFlight.get(conn) });
       inFlight.delete(conn);
     }
+    // Over the per-address limit: back off instead of spinning on 429s.
+    if (ctx.limited) { stats.limitedBackoffs += 1; await sleep(200); }
   }
 }
 
 // ---------------------------------------------------------------------------
 
 before(async () => {
-  server = await startServer(['--ping-interval-ms', String(PING_MS), '--ping-timeout-ms', String(PING_MS)],
+  const limit = MAX_CONNS === undefined ? [] : ['--max-conns-per-ip', MAX_CONNS];
+  server = await startServer(['--ping-interval-ms', String(PING_MS), '--ping-timeout-ms', String(PING_MS), ...limit],
     DEBUG ? { env: { RUST_LOG: 'signal_server=debug' } } : {});
 });
 after(async () => {
@@ -551,6 +574,42 @@ function rssKb() {
     return Number(/VmRSS:\s+(\d+)/.exec(s)?.[1]);
   } catch { return NaN; }
 }
+
+// Regressions of what the fuzzer found (docs/fuzzing.md), deterministic
+// enough to fail reliably before their fixes.
+
+it('regression: `40` followed at once by an unparsable packet leaks no connection from the gauge', async () => {
+  for (let i = 0; i < 300; i++) {
+    const r = new RawClient(server.url);
+    if (i % 3 === 0) await r.open(); else await r.connect();
+    r.send(i % 3 === 2 ? '40{"a":1}' : '40');
+    if (i % 5 === 4) r.close(); else r.send('4x');
+    await Promise.race([r.whenClosed, sleep(3000)]);
+    r.close();
+  }
+  await eventually(async () => assert.equal(await metric('signal_connections'), 0), 10_000, 100);
+});
+
+it('regression: a polling POST that breaks its session, then connects and joins, leaves no member behind', async () => {
+  const base = `${server.url}/socket.io/?EIO=4&transport=polling`;
+  const text = async (url, init) => (await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) })).text();
+  for (let t = 0; t < 20; t++) {
+    const sid = JSON.parse((await text(base)).slice(1)).sid;
+    const url = `${base}&sid=${sid}`;
+    await text(url, { method: 'POST', body: '40' });
+    await text(url); // the connect answer
+    // `4x` closes the session; Engine.IO reads the rest of the POST anyway,
+    // and announces the disconnect on another task meanwhile.
+    const joins = Array.from({ length: 200 }, (_, i) => `42["join",{"room":"ghost-${t}-${i}","name":"g"}]`);
+    await text(url, { method: 'POST', body: ['4x', '40', ...joins].join('\x1e') });
+  }
+  await eventually(async () => {
+    assert.equal(await metric('signal_connections'), 0, 'connections');
+    assert.equal(await metric('signal_peers'), 0, 'members left behind');
+    assert.equal(await metric('signal_rooms'), 0, 'rooms left behind');
+  }, 10_000, 100);
+  await server.assertHealthy();
+});
 
 it(`wire fuzzing (seed ${SEED}, ${FRAMES} frames): bystanders unharmed, server up, state unchanged`, async (t) => {
   t.diagnostic(`WIREFUZZ_SEED=${SEED} WIREFUZZ_FRAMES=${FRAMES} WIREFUZZ_WORKERS=${WORKERS}`);
@@ -595,10 +654,15 @@ it(`wire fuzzing (seed ${SEED}, ${FRAMES} frames): bystanders unharmed, server u
   chatters.catch(() => {}); // awaited below; keep an early failure from going unhandled
 
   const rssBefore = rssKb();
+  // Long runs say how far they are.
+  const progress = FRAMES > 20_000 ? setInterval(() => {
+    console.log(`wirefuzz: ${stats.frames}/${FRAMES} frames, ${stats.opened.ws + stats.opened.polling + stats.opened.raw} connections, ${stats.bystander.chats} bystander chats, rss ${rssKb()} kB, ${Math.round((Date.now() - started) / 1000)} s`);
+  }, 30_000) : null;
   try {
     await Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w, ctx0)));
   } finally {
     fuzzing = false;
+    clearInterval(progress);
   }
   const fuzzMs = Date.now() - started;
   if (panicReport) assert.fail(panicReport);
@@ -624,8 +688,17 @@ it(`wire fuzzing (seed ${SEED}, ${FRAMES} frames): bystanders unharmed, server u
     assert.equal(await metric('signal_peers'), 2, 'only the bystanders are in a room');
   }, 4 * PING_MS + 10_000, 250);
 
-  // A fresh joiner (a new session: the per-address limit was not leaked)
-  // sees exactly the bystanders, in join order.
+  // A fresh joiner sees exactly the bystanders, in join order. It needs a
+  // session slot of this address: sessions that closed unconnected hold
+  // theirs up to socketioxide's 45 s connect timeout; a slot still held
+  // after that would be a leak.
+  await eventually(async () => {
+    const res = await fetch(`${server.url}/socket.io/?EIO=4&transport=polling`, { signal: AbortSignal.timeout(5000) });
+    const body = await res.text();
+    assert.notEqual(res.status, 429, 'the per-address session limit is still reached');
+    const sid = JSON.parse(body.slice(1)).sid;
+    await (await fetch(`${server.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`, { method: 'POST', body: '1' })).text();
+  }, 60_000, 500);
   const c = await connect(server.url, { transports: ['websocket'] });
   const ack = await join(c, room, 'Cy');
   assert.deepEqual(ack.peers.map((p) => p.id), [idA, idB], `peers after fuzzing: ${short(ack.peers)}`);
