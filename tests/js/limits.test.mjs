@@ -91,9 +91,15 @@ describe('connections per address (--max-conns-per-ip)', () => {
   });
 
   it('X-Forwarded-For is ignored unless the proxy is trusted', async () => {
-    // Slots are full from 127.0.0.1 (a, b and the probe above); a forged header changes nothing.
-    const forged = await handshake(server, { forwardedFor: '203.0.113.9' });
-    assert.equal(forged.status, 429);
+    // Its own server, its own slots: fill them from 127.0.0.1, then a forged header changes nothing.
+    const own = await startServer(['--max-conns-per-ip', '2']);
+    try {
+      for (let i = 0; i < 2; i++) assert.equal((await handshake(own)).status, 200);
+      const forged = await handshake(own, { forwardedFor: '203.0.113.9' });
+      assert.equal(forged.status, 429);
+    } finally {
+      await own.stop();
+    }
   });
 });
 
