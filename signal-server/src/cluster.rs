@@ -194,6 +194,15 @@ impl<A: Adapter> MessageHandler<A, Direct> for Dispatcher<A> {
     fn call(&self, s: Arc<Socket<A>>, v: Value, ack_id: Option<i64>) {
         let (name, ack, req) = receive(&self.state, &self.bucket, &s, v, ack_id);
         let req = match req {
+            // Read after this socket's disconnect queued its leave (the rest
+            // of a polling POST): the worker ends at the disconnect, and an
+            // event overtaking it could store a member with no connection.
+            Ok(_) if self.state.lock_registry().is_closed(s.id) => {
+                Err(Failure::bad_request("the connection is closed"))
+            }
+            req => req,
+        };
+        let req = match req {
             Ok(req) => req,
             Err(f) => return answer(&self.state, &s, &name, ack, Err(f)),
         };
