@@ -68,62 +68,37 @@ pub async fn run(args: ChatArgs) -> Result<bool> {
     let sh = fleet.shared.clone();
     sleep_bounded(Duration::from_secs(args.settle_secs), deadline).await;
 
-    // Chat phase.
-    let before = sample(&pids);
+    // Chat phase: message g is number g / rooms of room g % rooms, sent
+    // round robin by the room's peers.
+    let window = crate::load::Window::start(&pids);
     let me = std::process::id();
     let client_before = crate::procfs::cpu_ticks(me).ok();
     let deliveries_before = sh.deliveries.load(Ordering::Relaxed);
     let t0 = Instant::now();
-    let mut scheduled: u64 = 0;
-    let mut not_scheduled: u64 = 0;
-    let mut timed_out = false;
-    let dl = tokio::time::Instant::from_std(deadline);
-    for g in 0..total {
-        #[allow(clippy::cast_precision_loss)]
-        let due = t0 + Duration::from_secs_f64(g as f64 / args.rate);
-        if due > Instant::now() {
-            tokio::time::sleep_until(tokio::time::Instant::from_std(due).min(dl)).await;
-        }
-        if Instant::now() >= deadline {
-            timed_out = true;
-            break;
-        }
+    let paced = crate::load::pace(&fleet, total, args.rate, deadline, |g| {
         let (room, k) = (g % rooms, g / rooms);
-        let sender = room * peers + k % peers;
-        let cmd = Cmd::Chat { seq: k as u64 };
-        match tokio::time::timeout_at(dl, fleet.handles[sender].cmds.send(cmd)).await {
-            Ok(Ok(())) => scheduled += 1,
-            Ok(Err(_)) => not_scheduled += 1,
-            Err(_) => {
-                timed_out = true;
-                break;
-            }
-        }
-    }
-    let send_elapsed = t0.elapsed().as_secs_f64();
+        (room * peers + k % peers, Cmd::Chat { seq: k as u64 })
+    })
+    .await;
+    let (scheduled, not_scheduled, send_elapsed) =
+        (paced.scheduled, paced.not_scheduled, paced.send_elapsed);
 
     // Drain: wait for every delivery and ack, bounded.
     let expected_estimate = scheduled * (peers as u64 - 1);
-    let drain_until = (Instant::now() + Duration::from_secs(args.drain_secs)).min(deadline);
-    loop {
-        let delivered = sh.deliveries.load(Ordering::Relaxed) - deliveries_before;
-        let acked =
-            sh.chat_acks_ok.load(Ordering::Relaxed) + sh.chat_acks_err.load(Ordering::Relaxed);
-        let sent =
-            sh.chat_sent.load(Ordering::Relaxed) + sh.chat_send_failed.load(Ordering::Relaxed);
-        if delivered >= expected_estimate && acked >= scheduled && sent >= scheduled {
-            break;
-        }
-        if Instant::now() >= drain_until {
-            if drain_until >= deadline {
-                timed_out = true;
-            }
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let drain_timed_out =
+        crate::load::drain(Duration::from_secs(args.drain_secs), deadline, || {
+            let delivered = sh.deliveries.load(Ordering::Relaxed) - deliveries_before;
+            let acked =
+                sh.chat_acks_ok.load(Ordering::Relaxed) + sh.chat_acks_err.load(Ordering::Relaxed);
+            let sent =
+                sh.chat_sent.load(Ordering::Relaxed) + sh.chat_send_failed.load(Ordering::Relaxed);
+            delivered >= expected_estimate && acked >= scheduled && sent >= scheduled
+        })
+        .await;
+    let timed_out = paced.timed_out || drain_timed_out;
     let chat_elapsed = t0.elapsed().as_secs_f64();
-    let after = sample(&pids);
+    let cost = window.end(&pids);
+    let after = cost.after;
     let client_after = crate::procfs::cpu_ticks(me).ok();
     let deliveries = sh.deliveries.load(Ordering::Relaxed) - deliveries_before;
     let delivery_lat = sh.delivery_lat.summary();
@@ -161,14 +136,8 @@ pub async fn run(args: ChatArgs) -> Result<bool> {
     let misrouted = sh.misrouted.load(Ordering::Relaxed);
 
     let tck = clock_ticks_per_second();
-    let cpu_ticks = match (before, after) {
-        (Some(b), Some(a)) => Some(a.cpu_ticks.saturating_sub(b.cpu_ticks)),
-        _ => None,
-    };
-    #[allow(clippy::cast_precision_loss)]
-    let cpu_s = cpu_ticks.map(|t| t as f64 / tck as f64);
-    #[allow(clippy::cast_precision_loss)]
-    let per = |n: u64| cpu_s.filter(|_| n > 0).map(|s| s * 1e6 / n as f64);
+    let (cpu_ticks, cpu_s) = (cost.cpu_ticks, cost.cpu_s);
+    let per = |n: u64| cost.per_unit_us(n);
     let cpu_per_delivery_us = per(deliveries);
     #[allow(clippy::cast_precision_loss)]
     let client_cpu_s = client_before

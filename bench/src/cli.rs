@@ -21,6 +21,10 @@ pub enum Command {
     /// Fill rooms, then chat with acks at a bounded rate; report
     /// deliveries, losses, latency and server CPU per delivery.
     Chat(ChatArgs),
+    /// Rooms of two peers set up calls through the server with real-size
+    /// Chromium SDPs and trickled ICE candidates; report relay latency,
+    /// losses and server CPU per relayed signal.
+    Signal(SignalArgs),
     /// One webrtc-rs publisher bot sends synthetic VP8 + Opus RTP into an
     /// SFU room, N subscriber bots count what they receive; report loss
     /// and server CPU per forwarded packet.
@@ -123,6 +127,27 @@ pub struct ChatArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct SignalArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Rooms of two peers.
+    #[arg(long, default_value_t = 500)]
+    pub pairs: usize,
+    /// Call set-ups in total, round robin over the pairs.
+    #[arg(long, default_value_t = 2000)]
+    pub calls: usize,
+    /// Call set-ups started per second over all pairs.
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+    /// Seconds to wait after the fill before calling.
+    #[arg(long, default_value_t = 1)]
+    pub settle_secs: u64,
+    /// Seconds to wait for outstanding signals and acks after the last call.
+    #[arg(long, default_value_t = 10)]
+    pub drain_secs: u64,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct SfuArgs {
     #[command(flatten)]
     pub common: Common,
@@ -192,6 +217,15 @@ pub struct CompareArgs {
     /// Fan-out chat: messages per second over all rooms.
     #[arg(long, default_value_t = 1000.0)]
     pub fanout_rate: f64,
+    /// Signal relay: rooms of two peers.
+    #[arg(long, default_value_t = 500)]
+    pub signal_pairs: usize,
+    /// Signal relay: call set-ups in total.
+    #[arg(long, default_value_t = 2000)]
+    pub signal_calls: usize,
+    /// Signal relay: call set-ups per second.
+    #[arg(long, default_value_t = 100.0)]
+    pub signal_rate: f64,
     /// The big room's size.
     #[arg(long, default_value_t = 200)]
     pub room_peers: usize,

@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use crate::eio::{self, Packet};
+use crate::signal;
 use crate::stats::Latency;
 
 /// A socket.io connection's WebSocket.
@@ -79,6 +80,17 @@ pub struct Shared {
     pub chat_acks_ok: AtomicU64,
     pub chat_acks_err: AtomicU64,
     pub chat_ack_errors: Mutex<BTreeMap<String, u64>>,
+    /// `signal` relaying ([`crate::signal`]): counts, acks, and relay
+    /// latency of session descriptions and of ICE candidates.
+    pub signals_sent: AtomicU64,
+    pub signal_send_failed: AtomicU64,
+    pub signal_bytes_sent: AtomicU64,
+    pub signals_received: AtomicU64,
+    pub signal_acks_ok: AtomicU64,
+    pub signal_acks_err: AtomicU64,
+    pub signal_ack_errors: Mutex<BTreeMap<String, u64>>,
+    pub sdp_lat: Latency,
+    pub candidate_lat: Latency,
     /// Connections the server closed after a successful join.
     pub closed_after_join: AtomicU64,
     pub other_events: AtomicU64,
@@ -102,6 +114,15 @@ impl Shared {
             chat_acks_ok: AtomicU64::new(0),
             chat_acks_err: AtomicU64::new(0),
             chat_ack_errors: Mutex::new(BTreeMap::new()),
+            signals_sent: AtomicU64::new(0),
+            signal_send_failed: AtomicU64::new(0),
+            signal_bytes_sent: AtomicU64::new(0),
+            signals_received: AtomicU64::new(0),
+            signal_acks_ok: AtomicU64::new(0),
+            signal_acks_err: AtomicU64::new(0),
+            signal_ack_errors: Mutex::new(BTreeMap::new()),
+            sdp_lat: Latency::new()?,
+            candidate_lat: Latency::new()?,
             closed_after_join: AtomicU64::new(0),
             other_events: AtomicU64::new(0),
             pings: AtomicU64::new(0),
@@ -109,17 +130,33 @@ impl Shared {
         })
     }
 
-    fn now_us(&self) -> u64 {
+    pub fn now_us(&self) -> u64 {
         u64::try_from(self.origin.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
-    fn count_ack_error(&self, code: &str) {
-        self.chat_acks_err.fetch_add(1, Ordering::Relaxed);
-        let mut m = self
-            .chat_ack_errors
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        *m.entry(code.to_owned()).or_default() += 1;
+    fn count_ack(&self, kind: AckKind, body: &str) {
+        let (ok, err, errors) = match kind {
+            AckKind::Chat => (
+                &self.chat_acks_ok,
+                &self.chat_acks_err,
+                &self.chat_ack_errors,
+            ),
+            AckKind::Signal => (
+                &self.signal_acks_ok,
+                &self.signal_acks_err,
+                &self.signal_ack_errors,
+            ),
+        };
+        match ack_result(body) {
+            Ok(()) => {
+                ok.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(code) => {
+                err.fetch_add(1, Ordering::Relaxed);
+                let mut m = errors.lock().unwrap_or_else(PoisonError::into_inner);
+                *m.entry(code).or_default() += 1;
+            }
+        }
     }
 }
 
@@ -190,6 +227,17 @@ pub type Outcome = Result<(), Failure>;
 pub enum Cmd {
     /// Send chat message number `seq` (with an ack).
     Chat { seq: u64 },
+    /// Start call set-up number `seq` with the room's other peer: an
+    /// offer, trickled candidates and end-of-candidates, as Chromium does;
+    /// the other side answers the same way ([`crate::signal`]).
+    Call { seq: u64 },
+}
+
+/// What an outstanding ack is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AckKind {
+    Chat,
+    Signal,
 }
 
 /// What a connection reports when it ends.
@@ -200,8 +248,12 @@ pub struct ConnFinal {
     pub received: u64,
     /// Chat events this connection sent.
     pub sent: u64,
-    /// Chat acks never received.
+    /// Chat and signal acks never received.
     pub pending_acks: u64,
+    /// `signal` events this connection sent.
+    pub signals_sent: u64,
+    /// `signal` events relayed to it.
+    pub signals_received: u64,
 }
 
 fn ws_config() -> WebSocketConfig {
@@ -252,6 +304,24 @@ fn ack_result(body: &str) -> Result<(), String> {
     }
 }
 
+#[derive(Deserialize)]
+struct JoinAck {
+    #[serde(default)]
+    peers: Vec<PeerRef>,
+}
+
+#[derive(Deserialize)]
+struct PeerRef {
+    id: String,
+}
+
+/// A joined connection.
+pub struct Joined {
+    pub ws: Ws,
+    /// The first of the room's other peers, per the join ack.
+    pub first_peer: Option<String>,
+}
+
 /// TCP connect, WebSocket upgrade, Engine.IO open, namespace connect and
 /// `join` (ack id 0). `stage` tells how far it got when it fails.
 pub async fn establish(
@@ -260,7 +330,7 @@ pub async fn establish(
     shared: &Shared,
     t0: Instant,
     stage: &mut Stage,
-) -> Result<Ws, Failure> {
+) -> Result<Joined, Failure> {
     *stage = Stage::Tcp;
     let sock = TcpSocket::new_v4().map_err(|e| Failure::at(*stage, "error", e))?;
     if let Some(ip) = cfg.local_ip {
@@ -310,6 +380,7 @@ pub async fn establish(
         None => format!(r#"{{"room":"{}","name":"{}"}}"#, cfg.room, cfg.name),
     };
     let tj = Instant::now();
+    let first_peer;
     send_text(&mut ws, eio::event(Some(0), "join", &payload))
         .await
         .map_err(|e| Failure::at(*stage, "send", e))?;
@@ -319,7 +390,13 @@ pub async fn establish(
             // In no-wait mode the `40{sid}` reply arrives here.
             Packet::Connect(_) => {}
             Packet::Ack(0, body) => match ack_result(body) {
-                Ok(()) => break,
+                Ok(()) => {
+                    first_peer = serde_json::from_str::<(JoinAck,)>(body)
+                        .ok()
+                        .and_then(|(a,)| a.peers.into_iter().next())
+                        .map(|p| p.id);
+                    break;
+                }
                 Err(code) => {
                     return Err(Failure {
                         kind: format!("join_error_{code}"),
@@ -333,7 +410,7 @@ pub async fn establish(
     }
     shared.join_lat.record(tj.elapsed());
     shared.total_lat.record(t0.elapsed());
-    Ok(ws)
+    Ok(Joined { ws, first_peer })
 }
 
 async fn next_text(ws: &mut Ws, stage: Stage) -> Result<Utf8Bytes, Failure> {
@@ -368,6 +445,33 @@ async fn handshake_other(
             Ok(())
         }
     }
+}
+
+/// Sends one side's signals of a call set-up, each with an ack; `Err` when
+/// the connection is gone.
+async fn send_signals(
+    ws: &mut Ws,
+    payloads: Vec<String>,
+    next_ack: &mut u64,
+    pending: &mut VecDeque<(u64, Instant, AckKind)>,
+    shared: &Shared,
+    fin: &mut ConnFinal,
+) -> Result<(), WsError> {
+    for payload in payloads {
+        let id = *next_ack;
+        *next_ack += 1;
+        let frame = eio::event(Some(id), "signal", &payload);
+        let len = frame.len() as u64;
+        if let Err(e) = send_text(ws, frame).await {
+            shared.signal_send_failed.fetch_add(1, Ordering::Relaxed);
+            return Err(e);
+        }
+        fin.signals_sent += 1;
+        shared.signals_sent.fetch_add(1, Ordering::Relaxed);
+        shared.signal_bytes_sent.fetch_add(len, Ordering::Relaxed);
+        pending.push_back((id, Instant::now(), AckKind::Signal));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -422,8 +526,8 @@ pub async fn run_conn(cfg: ConnConfig, ctx: Ctx, mut cmds: mpsc::Receiver<Cmd>) 
         }
     };
     drop(permit);
-    let mut ws = match res {
-        Ok(Ok(ws)) => ws,
+    let (mut ws, mut partner) = match res {
+        Ok(Ok(j)) => (j.ws, j.first_peer),
         Ok(Err(f)) => {
             let _ = outcomes.send(Err(f)).await;
             return fin;
@@ -443,7 +547,7 @@ pub async fn run_conn(cfg: ConnConfig, ctx: Ctx, mut cmds: mpsc::Receiver<Cmd>) 
     let _ = outcomes.send(Ok(())).await;
     drop(outcomes);
 
-    let mut pending: VecDeque<(u64, Instant)> = VecDeque::new();
+    let mut pending: VecDeque<(u64, Instant, AckKind)> = VecDeque::new();
     let mut next_ack: u64 = 1;
     let mut cmds_open = true;
     let mut closed = false;
@@ -464,9 +568,20 @@ pub async fn run_conn(cfg: ConnConfig, ctx: Ctx, mut cmds: mpsc::Receiver<Cmd>) 
                     if send_text(&mut ws, eio::event(Some(id), "chat", &payload)).await.is_ok() {
                         fin.sent += 1;
                         shared.chat_sent.fetch_add(1, Ordering::Relaxed);
-                        pending.push_back((id, sent));
+                        pending.push_back((id, sent, AckKind::Chat));
                     } else {
                         shared.chat_send_failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Some(Cmd::Call { seq }) => {
+                    let Some(to) = partner.as_deref() else {
+                        shared.signal_send_failed.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    let burst = signal::burst(&cfg.room, to, signal::Role::Offerer, seq, shared.now_us());
+                    if send_signals(&mut ws, burst, &mut next_ack, &mut pending, &shared, &mut fin).await.is_err() {
+                        closed = true;
+                        break;
                     }
                 }
                 None => cmds_open = false,
@@ -502,16 +617,48 @@ pub async fn run_conn(cfg: ConnConfig, ctx: Ctx, mut cmds: mpsc::Receiver<Cmd>) 
                             }
                         }
                     }
-                    Packet::Ack(id, body) => {
-                        if let Some(pos) = pending.iter().position(|(i, _)| *i == id) {
-                            if let Some((_, sent)) = pending.remove(pos) {
-                                shared.chat_ack_lat.record(sent.elapsed());
+                    Packet::Event(body) if body.starts_with(r#"["signal","#) => {
+                        let now = shared.now_us();
+                        let Some(got) = signal::received(body) else {
+                            shared.other_events.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        };
+                        fin.signals_received += 1;
+                        shared.signals_received.fetch_add(1, Ordering::Relaxed);
+                        if got.room != cfg.room {
+                            shared.misrouted.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if let Some(t) = got.sent_at_us {
+                            let lat = if got.is_sdp { &shared.sdp_lat } else { &shared.candidate_lat };
+                            lat.record_us(now.saturating_sub(t));
+                        }
+                        if let Some(seq) = got.offer_seq {
+                            // Answer at once, from the peer that offered.
+                            let burst = signal::burst(&cfg.room, &got.from, signal::Role::Answerer, seq, shared.now_us());
+                            if send_signals(&mut ws, burst, &mut next_ack, &mut pending, &shared, &mut fin).await.is_err() {
+                                closed = true;
+                                break;
                             }
-                            match ack_result(body) {
-                                Ok(()) => {
-                                    shared.chat_acks_ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Packet::Event(body) if body.starts_with(r#"["peer-joined","#) => {
+                        if partner.is_none() {
+                            partner = serde_json::from_str::<(&str, PeerRef)>(body).ok().map(|(_, p)| p.id);
+                        }
+                    }
+                    Packet::Event(body) if body.starts_with(r#"["peer-left","#) => {
+                        let left = serde_json::from_str::<(&str, PeerRef)>(body).ok().map(|(_, p)| p.id);
+                        if left.is_some() && left == partner {
+                            partner = None;
+                        }
+                    }
+                    Packet::Ack(id, body) => {
+                        if let Some(pos) = pending.iter().position(|(i, _, _)| *i == id) {
+                            if let Some((_, sent, kind)) = pending.remove(pos) {
+                                if kind == AckKind::Chat {
+                                    shared.chat_ack_lat.record(sent.elapsed());
                                 }
-                                Err(code) => shared.count_ack_error(&code),
+                                shared.count_ack(kind, body);
                             }
                         } else {
                             shared.other_events.fetch_add(1, Ordering::Relaxed);

@@ -138,6 +138,20 @@ pub async fn run(a: CompareArgs) -> Result<bool> {
         let v = child(&args).await?;
         ok &= v["ok"].as_bool().unwrap_or(false);
         r.insert("fanout".into(), v);
+        // Call set-ups: real-size SDPs and trickled candidates.
+        let mut args = vec![s("signal")];
+        args.extend(common(t, &a, 600));
+        args.extend([
+            s("--pairs"),
+            s(a.signal_pairs),
+            s("--calls"),
+            s(a.signal_calls),
+            s("--rate"),
+            s(a.signal_rate),
+        ]);
+        let v = child(&args).await?;
+        ok &= v["ok"].as_bool().unwrap_or(false);
+        r.insert("signal".into(), v);
         // One big room, offered load rising until it saturates.
         let mut sweep = Vec::new();
         let mut raw = Vec::new();
@@ -365,6 +379,32 @@ pub fn render(a: &CompareArgs, all: &Value) -> Result<String> {
         );
     }
     let _ = writeln!(md);
+    let _ = writeln!(
+        md,
+        "Signal relay: {} pairs, {} call set-ups at {}/s (Chromium SDPs, trickled candidates):\n",
+        a.signal_pairs, a.signal_calls, a.signal_rate
+    );
+    let _ = writeln!(
+        md,
+        "| server | signals relayed | lost | error acks | CPU µs / signal | SDP p50 / p99 ms | candidate p50 / p99 ms |\n|---|---|---|---|---|---|---|"
+    );
+    for n in &names {
+        let v = &get(n)["signal"];
+        let g = |k: &str| f(v, k).unwrap_or(f64::NAN);
+        let _ = writeln!(
+            md,
+            "| {n} | {} | {} | {} | {} | {:.2} / {:.2} | {:.2} / {:.2} |",
+            fmt(g("/signals_received")),
+            fmt(g("/lost_signals")),
+            fmt(g("/acks_err")),
+            fmt(g("/server_cpu_per_signal_us")),
+            g("/sdp_latency_us/p50") / 1000.0,
+            g("/sdp_latency_us/p99") / 1000.0,
+            g("/candidate_latency_us/p50") / 1000.0,
+            g("/candidate_latency_us/p99") / 1000.0,
+        );
+    }
+    let _ = writeln!(md);
     for n in &names {
         let _ = writeln!(md, "{n}, one {}-peer room:\n", a.room_peers);
         let _ = writeln!(
@@ -391,12 +431,17 @@ pub fn render(a: &CompareArgs, all: &Value) -> Result<String> {
     Chart::bars(
         format!("{ours} vs {theirs}: costs (lower is better)"),
         "per unit",
-        vec![s("CPU µs / delivery"), s("RSS KiB / idle conn")],
+        vec![
+            s("CPU µs / chat delivery"),
+            s("CPU µs / relayed signal"),
+            s("RSS KiB / idle conn"),
+        ],
         names
             .iter()
             .map(|n| {
                 let m = metric(n);
-                (n.to_string(), vec![m[0], m[2]])
+                let sig = f(&get(n)["signal"], "/server_cpu_per_signal_us").unwrap_or(f64::NAN);
+                (n.to_string(), vec![m[0], sig, m[2]])
             })
             .collect(),
     )

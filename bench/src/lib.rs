@@ -3,7 +3,8 @@
 //! Speaks just enough socket.io v5 / Engine.IO v4 over a raw WebSocket
 //! ([`eio`], [`client`]) that one process holds tens of thousands of
 //! connections. [`connect`] measures joins and memory, [`chat`] measures
-//! relaying and CPU, [`sfu_load`] drives webrtc-rs bots ([`sfu_bot`])
+//! relaying and CPU, [`signal`] relays call set-ups with real-size SDPs,
+//! [`sfu_load`] drives webrtc-rs bots ([`sfu_bot`])
 //! through the SFU and measures CPU per forwarded RTP packet. Results: a
 //! human summary and one `RESULT {json}` line.
 
@@ -21,6 +22,7 @@ pub mod procfs;
 pub mod server;
 pub mod sfu_bot;
 pub mod sfu_load;
+pub mod signal;
 pub mod stats;
 
 use std::time::{Duration, Instant};

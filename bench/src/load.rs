@@ -12,6 +12,8 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::client::{Cmd, ConnConfig, ConnFinal, Ctx, Outcome, Shared, Target, run_conn};
+use crate::procfs::clock_ticks_per_second;
+use crate::server::{Sample, sample};
 
 /// A live connection task.
 #[derive(Debug)]
@@ -203,5 +205,119 @@ impl Fleet {
         }
         drop(self.shutdown);
         out
+    }
+}
+
+/// How a paced sending phase went.
+#[derive(Debug, Clone, Copy)]
+pub struct Paced {
+    pub scheduled: u64,
+    /// Commands a connection could not take (its task ended).
+    pub not_scheduled: u64,
+    pub timed_out: bool,
+    pub send_elapsed: f64,
+}
+
+/// Hands out `total` commands at `rate` per second: command `g` goes to
+/// connection `pick(g).0`. Stops at the deadline.
+pub async fn pace(
+    fleet: &Fleet,
+    total: usize,
+    rate: f64,
+    deadline: Instant,
+    mut pick: impl FnMut(usize) -> (usize, Cmd),
+) -> Paced {
+    let t0 = Instant::now();
+    let dl = tokio::time::Instant::from_std(deadline);
+    let mut p = Paced {
+        scheduled: 0,
+        not_scheduled: 0,
+        timed_out: false,
+        send_elapsed: 0.0,
+    };
+    for g in 0..total {
+        #[allow(clippy::cast_precision_loss)]
+        let due = t0 + Duration::from_secs_f64(g as f64 / rate);
+        if due > Instant::now() {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(due).min(dl)).await;
+        }
+        if Instant::now() >= deadline {
+            p.timed_out = true;
+            break;
+        }
+        let (conn, cmd) = pick(g);
+        match tokio::time::timeout_at(dl, fleet.handles[conn].cmds.send(cmd)).await {
+            Ok(Ok(())) => p.scheduled += 1,
+            Ok(Err(_)) => p.not_scheduled += 1,
+            Err(_) => {
+                p.timed_out = true;
+                break;
+            }
+        }
+    }
+    p.send_elapsed = t0.elapsed().as_secs_f64();
+    p
+}
+
+/// Waits until `done()` or for `grace` (bounded by the deadline); `true`
+/// when the global deadline cut it short.
+pub async fn drain(grace: Duration, deadline: Instant, done: impl Fn() -> bool) -> bool {
+    let until = (Instant::now() + grace).min(deadline);
+    loop {
+        if done() {
+            return false;
+        }
+        if Instant::now() >= until {
+            return until >= deadline;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Server CPU and memory over a measured window.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    before: Option<Sample>,
+}
+
+/// What a [`Window`] measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Cost {
+    pub before: Option<Sample>,
+    pub after: Option<Sample>,
+    pub cpu_ticks: Option<u64>,
+    /// Server CPU (user + system) seconds in the window.
+    pub cpu_s: Option<f64>,
+}
+
+impl Window {
+    pub fn start(pids: &[u32]) -> Self {
+        Self {
+            before: sample(pids),
+        }
+    }
+
+    pub fn end(self, pids: &[u32]) -> Cost {
+        let after = sample(pids);
+        let cpu_ticks = match (self.before, after) {
+            (Some(b), Some(a)) => Some(a.cpu_ticks.saturating_sub(b.cpu_ticks)),
+            _ => None,
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let cpu_s = cpu_ticks.map(|t| t as f64 / clock_ticks_per_second() as f64);
+        Cost {
+            before: self.before,
+            after,
+            cpu_ticks,
+            cpu_s,
+        }
+    }
+}
+
+impl Cost {
+    /// Server CPU microseconds per unit of work (`None` for zero units).
+    pub fn per_unit_us(&self, n: u64) -> Option<f64> {
+        #[allow(clippy::cast_precision_loss)]
+        self.cpu_s.filter(|_| n > 0).map(|s| s * 1e6 / n as f64)
     }
 }

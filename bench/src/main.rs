@@ -9,6 +9,7 @@ fn main() -> ExitCode {
     let (threads, timeout) = match &cli.cmd {
         Command::Connect(a) => (a.common.threads, a.common.timeout),
         Command::Chat(a) => (a.common.threads, a.common.timeout),
+        Command::Signal(a) => (a.common.threads, a.common.timeout),
         Command::Sfu(a) => (a.common.threads, a.common.timeout),
         // Each of its runs is a child process with its own deadline.
         Command::Compare(_) => (1, 6 * 3600),
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
             match cli.cmd {
                 Command::Connect(a) => bench::connect::run(a).await,
                 Command::Chat(a) => bench::chat::run(a).await,
+                Command::Signal(a) => bench::signal::run(a).await,
                 Command::Sfu(a) => bench::sfu_load::run(a).await,
                 Command::Compare(a) => match &a.render_only {
                     Some(results) => bench::compare::rerender(&a, results).map(|md| {

@@ -322,7 +322,8 @@ pub async fn start(spec: BotSpec<'_>) -> Result<Bot> {
     )
     .await
     .map_err(|_| anyhow!("{}: join timed out", spec.name))?
-    .map_err(|f| anyhow!("{}: {} ({})", spec.name, f.kind, f.detail))?;
+    .map_err(|f| anyhow!("{}: {} ({})", spec.name, f.kind, f.detail))?
+    .ws;
 
     let st = Arc::new(BotState::default());
     let (to_sfu, out_rx) = mpsc::unbounded_channel::<SignalData>();
