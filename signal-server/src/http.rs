@@ -1,17 +1,21 @@
 //! HTTP routes: health, ICE configuration, metrics, and the web client.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use axum::body::Body;
 use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use socketioxide::layer::SocketIoLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
@@ -32,7 +36,11 @@ pub fn router<A: socketioxide::adapter::Adapter>(
         .route("/healthz", get(healthz))
         .route("/api/config", get(api_config))
         .route("/metrics", get(metrics))
-        .fallback_service(client)
+        .fallback_service(
+            Router::new()
+                .fallback_service(client)
+                .layer(axum::middleware::from_fn(with_content_security_policy)),
+        )
         .with_state(state)
         .layer(socketio)
         // Outside the socket.io layer: runs first.
@@ -91,6 +99,87 @@ const SECURITY_HEADERS: [(&str, &str); 4] = [
         "camera=(self), microphone=(self), display-capture=(self)",
     ),
 ];
+
+/// Largest HTML page whose inline scripts are hashed for the CSP.
+const MAX_PAGE_BYTES: usize = 1 << 20;
+
+/// Every HTML page of the client gets a Content-Security-Policy that allows
+/// only same-origin scripts plus its own inline scripts, by hash: Trunk's
+/// `index.html` starts the WASM with one inline module script whose text
+/// changes with every build, so the hash is taken from the page as served.
+async fn with_content_security_policy(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    let html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !html {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_PAGE_BYTES).await else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the page could not be read",
+        )
+            .into_response();
+    };
+    let policy = content_security_policy(&String::from_utf8_lossy(&bytes));
+    if let Ok(v) = HeaderValue::from_str(&policy) {
+        parts.headers.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The policy for `html`: scripts from this origin and the page's inline
+/// scripts by SHA-256, WebAssembly compilation (`wasm-unsafe-eval`, not
+/// `unsafe-eval`), media from the camera, connections (fetch, WebSocket) to
+/// this origin only, no plugins, no framing, no `<base>` rewriting.
+pub fn content_security_policy(html: &str) -> String {
+    let mut scripts = String::from("'self' 'wasm-unsafe-eval'");
+    for text in inline_scripts(html) {
+        let digest = Sha256::digest(text.as_bytes());
+        let _ = write!(
+            scripts,
+            " 'sha256-{}'",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        );
+    }
+    format!(
+        "default-src 'self'; script-src {scripts}; style-src 'self'; \
+         img-src 'self' data: blob:; media-src 'self' blob: mediastream:; \
+         connect-src 'self'; object-src 'none'; base-uri 'none'; \
+         frame-ancestors 'none'; form-action 'self'"
+    )
+}
+
+/// The text of every `<script>` element without a `src` attribute, exactly
+/// as it appears between its tags (what a CSP hash covers).
+fn inline_scripts(html: &str) -> Vec<&str> {
+    // ASCII lowercasing keeps byte offsets, so indices carry over to `html`.
+    let lower = html.to_ascii_lowercase();
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(open) = lower[at..].find("<script").map(|i| at + i) {
+        let Some(tag_end) = lower[open..].find('>').map(|i| open + i) else {
+            break;
+        };
+        let text_start = tag_end + 1;
+        let Some(close) = lower[text_start..].find("</script").map(|i| text_start + i) else {
+            break;
+        };
+        let tag = &lower[open + "<script".len()..tag_end];
+        let has_src = tag
+            .split(|c: char| c.is_ascii_whitespace())
+            .any(|attr| attr == "src" || attr.starts_with("src="));
+        if !has_src {
+            out.push(&html[text_start..close]);
+        }
+        at = close;
+    }
+    out
+}
 
 /// CORS is closed unless origins are configured.
 fn cors(origins: &[String]) -> Option<CorsLayer> {
@@ -245,6 +334,23 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn csp_hashes_exactly_the_inline_scripts() {
+        let html = "<head><SCRIPT type=\"module\">alert(1)</script>\
+                    <script src=\"/socket.io.min.js\"></script>\
+                    <script data-src=x>b()</SCRIPT></head>";
+        assert_eq!(inline_scripts(html), vec!["alert(1)", "b()"]);
+        let csp = content_security_policy(html);
+        // `printf 'alert(1)' | openssl dgst -sha256 -binary | base64`
+        assert!(csp.contains(
+            "script-src 'self' 'wasm-unsafe-eval' 'sha256-bhHHL3z2vDgxUt0W3dWQOrprscmda2Y5pLsLg4GF+pI=' 'sha256-"
+        ));
+        assert!(!csp.contains("unsafe-inline") && !csp.contains("'unsafe-eval'"));
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("object-src 'none'"));
+        assert_eq!(inline_scripts("<script>unterminated"), Vec::<&str>::new());
+        assert_eq!(inline_scripts("no scripts"), Vec::<&str>::new());
+    }
 
     #[test]
     fn turn_credentials_follow_coturn_rest_api() {

@@ -325,6 +325,9 @@ export async function closeBrowser(browser) {
 // ---------------------------------------------------------------------------
 // pages: console capture, joining, reading the DOM contract
 
+/** How Chromium and Firefox report what a Content-Security-Policy blocked. */
+const CSP_VIOLATION = /Content.Security.Policy|Refused to (load|execute|connect|apply|compile|create)/i;
+
 /** Attach console/error capture to a page; the lines live on page.__log. */
 export function instrumentPage(page, label) {
   page.__label = label;
@@ -403,9 +406,27 @@ const explainer = (page) => () => pageState(page);
 
 /** Navigate to `/r/<room>?name=` and wait until joined (unless `waitJoined: false`). */
 export async function joinRoom(page, server, room, name, { extra = {}, waitJoined = true, timeout = 45_000 } = {}) {
-  await page.goto(roomUrl(server, room, name, extra), { waitUntil: 'domcontentloaded', timeout });
-  if (waitJoined) await waitJoinedState(page, { timeout });
+  const res = await page.goto(roomUrl(server, room, name, extra), { waitUntil: 'domcontentloaded', timeout });
+  // The client runs under the server's Content-Security-Policy (a violation fails the test, see e2e()).
+  const headers = res?.headers() ?? {};
+  if (Object.keys(headers).length && !headers['content-security-policy']) {
+    throw new Error(`${page.__label}: the client page came without a Content-Security-Policy`);
+  }
+  if (waitJoined) {
+    try {
+      await waitJoinedState(page, { timeout });
+    } catch (e) {
+      const csp = cspViolations(page);
+      if (csp.length) e.message += `\n  ${csp.length} Content-Security-Policy violation(s), first: ${csp[0]}`;
+      throw e;
+    }
+  }
   return page;
+}
+
+/** Console lines that say the Content-Security-Policy blocked something. */
+export function cspViolations(page) {
+  return (page.__log ?? []).filter((l) => CSP_VIOLATION.test(l));
 }
 
 export async function waitJoinedState(page, { timeout = 45_000 } = {}) {
@@ -596,6 +617,13 @@ export class E2E {
     const page = pages.length === 1 && !pages[0].__label && pages[0].url() === 'about:blank'
       ? pages[0] : await browser.newPage();
     instrumentPage(page, label);
+    // Report what the Content-Security-Policy blocks as a console line, in
+    // both browsers (their own CSP messages do not all reach puppeteer).
+    await page.evaluateOnNewDocument(() => {
+      document.addEventListener('securitypolicyviolation', (e) => {
+        console.error(`Content-Security-Policy violation: ${e.effectiveDirective} blocked ${e.blockedURI || 'inline'}`);
+      });
+    });
     page.__browser = browser;
     page.setDefaultTimeout(30_000);
     this.pages.push(page);
@@ -719,6 +747,12 @@ export function e2e(name, fn, { timeout = 180_000, skipIfNoDist = true, todo = f
       await withTimeout(fn(ctx, t), timeout, 'test');
       for (const s of ctx.servers) await s.assertHealthy();
       for (const n of ctx.notes) t.diagnostic(n);
+      // A blocked script, style, connection or media source is a failure: the
+      // client must work under its Content-Security-Policy.
+      for (const page of ctx.pages) {
+        const csp = cspViolations(page);
+        if (csp.length) throw new Error(`${page.__label}: Content-Security-Policy violation: ${csp[0]}`);
+      }
       // Not a failure, but worth seeing: page errors and console errors/warnings.
       for (const page of ctx.pages) {
         const bad = (page.__log ?? []).filter((l) => /pageerror|page crashed|console\.(error|warn)/.test(l) && !/favicon|status of 404|integrity/.test(l));

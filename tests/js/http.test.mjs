@@ -3,7 +3,7 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import net from 'node:net';
 import { startServer } from './server.mjs';
 import {
@@ -175,6 +175,27 @@ describe('static web client, CORS, $PORT', () => {
       assert.equal(res.headers.get('referrer-policy'), 'same-origin', route);
       assert.equal(res.headers.get('permissions-policy'), 'camera=(self), microphone=(self), display-capture=(self)', route);
     }
+  });
+
+  it('client pages carry a Content-Security-Policy that admits exactly their inline scripts, by hash', async () => {
+    const loader = "\nimport init from '/app.js';\nawait init();\n";
+    const page = `<!doctype html><head><script type="module">${loader}</script><script src="/socket.io.min.js"></script></head>`;
+    const s = await start([], { staticFiles: { 'index.html': page } });
+    const digest = createHash('sha256').update(loader, 'utf8').digest('base64');
+    for (const route of ['/', '/r/some-room']) {
+      const res = await s.get(route);
+      assert.equal(res.status, 200, route);
+      assert.equal(res.body, page, `${route}: the page itself is unchanged`);
+      const csp = res.headers.get('content-security-policy') ?? '';
+      const directive = (name) => csp.split(';').map((d) => d.trim()).find((d) => d.startsWith(`${name} `));
+      assert.equal(directive('script-src'), `script-src 'self' 'wasm-unsafe-eval' 'sha256-${digest}'`, route);
+      assert.equal(directive('connect-src'), "connect-src 'self'", route);
+      assert.equal(directive('frame-ancestors'), "frame-ancestors 'none'", route);
+      assert.equal(directive('object-src'), "object-src 'none'", route);
+      assert.ok(!/unsafe-inline|'unsafe-eval'/.test(csp), `${route}: ${csp}`);
+    }
+    // Not a page: no policy needed (and none that could break a fetch).
+    assert.equal((await s.get('/api/config')).headers.get('content-security-policy'), null);
   });
 
   it('CORS is closed by default and open to the listed origins with --cors-origins', async () => {
