@@ -249,6 +249,7 @@ pub async fn run(args: ChatArgs) -> Result<bool> {
         "server_cpu_s": cpu_s,
         "server_cpu_per_delivery_us": cpu_per_delivery_us,
         "server_cpu_per_message_us": cpu_per_message_us,
+        "server_cpu_sys_share": cost.sys_share,
         "client_cpu_s": client_cpu_s,
         "rss_baseline_bytes": baseline.map(|s| s.rss),
         "rss_after_bytes": after.map(|s| s.rss),

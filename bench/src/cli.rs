@@ -234,7 +234,7 @@ pub struct CompareArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "25,50,100,200,400,800,1600"
+        default_value = "25,50,100,200,400,800,1600,3200,6400"
     )]
     pub sweep_rates: Vec<f64>,
     /// Seconds of sending per sweep run.

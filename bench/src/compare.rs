@@ -172,6 +172,10 @@ pub async fn run(a: CompareArgs) -> Result<bool> {
                 s(rate),
                 s("--drain-secs"),
                 s(10),
+                // Both servers refuse the 101st peer of a room by default.
+                s("--"),
+                s("--max-peers-per-room"),
+                s(a.room_peers),
             ]);
             let v = child(&args).await?;
             #[allow(clippy::cast_precision_loss)]
@@ -377,6 +381,26 @@ pub fn render(a: &CompareArgs, all: &Value) -> Result<String> {
                 "n/a"
             }
         );
+    }
+    let _ = writeln!(md);
+    let _ = writeln!(
+        md,
+        "Server CPU split into user space and kernel (system time: syscalls, and on loopback the TCP receive path of every frame the server sends):\n"
+    );
+    let _ = writeln!(
+        md,
+        "| server | chat: µs / delivery | of which kernel | signal: µs / relayed signal | of which kernel |\n|---|---|---|---|---|"
+    );
+    for n in &names {
+        let v = get(n);
+        let split = |scenario: &str, per: &str| {
+            let total = f(&v[scenario], per).unwrap_or(f64::NAN);
+            let share = f(&v[scenario], "/server_cpu_sys_share").unwrap_or(f64::NAN);
+            (fmt(total), fmt(total * share))
+        };
+        let (ct, ck) = split("fanout", "/server_cpu_per_delivery_us");
+        let (st, sk) = split("signal", "/server_cpu_per_signal_us");
+        let _ = writeln!(md, "| {n} | {ct} | {ck} | {st} | {sk} |");
     }
     let _ = writeln!(md);
     let _ = writeln!(

@@ -288,6 +288,9 @@ pub struct Cost {
     pub cpu_ticks: Option<u64>,
     /// Server CPU (user + system) seconds in the window.
     pub cpu_s: Option<f64>,
+    /// The part of it spent in the kernel (system time: syscalls, and on
+    /// loopback the TCP receive path of what the server sends).
+    pub sys_share: Option<f64>,
 }
 
 impl Window {
@@ -305,11 +308,19 @@ impl Window {
         };
         #[allow(clippy::cast_precision_loss)]
         let cpu_s = cpu_ticks.map(|t| t as f64 / clock_ticks_per_second() as f64);
+        #[allow(clippy::cast_precision_loss)]
+        let sys_share = match (self.before, after, cpu_ticks) {
+            (Some(b), Some(a), Some(t)) if t > 0 => {
+                Some(a.sys_ticks.saturating_sub(b.sys_ticks) as f64 / t as f64)
+            }
+            _ => None,
+        };
         Cost {
             before: self.before,
             after,
             cpu_ticks,
             cpu_s,
+            sys_share,
         }
     }
 }

@@ -25,6 +25,11 @@ pub fn rss_bytes(pid: u32) -> Result<u64> {
 /// User + system CPU time of the process in clock ticks (`/proc/PID/stat`
 /// fields 14 and 15).
 pub fn cpu_ticks(pid: u32) -> Result<u64> {
+    cpu_times(pid).map(|(user, sys)| user + sys)
+}
+
+/// User and system CPU time of the process, apart, in clock ticks.
+pub fn cpu_times(pid: u32) -> Result<(u64, u64)> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     // The command name (field 2) may contain spaces and parentheses: the
@@ -42,7 +47,7 @@ pub fn cpu_ticks(pid: u32) -> Result<u64> {
             .parse()
             .with_context(|| format!("{path}: field {} not a number", i + 3))
     };
-    Ok(field(11)? + field(12)?)
+    Ok((field(11)?, field(12)?))
 }
 
 /// CPU time of all live threads of the process in nanoseconds: the sum of

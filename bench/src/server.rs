@@ -150,7 +150,10 @@ impl Server {
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
     pub rss: u64,
+    /// User + system.
     pub cpu_ticks: u64,
+    /// System (kernel) only.
+    pub sys_ticks: u64,
 }
 
 /// The sum over `pids` (all of them, or `None`).
@@ -161,12 +164,14 @@ pub fn sample(pids: &[u32]) -> Option<Sample> {
     let mut total = Sample {
         rss: 0,
         cpu_ticks: 0,
+        sys_ticks: 0,
     };
     for &pid in pids {
-        match (procfs::rss_bytes(pid), procfs::cpu_ticks(pid)) {
-            (Ok(rss), Ok(cpu_ticks)) => {
+        match (procfs::rss_bytes(pid), procfs::cpu_times(pid)) {
+            (Ok(rss), Ok((user, sys))) => {
                 total.rss += rss;
-                total.cpu_ticks += cpu_ticks;
+                total.cpu_ticks += user + sys;
+                total.sys_ticks += sys;
             }
             (Err(e), _) | (_, Err(e)) => {
                 eprintln!("bench: cannot sample server {pid}: {e:#}");

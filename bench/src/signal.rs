@@ -385,6 +385,7 @@ pub async fn run(args: SignalArgs) -> Result<bool> {
         "candidate_latency_us": candidate_lat,
         "server_cpu_s": cost.cpu_s,
         "server_cpu_per_signal_us": cpu_per_signal_us,
+        "server_cpu_sys_share": cost.sys_share,
         "rss_before_bytes": cost.before.map(|s| s.rss),
         "rss_after_bytes": cost.after.map(|s| s.rss),
         "client_nofile": fds.soft,
