@@ -12,7 +12,7 @@ use crate::client::Cmd;
 use crate::load::{FillSpec, fill};
 use crate::procfs::clock_ticks_per_second;
 use crate::server::sample;
-use crate::{MAX_CONNS, deadline, mib, print_result, raise_fd_limit, server_for, sleep_bounded};
+use crate::{MAX_CONNS, Run, mib, print_result, sleep_bounded, start_run};
 
 /// Most messages one run may schedule.
 const MAX_MESSAGES: usize = 10_000_000;
@@ -43,16 +43,15 @@ pub async fn run(args: ChatArgs) -> Result<bool> {
              rate limit is 50/s (burst 200): expect rate_limited acks"
         );
     }
-    let deadline = deadline(c);
-    let fds = raise_fd_limit(conns)?;
-    let server = server_for(c, conns).await?;
-    let targets = server.targets()?;
-    let target = targets[0].clone();
-    let pids = server.pids();
-    let run_id = std::process::id();
-    if c.spawn.is_some() {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let Run {
+        deadline,
+        fds,
+        server,
+        targets,
+        target,
+        pids,
+        run_id,
+    } = start_run(c, conns).await?;
     let baseline = sample(&pids);
 
     // Connection i is peer i % P of room i / P.
@@ -88,8 +87,7 @@ pub async fn run(args: ChatArgs) -> Result<bool> {
     let drain_timed_out =
         crate::load::drain(Duration::from_secs(args.drain_secs), deadline, || {
             let delivered = sh.deliveries.load(Ordering::Relaxed) - deliveries_before;
-            let acked =
-                sh.chat_acks_ok.load(Ordering::Relaxed) + sh.chat_acks_err.load(Ordering::Relaxed);
+            let acked = sh.chat_acks.settled();
             let sent =
                 sh.chat_sent.load(Ordering::Relaxed) + sh.chat_send_failed.load(Ordering::Relaxed);
             delivered >= expected_estimate && acked >= scheduled && sent >= scheduled
@@ -126,13 +124,7 @@ pub async fn run(args: ChatArgs) -> Result<bool> {
     }
     let sent = sh.chat_sent.load(Ordering::Relaxed);
     let send_failed = sh.chat_send_failed.load(Ordering::Relaxed);
-    let acks_ok = sh.chat_acks_ok.load(Ordering::Relaxed);
-    let acks_err = sh.chat_acks_err.load(Ordering::Relaxed);
-    let ack_errors = sh
-        .chat_ack_errors
-        .lock()
-        .map(|m| m.clone())
-        .unwrap_or_default();
+    let (acks_ok, acks_err, ack_errors) = sh.chat_acks.snapshot();
     let misrouted = sh.misrouted.load(Ordering::Relaxed);
 
     let tck = clock_ticks_per_second();

@@ -77,18 +77,14 @@ pub struct Shared {
     pub misrouted: AtomicU64,
     pub chat_sent: AtomicU64,
     pub chat_send_failed: AtomicU64,
-    pub chat_acks_ok: AtomicU64,
-    pub chat_acks_err: AtomicU64,
-    pub chat_ack_errors: Mutex<BTreeMap<String, u64>>,
+    pub chat_acks: AckTally,
     /// `signal` relaying ([`crate::signal`]): counts, acks, and relay
     /// latency of session descriptions and of ICE candidates.
     pub signals_sent: AtomicU64,
     pub signal_send_failed: AtomicU64,
     pub signal_bytes_sent: AtomicU64,
     pub signals_received: AtomicU64,
-    pub signal_acks_ok: AtomicU64,
-    pub signal_acks_err: AtomicU64,
-    pub signal_ack_errors: Mutex<BTreeMap<String, u64>>,
+    pub signal_acks: AckTally,
     pub sdp_lat: Latency,
     pub candidate_lat: Latency,
     /// Connections the server closed after a successful join.
@@ -111,16 +107,12 @@ impl Shared {
             misrouted: AtomicU64::new(0),
             chat_sent: AtomicU64::new(0),
             chat_send_failed: AtomicU64::new(0),
-            chat_acks_ok: AtomicU64::new(0),
-            chat_acks_err: AtomicU64::new(0),
-            chat_ack_errors: Mutex::new(BTreeMap::new()),
+            chat_acks: AckTally::default(),
             signals_sent: AtomicU64::new(0),
             signal_send_failed: AtomicU64::new(0),
             signal_bytes_sent: AtomicU64::new(0),
             signals_received: AtomicU64::new(0),
-            signal_acks_ok: AtomicU64::new(0),
-            signal_acks_err: AtomicU64::new(0),
-            signal_ack_errors: Mutex::new(BTreeMap::new()),
+            signal_acks: AckTally::default(),
             sdp_lat: Latency::new()?,
             candidate_lat: Latency::new()?,
             closed_after_join: AtomicU64::new(0),
@@ -135,28 +127,52 @@ impl Shared {
     }
 
     fn count_ack(&self, kind: AckKind, body: &str) {
-        let (ok, err, errors) = match kind {
-            AckKind::Chat => (
-                &self.chat_acks_ok,
-                &self.chat_acks_err,
-                &self.chat_ack_errors,
-            ),
-            AckKind::Signal => (
-                &self.signal_acks_ok,
-                &self.signal_acks_err,
-                &self.signal_ack_errors,
-            ),
-        };
+        match kind {
+            AckKind::Chat => self.chat_acks.count(body),
+            AckKind::Signal => self.signal_acks.count(body),
+        }
+    }
+}
+
+/// Acks of one kind: successes, failures, and failures by error code.
+#[derive(Debug, Default)]
+pub struct AckTally {
+    pub ok: AtomicU64,
+    pub err: AtomicU64,
+    errors: Mutex<BTreeMap<String, u64>>,
+}
+
+impl AckTally {
+    fn count(&self, body: &str) {
         match ack_result(body) {
             Ok(()) => {
-                ok.fetch_add(1, Ordering::Relaxed);
+                self.ok.fetch_add(1, Ordering::Relaxed);
             }
             Err(code) => {
-                err.fetch_add(1, Ordering::Relaxed);
-                let mut m = errors.lock().unwrap_or_else(PoisonError::into_inner);
+                self.err.fetch_add(1, Ordering::Relaxed);
+                let mut m = self.errors.lock().unwrap_or_else(PoisonError::into_inner);
                 *m.entry(code).or_default() += 1;
             }
         }
+    }
+
+    /// Acks received so far, ok or not.
+    pub fn settled(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed) + self.err.load(Ordering::Relaxed)
+    }
+
+    /// (ok, failed, failures by code).
+    pub fn snapshot(&self) -> (u64, u64, BTreeMap<String, u64>) {
+        let errors = self
+            .errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.err.load(Ordering::Relaxed),
+            errors,
+        )
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::cli::ConnectArgs;
 use crate::load::{FillSpec, fill};
 use crate::server::sample;
-use crate::{MAX_CONNS, deadline, mib, print_result, raise_fd_limit, server_for, sleep_bounded};
+use crate::{MAX_CONNS, Run, mib, print_result, sleep_bounded, start_run};
 
 /// Runs the scenario; `Ok(true)` when nothing was lost or failed.
 pub async fn run(args: ConnectArgs) -> Result<bool> {
@@ -21,18 +21,15 @@ pub async fn run(args: ConnectArgs) -> Result<bool> {
     if args.rooms == 0 || args.rooms > args.conns {
         bail!("--rooms must be 1..=conns");
     }
-    let deadline = deadline(c);
-    let fds = raise_fd_limit(args.conns)?;
-    let server = server_for(c, args.conns).await?;
-    let targets = server.targets()?;
-    let target = targets[0].clone();
-    let pids = server.pids();
-    let run_id = std::process::id();
-
-    // Let a freshly spawned server settle before the baseline.
-    if c.spawn.is_some() {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let Run {
+        deadline,
+        fds,
+        server,
+        targets,
+        target,
+        pids,
+        run_id,
+    } = start_run(c, args.conns).await?;
     let baseline = sample(&pids);
     let spec = FillSpec {
         conns: args.conns,

@@ -110,6 +110,42 @@ pub async fn server_for(common: &Common, conns: usize) -> Result<Server> {
     Ok(server)
 }
 
+/// What every load scenario starts from: its deadline, raised file limit,
+/// the server (spawned or found) and where to connect.
+pub struct Run {
+    pub deadline: Instant,
+    pub fds: procfs::NofileLimit,
+    pub server: Server,
+    pub targets: Vec<std::sync::Arc<client::Target>>,
+    pub target: std::sync::Arc<client::Target>,
+    pub pids: Vec<u32>,
+    /// Tags room names so runs against one server never share a room.
+    pub run_id: u32,
+}
+
+/// Sets a scenario up for `conns` connections; a freshly spawned server
+/// gets half a second to settle before anything is measured.
+pub async fn start_run(common: &Common, conns: usize) -> Result<Run> {
+    let deadline = deadline(common);
+    let fds = raise_fd_limit(conns)?;
+    let server = server_for(common, conns).await?;
+    let targets = server.targets()?;
+    let target = targets[0].clone();
+    let pids = server.pids();
+    if common.spawn.is_some() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(Run {
+        deadline,
+        fds,
+        server,
+        targets,
+        target,
+        pids,
+        run_id: std::process::id(),
+    })
+}
+
 /// The run's global deadline.
 pub fn deadline(common: &Common) -> Instant {
     Instant::now() + Duration::from_secs(common.timeout.max(1))

@@ -21,7 +21,7 @@ use serde_json::json;
 use crate::cli::SignalArgs;
 use crate::client::Cmd;
 use crate::load::{FillSpec, fill};
-use crate::{MAX_CONNS, deadline, mib, print_result, raise_fd_limit, server_for, sleep_bounded};
+use crate::{MAX_CONNS, Run, mib, print_result, sleep_bounded, start_run};
 
 const OFFER: &str = include_str!("../data/chrome-offer.sdp");
 const ANSWER: &str = include_str!("../data/chrome-answer.sdp");
@@ -227,16 +227,15 @@ pub async fn run(args: SignalArgs) -> Result<bool> {
              limit is 50/s (burst 200): expect rate_limited acks"
         );
     }
-    let deadline = deadline(c);
-    let fds = raise_fd_limit(conns)?;
-    let server = server_for(c, conns).await?;
-    let targets = server.targets()?;
-    let target = targets[0].clone();
-    let pids = server.pids();
-    let run_id = std::process::id();
-    if c.spawn.is_some() {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let Run {
+        deadline,
+        fds,
+        server,
+        targets,
+        target,
+        pids,
+        run_id,
+    } = start_run(c, conns).await?;
     let spec = FillSpec {
         conns,
         concurrency: c.concurrency,
@@ -263,8 +262,7 @@ pub async fn run(args: SignalArgs) -> Result<bool> {
     let drain_timed_out =
         crate::load::drain(Duration::from_secs(args.drain_secs), deadline, || {
             let received = sh.signals_received.load(Ordering::Relaxed);
-            let acked = sh.signal_acks_ok.load(Ordering::Relaxed)
-                + sh.signal_acks_err.load(Ordering::Relaxed);
+            let acked = sh.signal_acks.settled();
             received >= expected_estimate && acked >= expected_estimate
         })
         .await;
@@ -294,13 +292,7 @@ pub async fn run(args: SignalArgs) -> Result<bool> {
     let received = sh.signals_received.load(Ordering::Relaxed);
     let send_failed = sh.signal_send_failed.load(Ordering::Relaxed);
     let bytes = sh.signal_bytes_sent.load(Ordering::Relaxed);
-    let acks_ok = sh.signal_acks_ok.load(Ordering::Relaxed);
-    let acks_err = sh.signal_acks_err.load(Ordering::Relaxed);
-    let ack_errors = sh
-        .signal_ack_errors
-        .lock()
-        .map(|m| m.clone())
-        .unwrap_or_default();
+    let (acks_ok, acks_err, ack_errors) = sh.signal_acks.snapshot();
     let misrouted = sh.misrouted.load(Ordering::Relaxed);
     let cpu_per_signal_us = cost.per_unit_us(received);
     #[allow(clippy::cast_precision_loss)]
