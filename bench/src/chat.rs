@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::cli::ChatArgs;
 use crate::client::Cmd;
-use crate::load::{FillSpec, fill};
+use crate::load::fill;
 use crate::procfs::clock_ticks_per_second;
 use crate::server::sample;
 use crate::{MAX_CONNS, Run, mib, print_result, sleep_bounded, start_run};
@@ -51,18 +51,11 @@ pub async fn run(args: ChatArgs) -> Result<bool> {
         target,
         pids,
         run_id,
+        spec,
     } = start_run(c, conns).await?;
     let baseline = sample(&pids);
 
     // Connection i is peer i % P of room i / P.
-    let spec = FillSpec {
-        conns,
-        concurrency: c.concurrency,
-        conns_per_source_ip: c.conns_per_source_ip,
-        wait_connect: !c.no_wait_connect,
-        join_timeout: Duration::from_secs(c.join_timeout.max(1)),
-        deadline,
-    };
     let (fleet, fill) = fill(&targets, &spec, |i| format!("bc{run_id}-{}", i / peers)).await?;
     let sh = fleet.shared.clone();
     sleep_bounded(Duration::from_secs(args.settle_secs), deadline).await;

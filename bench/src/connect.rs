@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 use serde_json::json;
 
 use crate::cli::ConnectArgs;
-use crate::load::{FillSpec, fill};
+use crate::load::fill;
 use crate::server::sample;
 use crate::{MAX_CONNS, Run, mib, print_result, sleep_bounded, start_run};
 
@@ -29,16 +29,9 @@ pub async fn run(args: ConnectArgs) -> Result<bool> {
         target,
         pids,
         run_id,
+        spec,
     } = start_run(c, args.conns).await?;
     let baseline = sample(&pids);
-    let spec = FillSpec {
-        conns: args.conns,
-        concurrency: c.concurrency,
-        conns_per_source_ip: c.conns_per_source_ip,
-        wait_connect: !c.no_wait_connect,
-        join_timeout: Duration::from_secs(c.join_timeout.max(1)),
-        deadline,
-    };
     let rooms = args.rooms;
     let (fleet, fill) = fill(&targets, &spec, |i| format!("bj{run_id}-{}", i % rooms)).await?;
     let joined_sample = sample(&pids);

@@ -121,6 +121,8 @@ pub struct Run {
     pub pids: Vec<u32>,
     /// Tags room names so runs against one server never share a room.
     pub run_id: u32,
+    /// How to open the connections, from the common flags.
+    pub spec: load::FillSpec,
 }
 
 /// Sets a scenario up for `conns` connections; a freshly spawned server
@@ -135,6 +137,14 @@ pub async fn start_run(common: &Common, conns: usize) -> Result<Run> {
     if common.spawn.is_some() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    let spec = load::FillSpec {
+        conns,
+        concurrency: common.concurrency,
+        conns_per_source_ip: common.conns_per_source_ip,
+        wait_connect: !common.no_wait_connect,
+        join_timeout: Duration::from_secs(common.join_timeout.max(1)),
+        deadline,
+    };
     Ok(Run {
         deadline,
         fds,
@@ -143,6 +153,7 @@ pub async fn start_run(common: &Common, conns: usize) -> Result<Run> {
         target,
         pids,
         run_id: std::process::id(),
+        spec,
     })
 }
 

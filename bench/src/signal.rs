@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::cli::SignalArgs;
 use crate::client::Cmd;
-use crate::load::{FillSpec, fill};
+use crate::load::fill;
 use crate::{MAX_CONNS, Run, mib, print_result, sleep_bounded, start_run};
 
 const OFFER: &str = include_str!("../data/chrome-offer.sdp");
@@ -235,15 +235,8 @@ pub async fn run(args: SignalArgs) -> Result<bool> {
         target,
         pids,
         run_id,
+        spec,
     } = start_run(c, conns).await?;
-    let spec = FillSpec {
-        conns,
-        concurrency: c.concurrency,
-        conns_per_source_ip: c.conns_per_source_ip,
-        wait_connect: !c.no_wait_connect,
-        join_timeout: Duration::from_secs(c.join_timeout.max(1)),
-        deadline,
-    };
     let (fleet, fill) = fill(&targets, &spec, |i| format!("bs{run_id}-{}", i / 2)).await?;
     let sh = fleet.shared.clone();
     sleep_bounded(Duration::from_secs(args.settle_secs), deadline).await;
