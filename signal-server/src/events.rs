@@ -249,8 +249,11 @@ struct Dispatcher {
 impl<A: Adapter> MessageHandler<A, Direct> for Dispatcher {
     fn call(&self, s: Arc<Socket<A>>, v: Value, ack_id: Option<i64>) {
         let (name, ack, req) = receive(&self.state, &self.bucket, &s, v, ack_id);
-        let result = req.and_then(|req| self.handle(&s, req));
-        answer(&self.state, &s, &name, ack, result);
+        let respond = |result| answer(&self.state, &s, &name, ack, result);
+        match req {
+            Ok(req) => self.handle(&s, req, respond),
+            Err(f) => respond(Err(f)),
+        }
     }
 }
 
@@ -386,24 +389,55 @@ pub(crate) fn answer<A: Adapter>(
 }
 
 impl Dispatcher {
-    fn handle<A: Adapter>(&self, s: &Arc<Socket<A>>, req: Request) -> Result<Reply, Failure> {
+    /// Runs one request; `respond` answers its ack.
+    fn handle<A: Adapter>(
+        &self,
+        s: &Arc<Socket<A>>,
+        req: Request,
+        respond: impl FnOnce(Result<Reply, Failure>),
+    ) {
         match req {
-            Request::Join(r) => self.join(s, r),
-            Request::Leave(r) => self.leave(s, r),
-            Request::Signal(r) => self.signal(s, r),
-            Request::Chat(r) => self.chat(s, r),
-            Request::Typing(r) => self.typing(s, r),
-            Request::MediaState(r) => self.media_state(s, r),
-            Request::Receipt(r) => self.receipt(s, r),
-            Request::Ping(r) => self.ping(s, r),
+            Request::Join(r) => self.join(s, r, respond),
+            Request::Leave(r) => respond(self.leave(s, r)),
+            Request::Signal(r) => respond(self.signal(s, r)),
+            Request::Chat(r) => respond(self.chat(s, r)),
+            Request::Typing(r) => respond(self.typing(s, r)),
+            Request::MediaState(r) => respond(self.media_state(s, r)),
+            Request::Receipt(r) => respond(self.receipt(s, r)),
+            Request::Ping(r) => respond(self.ping(s, r)),
         }
     }
 
-    fn join<A: Adapter>(&self, s: &Arc<Socket<A>>, req: JoinRequest) -> Result<Reply, Failure> {
+    /// A successful join is answered under the registry lock: the socket is
+    /// in the room's broadcast group from inside that lock, so a later
+    /// joiner's `peer-joined` (sent under the same lock) could otherwise
+    /// reach it before its own join ack, and a client that builds its peer
+    /// list from the ack would miss that peer.
+    fn join<A: Adapter>(
+        &self,
+        s: &Arc<Socket<A>>,
+        req: JoinRequest,
+        respond: impl FnOnce(Result<Reply, Failure>),
+    ) {
+        let mut reg = self.state.lock_registry();
+        match self.join_locked(&mut reg, s, req) {
+            Ok(reply) => respond(Ok(reply)),
+            Err(f) => {
+                drop(reg);
+                respond(Err(f));
+            }
+        }
+    }
+
+    fn join_locked<A: Adapter>(
+        &self,
+        reg: &mut crate::registry::Registry<Sid>,
+        s: &Arc<Socket<A>>,
+        req: JoinRequest,
+    ) -> Result<Reply, Failure> {
         let config = &self.state.config;
         let mode = req.mode.unwrap_or(config.default_mode);
         let room = req.room.clone();
-        let mut reg = self.state.lock_registry();
         if reg.is_closed(s.id) {
             // Read after this socket's disconnect handler left its rooms:
             // a member now would never be removed (docs/fuzzing.md).
@@ -438,7 +472,6 @@ impl Dispatcher {
             self.broadcast(s, &room, events::PEER_JOINED, ev, joined.peers.len());
             tracing::debug!(room = %room, peer = %joined.me.id, "joined");
         }
-        drop(reg);
         Ok(join_reply(room, joined))
     }
 
