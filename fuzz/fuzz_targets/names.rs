@@ -1,6 +1,6 @@
 //! Arbitrary strings through RoomName, DisplayName, ChatText, Password and
 //! Mode: accepted exactly when the documented rule accepts. Oracles:
-//! protocol/src/fuzzing.rs. The input is its longest valid UTF-8 prefix.
+//! protocol-oracles/src/names.rs. The input is its longest valid UTF-8 prefix.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -10,5 +10,5 @@ fuzz_target!(|data: &[u8]| {
         Ok(s) => s,
         Err(e) => std::str::from_utf8(&data[..e.valid_up_to()]).unwrap_or_default(),
     };
-    protocol::fuzzing::check_names(s);
+    protocol_oracles::check_names(s);
 });

@@ -11,9 +11,6 @@
 mod names;
 mod payloads;
 
-#[cfg(feature = "fuzz-oracles")]
-pub mod fuzzing;
-
 pub use names::{ChatText, DisplayName, Password, RoomName, ValidationError};
 pub use payloads::*;
 

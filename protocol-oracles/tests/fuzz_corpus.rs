@@ -4,17 +4,11 @@
 //! (`FUZZ_CORPUS_SEED` / `FUZZ_CORPUS_ITERS` override the defaults).
 //! See docs/fuzzing.md.
 
-// The oracles, compiled into this test (not through the `fuzz-oracles`
-// feature, which would rebuild everything that depends on `protocol`).
-#[path = "../src/fuzzing.rs"]
-mod fuzzing;
-
 use std::path::{Path, PathBuf};
 
-// The oracles' `crate::X` paths resolve to these.
-use protocol::*;
-
-use fuzzing::{XorShift, check_client_payload, check_names, check_server_payload, mutate};
+use protocol_oracles::{
+    XorShift, check_client_payload, check_names, check_server_payload, mutate, parse_dict,
+};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
@@ -37,7 +31,7 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
 fn dict() -> Vec<Vec<u8>> {
     let path = fuzz_dir().join("dict/protocol.dict");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    fuzzing::parse_dict(&text)
+    parse_dict(&text)
 }
 
 fn env_u64(key: &str, default: u64) -> u64 {
