@@ -20,11 +20,12 @@ pub use peer::{
     Applied, PcOptions, Transports, apply_as_polite, build_pc, candidate_from_wire,
     candidate_to_wire,
 };
-pub use room::{MAX_TRACKS_PER_PEER, Metrics, PeerMetrics, PeerSnapshot, RoomHandle, spawn_room};
+/// A peer as the signaling server names it, in every map and message of the SFU.
+pub use protocol::PeerId;
+pub use room::{
+    MAX_TRACKS_PER_PEER, PeerMetrics, PeerSnapshot, RoomHandle, RoomMetrics, RoomTotals, spawn_room,
+};
 pub use rtc::interceptor::Registry;
-
-/// A peer as the signaling server names it.
-pub type PeerId = String;
 
 /// What went wrong inside a room; logged by the room, which keeps running.
 #[derive(Debug, thiserror::Error)]

@@ -44,7 +44,7 @@ fn spawn_router(mut out: mpsc::UnboundedReceiver<(PeerId, SignalData)>, inboxes:
             let text = wire.to_string();
             let back: serde_json::Value = serde_json::from_str(&text).expect("json");
             let s: SignalData = serde_json::from_value(back["data"].clone()).expect("signal");
-            if let Some(tx) = inboxes.lock().expect("lock").get(&to) {
+            if let Some(tx) = inboxes.lock().expect("lock").get(to.as_str()) {
                 let _ = tx.send(s);
             }
         }
@@ -220,7 +220,7 @@ fn dropper(every: u64, dropped: Arc<Mutex<Vec<u16>>>) -> impl Interceptor {
 const OPUS_PT: u8 = 111; // webrtc-rs default
 
 struct Client {
-    id: String,
+    id: PeerId,
     pc: Arc<dyn PeerConnection>,
     c: Arc<Counters>,
     to_sfu: mpsc::UnboundedSender<SignalData>,
@@ -253,7 +253,7 @@ async fn client(room: &RoomHandle, inboxes: &Inboxes, id: &str, opts: Opts) -> C
     .expect("client pc");
     {
         let room = room.clone();
-        let id = id.to_string();
+        let id = PeerId::from(id.to_owned());
         tokio::spawn(async move {
             while let Some(s) = to_sfu_rx.recv().await {
                 room.signal(id.clone(), s).await;
@@ -302,7 +302,7 @@ async fn client(room: &RoomHandle, inboxes: &Inboxes, id: &str, opts: Opts) -> C
     pc.set_local_description(offer.clone()).await.expect("sld");
     let _ = to_sfu_tx.send(SignalData::Offer { sdp: offer.sdp });
     Client {
-        id: id.to_string(),
+        id: PeerId::from(id.to_owned()),
         pc,
         c,
         to_sfu: to_sfu_tx,
@@ -487,6 +487,15 @@ async fn wait_until(what: &str, secs: u64, f: impl Fn() -> bool) {
     eprintln!("[test] {what} after {:?}", t0.elapsed());
 }
 
+/// Per-peer counters, by the name the test gave each peer.
+fn snapshot_by_name(room: &RoomHandle) -> HashMap<String, sfu::PeerSnapshot> {
+    room.metrics
+        .peer_snapshot()
+        .into_iter()
+        .map(|(id, s)| (id.to_string(), s))
+        .collect()
+}
+
 fn setup(port_min: u16) -> (RoomHandle, Inboxes) {
     setup_with(cfg(port_min))
 }
@@ -550,7 +559,7 @@ async fn one_publisher_two_subscribers_receive_and_pli_reaches_publisher() {
         "[test] publisher pli_rx={}",
         p.c.pli_rx.load(Ordering::SeqCst)
     );
-    eprintln!("[test] metrics {:?}", room.metrics);
+    eprintln!("[test] metrics {:?}", room.metrics.totals());
     eprintln!("[test] stats:\n{}", room.stats().await);
     for x in [p, s1, s2] {
         let _ = x.pc.close().await;
@@ -614,7 +623,7 @@ async fn publisher_leaving_removes_its_tracks() {
             t.current_direction().await
         );
     }
-    eprintln!("[test] metrics {:?}", room.metrics);
+    eprintln!("[test] metrics {:?}", room.metrics.totals());
     let _ = s1.pc.close().await;
 }
 
@@ -635,7 +644,7 @@ async fn late_subscriber_gets_a_keyframe() {
     })
     .await;
     assert!(p.c.pli_rx.load(Ordering::SeqCst) > pli_before);
-    eprintln!("[test] metrics {:?}", room.metrics);
+    eprintln!("[test] metrics {:?}", room.metrics.totals());
     let _ = late.pc.close().await;
     let _ = p.pc.close().await;
 }
@@ -653,17 +662,17 @@ async fn glare_sfu_impolite_browser_polite() {
     tokio::time::sleep(Duration::from_millis(300)).await; // let s1's leg settle (stable)
     // 1. hold s1's inbox; a second publisher makes the SFU offer to s1 (held in flight)
     s1.c.hold_inbox.store(true, Ordering::SeqCst);
-    let offers0 = room.metrics.offers_sent.load(Ordering::SeqCst);
+    let offers0 = room.metrics.totals().offers_sent;
     let p2 = client(&room, &inboxes, "pub2", Opts::publisher()).await;
     let t0 = std::time::Instant::now();
-    while !room.offer_in_flight("s1").await {
+    while !room.offer_in_flight(&s1.id).await {
         assert!(t0.elapsed() < Duration::from_secs(10), "no SFU offer to s1");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     eprintln!(
         "[test] SFU offer to s1 in flight (offers_sent {} -> {})",
         offers0,
-        room.metrics.offers_sent.load(Ordering::SeqCst)
+        room.metrics.totals().offers_sent
     );
     // 2. s1 starts publishing at the same time: its offer collides and the SFU ignores it
     let v = add_local(&s1.pc, RtpCodecKind::Video, "video/VP8", 90000, 0, 0x1111).await;
@@ -695,7 +704,7 @@ async fn glare_sfu_impolite_browser_polite() {
         s1.c.video_rx.load(Ordering::SeqCst) > v0 + 30,
         "s1 now gets pub and pub2 video"
     );
-    eprintln!("[test] metrics {:?}", room.metrics);
+    eprintln!("[test] metrics {:?}", room.metrics.totals());
     for x in [p, p2, s1] {
         let _ = x.pc.close().await;
     }
@@ -755,10 +764,10 @@ async fn lossy_and_stalled_subscribers_do_not_hold_back_the_others() {
     wait_until("lossy's RTCP receiver reports counted", 5, move || {
         m.peer_snapshot()
             .iter()
-            .any(|(id, s)| id == "lossy" && s.lost_out > 0)
+            .any(|(id, s)| id.as_str() == "lossy" && s.lost_out > 0)
     })
     .await;
-    let snap: HashMap<_, _> = room.metrics.peer_snapshot().into_iter().collect();
+    let snap = snapshot_by_name(&room);
     eprintln!("[test] per-peer metrics {snap:#?}");
     assert_eq!(snap["clean"].lost_out, 0);
     assert!(snap["pub"].rtp_in > 300 && snap["pub"].bytes_in > 0);
@@ -767,7 +776,7 @@ async fn lossy_and_stalled_subscribers_do_not_hold_back_the_others() {
         assert_eq!(snap[id].dropped_out, 0, "{id}: nothing dropped at the SFU");
     }
     assert_eq!(
-        room.metrics.rtp_dropped_slow.load(Ordering::SeqCst),
+        room.metrics.totals().rtp_dropped_slow,
         0,
         "no subscriber fell behind at the SFU"
     );
@@ -819,7 +828,7 @@ async fn subscriber_without_udp_connects_over_ice_tcp() {
         c.video_rx.load(Ordering::SeqCst) > 50 && c.audio_rx.load(Ordering::SeqCst) > 50
     })
     .await;
-    let snap: HashMap<_, _> = room.metrics.peer_snapshot().into_iter().collect();
+    let snap = snapshot_by_name(&room);
     assert!(snap["tcp"].rtp_out > 100);
     for x in [p, s1] {
         let _ = x.pc.close().await;
