@@ -16,6 +16,7 @@ mod negotiation;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use protocol::{IceCandidate, SignalData};
@@ -249,7 +250,7 @@ impl Room {
             Ev::KeyframeRequest(k) => {
                 self.metrics
                     .pli_from_subscribers
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    .fetch_add(1, Ordering::Relaxed);
                 self.request_keyframe(&k, false).await;
             }
             Ev::Track(peer, track) => self.publish(peer, track).await?,
