@@ -2,9 +2,11 @@
 //! or RTCDataChannels, and a live relay-vs-peer-to-peer comparison.
 //!
 //! `components/` is the view; `signaling` (socket.io), `rtc` (peer
-//! connections), `media` (camera, mic, screen) and `call` (the controller
-//! that ties them together) are the effects; `state` holds the signals the
-//! view reads. Selectors the tests rely on: docs/client-contract.md.
+//! connections), `media` (camera, mic, screen) and `call/` (the controller
+//! that ties them together, one module per concern) are the effects;
+//! `state` holds the signals the view reads. `App` provides both by context:
+//! the `Ui` signals and the `ActiveCall` whose methods the components call.
+//! Selectors the tests rely on: docs/client-contract.md.
 
 mod call;
 mod components;

@@ -8,6 +8,33 @@ use web_sys::{MediaDeviceInfo, MediaStream, MediaStreamConstraints, MediaStreamT
 
 use crate::js::{error_text, to_js};
 
+/// A track's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Audio,
+    Video,
+}
+
+impl Kind {
+    pub const BOTH: [Kind; 2] = [Kind::Audio, Kind::Video];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Audio => "audio",
+            Kind::Video => "video",
+        }
+    }
+
+    /// `MediaStreamTrack.kind`.
+    pub fn of(track: &MediaStreamTrack) -> Option<Kind> {
+        match track.kind().as_str() {
+            "audio" => Some(Kind::Audio),
+            "video" => Some(Kind::Video),
+            _ => None,
+        }
+    }
+}
+
 /// A selectable input device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
@@ -168,15 +195,24 @@ pub fn stop(stream: &MediaStream) {
     }
 }
 
-/// Whether the stream has a live track of `kind` ("audio" / "video").
-pub fn has(stream: Option<&MediaStream>, kind: &str) -> bool {
-    stream.is_some_and(|s| tracks(s).iter().any(|t| t.kind() == kind))
+/// Whether the stream has a live track of `kind`.
+pub fn has(stream: Option<&MediaStream>, kind: Kind) -> bool {
+    stream.is_some_and(|s| tracks(s).iter().any(|t| Kind::of(t) == Some(kind)))
+}
+
+/// The stream's first track of `kind`.
+pub fn first_track(stream: &MediaStream, kind: Kind) -> Option<MediaStreamTrack> {
+    let tracks = match kind {
+        Kind::Audio => stream.get_audio_tracks(),
+        Kind::Video => stream.get_video_tracks(),
+    };
+    tracks.get(0).dyn_into().ok()
 }
 
 /// Enables or disables the tracks of `kind` (mute without renegotiation).
-pub fn set_enabled(stream: Option<&MediaStream>, kind: &str, on: bool) {
+pub fn set_enabled(stream: Option<&MediaStream>, kind: Kind, on: bool) {
     if let Some(s) = stream {
-        for t in tracks(s).iter().filter(|t| t.kind() == kind) {
+        for t in tracks(s).iter().filter(|t| Kind::of(t) == Some(kind)) {
             t.set_enabled(on);
         }
     }

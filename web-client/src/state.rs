@@ -27,11 +27,90 @@ impl Phase {
     }
 }
 
+/// What the banner is about; `data-kind` on `#status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusKind {
+    /// Connecting to the server, or joining the room.
+    Connecting,
+    /// The server was reached before and is being reached again.
+    Reconnecting,
+    /// The server has never answered.
+    Unreachable,
+    RoomFull,
+    Unauthorized,
+    /// A peer connection failed; ICE is being restarted.
+    IceFailed,
+    /// Anything else, including one refused action (dismissable in the room).
+    Error,
+}
+
+impl StatusKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusKind::Connecting => "connecting",
+            StatusKind::Reconnecting => "reconnecting",
+            StatusKind::Unreachable => "unreachable",
+            StatusKind::RoomFull => "room_full",
+            StatusKind::Unauthorized => "unauthorized",
+            StatusKind::IceFailed => "ice-failed",
+            StatusKind::Error => "error",
+        }
+    }
+}
+
 /// The banner: a machine-readable kind and a sentence for the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
-    pub kind: &'static str,
+    pub kind: StatusKind,
     pub text: String,
+}
+
+/// An `RTCPeerConnection`'s `connectionState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    New,
+    Connecting,
+    Connected,
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+impl ConnState {
+    /// The browser's name for the state; `None` for a name the standard lacks.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "new" => ConnState::New,
+            "connecting" => ConnState::Connecting,
+            "connected" => ConnState::Connected,
+            "disconnected" => ConnState::Disconnected,
+            "failed" => ConnState::Failed,
+            "closed" => ConnState::Closed,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnState::New => "new",
+            ConnState::Connecting => "connecting",
+            ConnState::Connected => "connected",
+            ConnState::Disconnected => "disconnected",
+            ConnState::Failed => "failed",
+            ConnState::Closed => "closed",
+        }
+    }
+
+    /// What a tile says over the video while not connected.
+    pub fn overlay_text(self) -> &'static str {
+        match self {
+            ConnState::New | ConnState::Connecting => "Connecting…",
+            ConnState::Disconnected => "Reconnecting…",
+            ConnState::Failed => "Connection failed — retrying",
+            ConnState::Connected => "connected",
+            ConnState::Closed => "closed",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +153,7 @@ pub struct PeerView {
     pub id: String,
     pub name: String,
     pub media: MediaState,
-    pub connection: String,
+    pub connection: ConnState,
     pub frames: u64,
     pub audio_packets: u64,
     pub first_frame_ms: Option<f64>,
@@ -95,7 +174,7 @@ impl PeerView {
                 video: true,
                 screen: false,
             }),
-            connection: "new".into(),
+            connection: ConnState::New,
             frames: 0,
             audio_packets: 0,
             first_frame_ms: None,
@@ -106,7 +185,7 @@ impl PeerView {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Via {
     Relay,
     P2p,
@@ -121,17 +200,73 @@ impl Via {
     }
 }
 
+/// Who wrote a chat message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Author {
+    Me,
+    /// A remote peer, by id.
+    Peer(String),
+}
+
+impl Author {
+    /// `data-from`: the author's peer id, or `self`.
+    pub fn data_from(&self) -> &str {
+        match self {
+            Author::Me => "self",
+            Author::Peer(id) => id,
+        }
+    }
+}
+
+/// How far one of our messages got; the ticks beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ticks {
+    /// Not yet acknowledged by the server (or not sent at all).
+    Sending,
+    /// Acknowledged by the server, or sent on every data channel.
+    Sent,
+    /// Every peer present has it.
+    Delivered,
+}
+
+impl Ticks {
+    /// `data-ticks`: `0`, `1` or `2`.
+    pub fn as_data(self) -> &'static str {
+        match self {
+            Ticks::Sending => "0",
+            Ticks::Sent => "1",
+            Ticks::Delivered => "2",
+        }
+    }
+
+    pub fn glyph(self) -> &'static str {
+        match self {
+            Ticks::Sending => "…",
+            Ticks::Sent => "✓",
+            Ticks::Delivered => "✓✓",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Ticks::Sending => "sending",
+            Ticks::Sent => "sent",
+            Ticks::Delivered => "delivered to everyone",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatLine {
     pub id: String,
-    /// Author peer id, or `self`.
-    pub from: String,
-    pub author: String,
+    pub from: Author,
+    /// The author's display name.
+    pub name: String,
     pub text: String,
     pub ts: f64,
     pub via: Via,
-    /// 0 sending, 1 acknowledged by the server / sent on every channel, 2 reached every peer.
-    pub ticks: u8,
+    /// Shown on our own messages only.
+    pub ticks: Ticks,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -218,7 +353,7 @@ impl Ui {
         }
     }
 
-    pub fn set_status(&self, kind: &'static str, text: impl Into<String>) {
+    pub fn set_status(&self, kind: StatusKind, text: impl Into<String>) {
         self.status.set(Some(Status {
             kind,
             text: text.into(),
@@ -226,7 +361,7 @@ impl Ui {
     }
 
     /// Clears the banner if it is of one of `kinds`.
-    pub fn clear_status(&self, kinds: &[&str]) {
+    pub fn clear_status(&self, kinds: &[StatusKind]) {
         if self
             .status
             .with_untracked(|s| s.as_ref().is_some_and(|s| kinds.contains(&s.kind)))
@@ -296,5 +431,63 @@ impl Ui {
 impl Default for Ui {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The strings the DOM contract (docs/client-contract.md) documents.
+    #[test]
+    fn dom_strings() {
+        let kinds = [
+            (StatusKind::Connecting, "connecting"),
+            (StatusKind::Reconnecting, "reconnecting"),
+            (StatusKind::Unreachable, "unreachable"),
+            (StatusKind::RoomFull, "room_full"),
+            (StatusKind::Unauthorized, "unauthorized"),
+            (StatusKind::IceFailed, "ice-failed"),
+            (StatusKind::Error, "error"),
+        ];
+        for (kind, s) in kinds {
+            assert_eq!(kind.as_str(), s);
+        }
+        for s in [
+            "new",
+            "connecting",
+            "connected",
+            "disconnected",
+            "failed",
+            "closed",
+        ] {
+            assert_eq!(ConnState::parse(s).map(ConnState::as_str), Some(s));
+        }
+        assert_eq!(ConnState::parse("checking"), None);
+        assert_eq!(ConnState::New.overlay_text(), "Connecting…");
+        assert_eq!(ConnState::Disconnected.overlay_text(), "Reconnecting…");
+        assert_eq!(
+            [Ticks::Sending, Ticks::Sent, Ticks::Delivered].map(Ticks::as_data),
+            ["0", "1", "2"]
+        );
+        assert_eq!(Author::Me.data_from(), "self");
+        assert_eq!(Author::Peer("p1".into()).data_from(), "p1");
+        for (phase, s) in [
+            (Phase::Connecting, "connecting"),
+            (Phase::Joined, "joined"),
+            (Phase::Reconnecting, "reconnecting"),
+            (Phase::Error, "error"),
+            (Phase::Left, "left"),
+        ] {
+            assert_eq!(phase.as_str(), s);
+        }
+    }
+
+    #[test]
+    fn quality() {
+        assert_eq!(Quality::from_stats(0.5, None, false), Quality::Unknown);
+        assert_eq!(Quality::from_stats(0.0, Some(20.0), true), Quality::Good);
+        assert_eq!(Quality::from_stats(0.05, None, true), Quality::Fair);
+        assert_eq!(Quality::from_stats(0.0, Some(500.0), true), Quality::Poor);
     }
 }

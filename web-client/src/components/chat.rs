@@ -3,13 +3,14 @@
 
 use leptos::prelude::*;
 
-use crate::call::with_call;
+use crate::call::ActiveCall;
 use crate::js::clock;
-use crate::state::{ChatEntry, Ui, Via};
+use crate::state::{Author, ChatEntry, Ticks, Ui, Via};
 
 #[component]
 pub fn ChatPanel() -> impl IntoView {
     let ui = expect_context::<Ui>();
+    let call = expect_context::<ActiveCall>();
     let draft = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let log = NodeRef::<leptos::html::Ol>::new();
@@ -25,13 +26,12 @@ pub fn ChatPanel() -> impl IntoView {
         if text.trim().is_empty() {
             return;
         }
-        match with_call(|c| c.send_chat(text)) {
-            Some(Ok(())) => {
+        match call.send_chat(text) {
+            Ok(()) => {
                 draft.set(String::new());
                 error.set(None);
             }
-            Some(Err(e)) => error.set(Some(e)),
-            None => error.set(Some("not in a room".into())),
+            Err(e) => error.set(Some(e)),
         }
     };
     let typing = move || {
@@ -59,19 +59,17 @@ pub fn ChatPanel() -> impl IntoView {
                     {match entry {
                         ChatEntry::Notice { text, .. } => view! { <li class="notice">{text}</li> }.into_any(),
                         ChatEntry::Msg(m) => {
-                            let mine = m.from == "self";
-                            let ticks = match m.ticks { 0 => "…", 1 => "✓", _ => "✓✓" };
-                            let tick_title = match m.ticks { 0 => "sending", 1 => "sent", _ => "delivered to everyone" };
+                            let mine = m.from == Author::Me;
                             view! {
-                                <li class="msg" class:mine=mine data-msg-id=m.id.clone() data-from=m.from.clone()
+                                <li class="msg" class:mine=mine data-msg-id=m.id.clone() data-from=m.from.data_from().to_owned()
                                     data-via=m.via.as_str()>
-                                    <span class="msg-author">{m.author.clone()}</span>
+                                    <span class="msg-author">{m.name.clone()}</span>
                                     <span class="msg-text">{m.text.clone()}</span>
                                     <span class="msg-meta">
                                         <span class="msg-via">{if m.via == Via::P2p { "p2p" } else { "relay" }}</span>
                                         <time class="msg-time">{clock(m.ts)}</time>
                                         <Show when=move || mine>
-                                            <span class="msg-ticks" data-ticks=m.ticks.to_string() title=tick_title>{ticks}</span>
+                                            <span class="msg-ticks" data-ticks=m.ticks.as_data() title=m.ticks.title()>{m.ticks.glyph()}</span>
                                         </Show>
                                     </span>
                                 </li>
@@ -89,7 +87,7 @@ pub fn ChatPanel() -> impl IntoView {
                     prop:value=move || draft.get()
                     on:input=move |ev| {
                         draft.set(event_target_value(&ev));
-                        with_call(|c| c.typed());
+                        call.typed();
                     } />
                 <button id="chat-send" type="submit" aria-label="Send message">"Send"</button>
             </form>
@@ -98,9 +96,9 @@ pub fn ChatPanel() -> impl IntoView {
 }
 
 /// Part of the key, so a message re-renders when its id or ticks change.
-fn entry_rev(e: &ChatEntry) -> u8 {
+fn entry_rev(e: &ChatEntry) -> Option<Ticks> {
     match e {
-        ChatEntry::Msg(m) => m.ticks,
-        ChatEntry::Notice { .. } => 0,
+        ChatEntry::Msg(m) => Some(m.ticks),
+        ChatEntry::Notice { .. } => None,
     }
 }

@@ -6,18 +6,17 @@ use protocol::Mode;
 use web_sys::MediaStream;
 
 use crate::Route;
-use crate::call::{self, JoinParams};
+use crate::call::{ActiveCall, JoinParams};
 use crate::media::{self, Choice, Device};
 use crate::state::Ui;
 
-thread_local! {
-    /// The preview stream, handed to the call on join.
-    static PREVIEW: std::cell::RefCell<Option<MediaStream>> = const { std::cell::RefCell::new(None) };
-}
+/// The lobby's camera preview, handed to the call on join.
+type Preview = StoredValue<Option<MediaStream>, LocalStorage>;
 
-fn set_preview(stream: Option<MediaStream>) {
-    let old = PREVIEW.with(|p| p.replace(stream));
-    if let Some(old) = old {
+/// Shows `stream` in the preview, stopping the one it replaces. A no-op
+/// once the lobby is gone.
+fn set_preview(preview: Preview, stream: Option<MediaStream>) {
+    if let Some(Some(old)) = preview.try_update_value(|p| std::mem::replace(p, stream)) {
         media::stop(&old);
     }
 }
@@ -25,14 +24,12 @@ fn set_preview(stream: Option<MediaStream>) {
 /// Starts the call at once; the camera and microphone (the preview's, or
 /// freshly acquired) join it as soon as they are ready, so connecting to the
 /// server and joining overlap with the browser's media start-up.
-#[allow(clippy::too_many_arguments)]
 pub fn join_now(
+    call: ActiveCall,
     ui: Ui,
     in_room: RwSignal<bool>,
-    room: String,
-    name: String,
-    mode: Option<Mode>,
-    password: Option<String>,
+    params: JoinParams,
+    preview: Option<MediaStream>,
     choice: Option<Choice>,
     clicked_at: f64,
 ) {
@@ -41,33 +38,22 @@ pub fn join_now(
             .iter()
             .any(|t| crate::js::get_str(t.as_ref(), "readyState").as_deref() == Some("live"))
     };
-    let preview = PREVIEW.with(|p| p.borrow_mut().take()).filter(live);
+    let preview = preview.filter(live);
     if let Some(w) = web_sys::window() {
-        let path = format!("/r/{room}");
+        let path = format!("/r/{}", params.room);
         let _ = w
             .history()
             .and_then(|h| h.push_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path)));
     }
-    remember_name(&name);
+    remember_name(&params.name);
     in_room.set(true);
     let pending = preview.is_none();
-    call::start(
-        ui,
-        JoinParams {
-            room,
-            name,
-            mode: mode.unwrap_or_default(),
-            password: password.filter(|p| !p.is_empty()),
-        },
-        preview,
-        pending,
-        clicked_at,
-    );
+    call.start(params, preview, pending, clicked_at);
     if pending {
         wasm_bindgen_futures::spawn_local(async move {
             let got = media::acquire(&choice.unwrap_or_default()).await;
             ui.media_notice.set(got.notice);
-            call::set_local_media(got.stream);
+            call.set_local_media(got.stream);
         });
     }
 }
@@ -92,6 +78,8 @@ fn remember_name(name: &str) {
 #[component]
 pub fn Lobby(route: Route, in_room: RwSignal<bool>) -> impl IntoView {
     let ui = expect_context::<Ui>();
+    let call = expect_context::<ActiveCall>();
+    let preview: Preview = StoredValue::new_local(None);
     let room = RwSignal::new(route.room.clone().unwrap_or_else(crate::random_room));
     let name = RwSignal::new(
         route
@@ -117,7 +105,7 @@ pub fn Lobby(route: Route, in_room: RwSignal<bool>) -> impl IntoView {
             mic: mic.get(),
         };
         wasm_bindgen_futures::spawn_local(async move {
-            set_preview(None);
+            set_preview(preview, None);
             let got = media::acquire(&choice).await;
             if in_room.get_untracked() {
                 // Joined meanwhile: the call acquires its own stream.
@@ -127,7 +115,7 @@ pub fn Lobby(route: Route, in_room: RwSignal<bool>) -> impl IntoView {
                 return;
             }
             ui.media_notice.set(got.notice);
-            set_preview(got.stream);
+            set_preview(preview, got.stream);
             let (c, m) = media::devices().await;
             cams.set(c);
             mics.set(m);
@@ -137,7 +125,7 @@ pub fn Lobby(route: Route, in_room: RwSignal<bool>) -> impl IntoView {
     Effect::new(move |_| {
         preview_rev.track();
         if let Some(v) = video.get() {
-            PREVIEW.with(|p| media::attach(&v, p.borrow().as_ref(), || {}));
+            preview.with_value(|p| media::attach(&v, p.as_ref(), || {}));
         }
     });
 
@@ -166,13 +154,19 @@ pub fn Lobby(route: Route, in_room: RwSignal<bool>) -> impl IntoView {
             camera: cam.get_untracked(),
             mic: mic.get_untracked(),
         };
+        let params = JoinParams {
+            room: r,
+            name: n.trim().to_owned(),
+            mode: mode.get_untracked(),
+            password: Some(password.get_untracked()).filter(|p| !p.is_empty()),
+        };
+        let stream = preview.try_update_value(Option::take).flatten();
         join_now(
+            call,
             ui,
             in_room,
-            r,
-            n.trim().to_owned(),
-            Some(mode.get_untracked()),
-            Some(password.get_untracked()),
+            params,
+            stream,
             Some(choice),
             crate::js::now_ms(),
         );

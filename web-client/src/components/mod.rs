@@ -8,28 +8,27 @@ mod rtt;
 use leptos::prelude::*;
 
 use crate::Route;
+use crate::call::{ActiveCall, JoinParams};
 use crate::state::Ui;
 
 /// The whole app: the lobby until the user joins, then the room.
 #[component]
 pub fn App() -> impl IntoView {
+    let route = Route::current();
     let ui = Ui::new();
     provide_context(ui);
-    let route = Route::current();
-    crate::rtc::set_preferred_codec(route.codec.clone());
+    let call = ActiveCall::new(ui, route.codec.clone());
+    provide_context(call);
     let in_room = RwSignal::new(false);
     // A shared link with a name joins at once.
     if let (Some(room), Some(name)) = (route.room.clone(), route.name.clone()) {
-        lobby::join_now(
-            ui,
-            in_room,
+        let params = JoinParams {
             room,
             name,
-            route.mode,
-            None,
-            None,
-            crate::js::now_ms(),
-        );
+            mode: route.mode.unwrap_or_default(),
+            password: None,
+        };
+        lobby::join_now(call, ui, in_room, params, None, None, crate::js::now_ms());
     }
     view! {
         <Show

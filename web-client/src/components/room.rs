@@ -5,9 +5,9 @@ use leptos::prelude::*;
 
 use super::chat::ChatPanel;
 use super::rtt::RttPanel;
-use crate::call::with_call;
+use crate::call::ActiveCall;
 use crate::media;
-use crate::state::{Phase, Ui};
+use crate::state::{ConnState, Phase, StatusKind, Ui};
 
 #[component]
 pub fn RoomView(in_room: RwSignal<bool>) -> impl IntoView {
@@ -30,10 +30,10 @@ pub fn RoomView(in_room: RwSignal<bool>) -> impl IntoView {
             </header>
             <Show when=move || ui.status.get().is_some()>
                 <div id="status" role="status" class="status"
-                    data-kind=move || ui.status.get().map(|s| s.kind).unwrap_or_default()>
+                    data-kind=move || ui.status.get().map(|s| s.kind.as_str()).unwrap_or_default()>
                     <span>{move || ui.status.get().map(|s| s.text).unwrap_or_default()}</span>
                     // Errors about one action can be dismissed; connection states clear themselves.
-                    <Show when=move || ui.status.get().is_some_and(|s| s.kind == "error" && ui.phase.get() == Phase::Joined)>
+                    <Show when=move || ui.status.get().is_some_and(|s| s.kind == StatusKind::Error && ui.phase.get() == Phase::Joined)>
                         <button class="dismiss" aria-label="Dismiss" on:click=move |_| ui.status.set(None)>"×"</button>
                     </Show>
                 </div>
@@ -78,11 +78,12 @@ pub fn RoomView(in_room: RwSignal<bool>) -> impl IntoView {
 #[component]
 fn Grid() -> impl IntoView {
     let ui = expect_context::<Ui>();
+    let call = expect_context::<ActiveCall>();
     let local = NodeRef::<leptos::html::Video>::new();
     Effect::new(move |_| {
         ui.local_rev.track();
         if let Some(v) = local.get() {
-            let stream = with_call(|c| c.preview_stream()).flatten();
+            let stream = call.preview_stream();
             media::attach(&v, stream.as_ref(), || {});
         }
     });
@@ -112,6 +113,7 @@ fn Grid() -> impl IntoView {
 #[component]
 fn Tile(id: String) -> impl IntoView {
     let ui = expect_context::<Ui>();
+    let call = expect_context::<ActiveCall>();
     let video = NodeRef::<leptos::html::Video>::new();
     let peer = {
         let id = id.clone();
@@ -128,7 +130,7 @@ fn Tile(id: String) -> impl IntoView {
             let now = (rev, el.is_some());
             if prev != Some(now)
                 && let Some(v) = el
-                && let Some(stream) = with_call(|c| c.remote_stream(&id)).flatten()
+                && let Some(stream) = call.remote_stream(&id)
             {
                 media::attach(&v, Some(&stream), move || ui.sound_blocked.set(true));
             }
@@ -140,13 +142,11 @@ fn Tile(id: String) -> impl IntoView {
     };
     let loaded = {
         let id = id.clone();
-        move |_| {
-            with_call(|c| c.first_frame(&id));
-        }
+        move |_| call.first_frame(&id)
     };
     view! {
         <div class="tile" data-peer-id=id.clone()
-            data-connection-state=field(|p| p.connection.clone())
+            data-connection-state=field(|p| p.connection.as_str().to_owned())
             data-frames-decoded=field(|p| p.frames.to_string())
             data-audio-packets=field(|p| p.audio_packets.to_string())
             data-first-frame-ms=field(|p| p.first_frame_ms.map(|m| format!("{m:.0}")).unwrap_or_default())
@@ -162,19 +162,14 @@ fn Tile(id: String) -> impl IntoView {
                     title="Camera">{field(|p| if p.media.screen { "screen".into() } else if p.media.video { "cam".into() } else { "cam off".into() })}</span>
                 <span class="quality" data-quality=field(|p| p.quality.as_str().to_owned())
                     title=field(|p| match &p.video_codec {
-                        Some(codec) => format!("Connection: {} ({}), video {}", p.quality.as_str(), p.connection, codec.trim_start_matches("video/")),
-                        None => format!("Connection: {} ({})", p.quality.as_str(), p.connection),
+                        Some(codec) => format!("Connection: {} ({}), video {}", p.quality.as_str(), p.connection.as_str(), codec.trim_start_matches("video/")),
+                        None => format!("Connection: {} ({})", p.quality.as_str(), p.connection.as_str()),
                     })>
                     <i></i><i></i><i></i>
                 </span>
             </div>
-            <Show when=move || peer.with(|p| p.as_ref().is_some_and(|p| p.connection != "connected"))>
-                <div class="tile-overlay">{field(|p| match p.connection.as_str() {
-                    "new" | "connecting" => "Connecting…".to_owned(),
-                    "disconnected" => "Reconnecting…".to_owned(),
-                    "failed" => "Connection failed — retrying".to_owned(),
-                    other => other.to_owned(),
-                })}</div>
+            <Show when=move || peer.with(|p| p.as_ref().is_some_and(|p| p.connection != ConnState::Connected))>
+                <div class="tile-overlay">{field(|p| p.connection.overlay_text().to_owned())}</div>
             </Show>
         </div>
     }
@@ -183,30 +178,31 @@ fn Tile(id: String) -> impl IntoView {
 #[component]
 fn Controls() -> impl IntoView {
     let ui = expect_context::<Ui>();
+    let call = expect_context::<ActiveCall>();
     view! {
         <nav class="controls" aria-label="Call controls">
             <button id="mic-button" class:off=move || !ui.mic_on.get()
                 disabled=move || !ui.has_mic.get()
                 aria-pressed=move || (ui.has_mic.get() && !ui.mic_on.get()).to_string()
                 aria-label=move || if !ui.has_mic.get() { "No microphone" } else if ui.mic_on.get() { "Mute microphone" } else { "Unmute microphone" }
-                on:click=move |_| { with_call(|c| c.toggle_mic()); }>
+                on:click=move |_| call.toggle_mic()>
                 {move || if ui.mic_on.get() { "Mute" } else { "Unmute" }}
             </button>
             <button id="camera-button" class:off=move || !ui.cam_on.get()
                 disabled=move || !ui.has_cam.get()
                 aria-pressed=move || (ui.has_cam.get() && !ui.cam_on.get()).to_string()
                 aria-label=move || if !ui.has_cam.get() { "No camera" } else if ui.cam_on.get() { "Turn camera off" } else { "Turn camera on" }
-                on:click=move |_| { with_call(|c| c.toggle_camera()); }>
+                on:click=move |_| call.toggle_camera()>
                 {move || if ui.cam_on.get() { "Stop video" } else { "Start video" }}
             </button>
             <button id="screen-button" class:on=move || ui.screen_on.get()
                 aria-pressed=move || ui.screen_on.get().to_string()
                 aria-label=move || if ui.screen_on.get() { "Stop sharing the screen" } else { "Share the screen" }
-                on:click=move |_| { with_call(|c| c.toggle_screen()); }>
+                on:click=move |_| call.toggle_screen()>
                 {move || if ui.screen_on.get() { "Stop sharing" } else { "Share screen" }}
             </button>
             <button id="leave-button" class="danger" aria-label="Leave the room"
-                on:click=move |_| { with_call(|c| c.leave()); }>
+                on:click=move |_| call.leave()>
                 "Leave"
             </button>
         </nav>

@@ -3,7 +3,11 @@
 //! ICE restart, a negotiated data channel for chat and pings, and stats.
 //!
 //! Browser callbacks only push [`PeerEvent`]s to a sink and hold `Weak`
-//! references, so nothing here keeps a connection alive by accident.
+//! references, so nothing here keeps a connection alive by accident. What
+//! a connection sends comes from the call's [`Outgoing`].
+
+mod outgoing;
+mod stats;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -20,7 +24,12 @@ use web_sys::{
     RtcSignalingState,
 };
 
-use crate::js::{error_text, get, get_f64, get_str};
+use crate::js::{error_text, get, get_str};
+use crate::media::Kind;
+use crate::state::ConnState;
+
+pub use outgoing::Outgoing;
+pub use stats::Stats;
 
 /// What a peer connection tells the call.
 pub enum PeerEvent {
@@ -29,7 +38,7 @@ pub enum PeerEvent {
     /// The peer's media stream gained a track.
     Stream,
     /// `connectionState` changed.
-    State(String),
+    State(ConnState),
     DataOpen,
     DataMessage(String),
     Error(String),
@@ -38,36 +47,10 @@ pub enum PeerEvent {
 /// A browser event callback, kept alive as long as its connection.
 type Listener = Closure<dyn FnMut(JsValue)>;
 
-/// Receives every event of every peer connection: `(peer id, event)`.
-pub type Sink = Rc<dyn Fn(&str, PeerEvent)>;
-
-/// Numbers from `getStats`, for the tile and the quality indicator.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Stats {
-    pub frames_decoded: u64,
-    pub audio_packets: u64,
-    pub packets_lost: i64,
-    pub packets_received: u64,
-    pub rtt_ms: Option<f64>,
-    /// One entry per inbound track.
-    pub per_track: Vec<TrackStats>,
-    /// Video codec received (MIME type), when there is one video track.
-    pub video_codec: Option<String>,
-}
-
-/// `getStats` of one inbound track.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TrackStats {
-    /// `trackIdentifier`: the receiving `MediaStreamTrack`'s id.
-    pub track: String,
-    pub frames_decoded: u64,
-    pub audio_packets: u64,
-    /// Video only: the codec's MIME type (`video/VP8`, `video/H264`, …).
-    pub codec: Option<String>,
-}
+/// Receives every event of one peer connection.
+pub type Sink = Rc<dyn Fn(PeerEvent)>;
 
 pub struct PeerConn {
-    pub id: String,
     pc: RtcPeerConnection,
     /// Negotiated (id 0) on both sides. The initiator creates it at once; the
     /// other side after applying the first offer, so that it never triggers
@@ -88,6 +71,8 @@ pub struct PeerConn {
     by_stream: RefCell<HashMap<String, MediaStream>>,
     /// Whether this connection carries the chat data channel (not to the SFU).
     data: bool,
+    /// What we send, shared with the call and its other connections.
+    outgoing: Rc<Outgoing>,
     sink: Sink,
     closures: RefCell<Vec<Listener>>,
     closed: Cell<bool>,
@@ -101,14 +86,13 @@ impl PeerConn {
         id: &str,
         self_id: &str,
         config: &RtcConfiguration,
-        local: Option<&MediaStream>,
+        outgoing: Rc<Outgoing>,
         initiator: bool,
         data: bool,
         sink: Sink,
     ) -> Result<Rc<Self>, String> {
         let pc = RtcPeerConnection::new_with_configuration(config).map_err(|e| error_text(&e))?;
         let this = Rc::new(Self {
-            id: id.to_owned(),
             pc,
             dc: RefCell::new(None),
             polite: self_id < id,
@@ -120,6 +104,7 @@ impl PeerConn {
             remote: RefCell::new(None),
             by_stream: RefCell::new(HashMap::new()),
             data,
+            outgoing,
             sink,
             closures: RefCell::new(Vec::new()),
             closed: Cell::new(false),
@@ -127,8 +112,8 @@ impl PeerConn {
         this.wire();
         if initiator {
             this.open_data_channel();
-            for kind in ["audio", "video"] {
-                this.add_transceiver(kind, local);
+            for kind in Kind::BOTH {
+                this.add_transceiver(kind);
             }
         }
         Ok(this)
@@ -165,25 +150,27 @@ impl PeerConn {
         *self.dc.borrow_mut() = Some(dc);
     }
 
-    fn add_transceiver(&self, kind: &str, local: Option<&MediaStream>) {
+    fn add_transceiver(&self, kind: Kind) {
         let init = RtcRtpTransceiverInit::new();
-        match outgoing_track(kind) {
+        match self.outgoing.track(kind) {
             Some(track) => {
                 init.set_direction(RtcRtpTransceiverDirection::Sendrecv);
-                if let Some(stream) = local {
-                    init.set_streams(&js_sys::Array::of1(stream));
+                if let Some(stream) = self.outgoing.camera() {
+                    init.set_streams(&js_sys::Array::of1(&stream));
                 }
                 let t = self
                     .pc
                     .add_transceiver_with_media_stream_track_and_init(&track, &init);
-                prefer_codec(&t, kind);
+                self.outgoing.prefer_codec(&t, kind);
             }
             None => {
                 // Not sending yet (camera still starting): the preference still
                 // shapes this first offer, which later sends on this transceiver.
                 init.set_direction(RtcRtpTransceiverDirection::Recvonly);
-                let t = self.pc.add_transceiver_with_str_and_init(kind, &init);
-                prefer_codec(&t, kind);
+                let t = self
+                    .pc
+                    .add_transceiver_with_str_and_init(kind.as_str(), &init);
+                self.outgoing.prefer_codec(&t, kind);
             }
         }
     }
@@ -242,8 +229,12 @@ impl PeerConn {
         });
         self.listen(self.pc.as_ref(), "connectionstatechange", move |_| {
             let Some(this) = weak.upgrade() else { return };
-            let state = get_str(this.pc.as_ref(), "connectionState").unwrap_or_default();
-            if state == "failed" {
+            let raw = get_str(this.pc.as_ref(), "connectionState").unwrap_or_default();
+            let Some(state) = ConnState::parse(&raw) else {
+                web_sys::console::warn_1(&format!("unknown connectionState {raw:?}").into());
+                return;
+            };
+            if state == ConnState::Failed {
                 // Both sides may restart; perfect negotiation sorts out the offers.
                 this.restart_ice();
             }
@@ -264,7 +255,7 @@ impl PeerConn {
 
     fn emit(&self, ev: PeerEvent) {
         if !self.closed.get() {
-            (self.sink)(&self.id, ev);
+            (self.sink)(ev);
         }
     }
 
@@ -398,25 +389,24 @@ impl PeerConn {
     /// on them would publish it again, and every other peer's copy again, in
     /// a loop).
     async fn attach_local_tracks(&self) {
-        let local = LOCAL.with(|l| l.borrow().clone());
         let transceivers = self.transceivers();
-        let mut sending: Vec<String> = transceivers
+        let mut sending: Vec<Kind> = transceivers
             .iter()
-            .filter_map(|t| t.sender().track().map(|tr| tr.kind()))
+            .filter_map(|t| t.sender().track().and_then(|tr| Kind::of(&tr)))
             .collect();
         for t in transceivers {
             let sender = t.sender();
-            let kind = t.receiver().track().kind();
+            let Some(kind) = Kind::of(&t.receiver().track()) else {
+                continue;
+            };
             if sender.track().is_some() || sending.contains(&kind) {
                 continue;
             }
-            if let Some(track) = outgoing_track(&kind) {
+            if let Some(track) = self.outgoing.track(kind) {
                 let _ = JsFuture::from(sender.replace_track(Some(&track))).await;
                 t.set_direction(RtcRtpTransceiverDirection::Sendrecv);
-                prefer_codec(&t, &kind);
-                if let Some(local) = &local {
-                    set_streams(&sender, local);
-                }
+                self.outgoing.prefer_codec(&t, kind);
+                self.outgoing.label(&sender);
                 sending.push(kind);
             }
         }
@@ -432,9 +422,9 @@ impl PeerConn {
 
     /// Replaces what we send of `kind` (screen share, camera change) without
     /// renegotiating, unless that transceiver was receive-only.
-    pub async fn replace_track(&self, kind: &str, track: Option<&MediaStreamTrack>) {
+    pub async fn replace_track(&self, kind: Kind, track: Option<&MediaStreamTrack>) {
         for t in self.transceivers() {
-            if t.receiver().track().kind() != kind {
+            if Kind::of(&t.receiver().track()) != Some(kind) {
                 continue;
             }
             let _ = JsFuture::from(t.sender().replace_track(track)).await;
@@ -447,9 +437,7 @@ impl PeerConn {
                 // Triggers negotiationneeded: the peer learns we now send.
                 t.set_direction(RtcRtpTransceiverDirection::Sendrecv);
             }
-            if let Some(local) = LOCAL.with(|l| l.borrow().clone()) {
-                set_streams(&t.sender(), &local);
-            }
+            self.outgoing.label(&t.sender());
             return;
         }
     }
@@ -488,68 +476,9 @@ impl PeerConn {
         self.by_stream.borrow().get(id).cloned()
     }
 
-    /// Reads `getStats` into [`Stats`].
+    /// Reads `getStats`.
     pub async fn stats(&self) -> Stats {
-        let mut out = Stats::default();
-        let Ok(report) = JsFuture::from(self.pc.get_stats()).await else {
-            return out;
-        };
-        // RTCStatsReport is maplike: forEach(value, key).
-        let report: js_sys::Map = report.unchecked_into();
-        let mut codecs: HashMap<String, String> = HashMap::new(); // codec stats id -> mimeType
-        let mut video_codec_ids: Vec<(usize, String)> = Vec::new(); // per_track index -> codecId
-        report.for_each(&mut |v, _| {
-            let ty = get_str(&v, "type").unwrap_or_default();
-            let kind = get_str(&v, "kind").unwrap_or_default();
-            let n = |k: &str| get_f64(&v, k).unwrap_or_default();
-            let track = || get_str(&v, "trackIdentifier").unwrap_or_default();
-            match (ty.as_str(), kind.as_str()) {
-                ("codec", _) => {
-                    if let (Some(id), Some(mime)) = (get_str(&v, "id"), get_str(&v, "mimeType")) {
-                        codecs.insert(id, mime);
-                    }
-                }
-                ("inbound-rtp", "video") => {
-                    if let Some(id) = get_str(&v, "codecId") {
-                        video_codec_ids.push((out.per_track.len(), id));
-                    }
-                    out.per_track.push(TrackStats {
-                        track: track(),
-                        frames_decoded: n("framesDecoded") as u64,
-                        ..TrackStats::default()
-                    });
-                    out.frames_decoded += n("framesDecoded") as u64;
-                    out.packets_lost += n("packetsLost") as i64;
-                    out.packets_received += n("packetsReceived") as u64;
-                }
-                ("inbound-rtp", "audio") => {
-                    out.per_track.push(TrackStats {
-                        track: track(),
-                        audio_packets: n("packetsReceived") as u64,
-                        ..TrackStats::default()
-                    });
-                    out.audio_packets += n("packetsReceived") as u64;
-                    out.packets_lost += n("packetsLost") as i64;
-                    out.packets_received += n("packetsReceived") as u64;
-                }
-                ("candidate-pair", _)
-                    if get_str(&v, "state").as_deref() == Some("succeeded")
-                        && get(&v, "nominated").as_bool() != Some(false) =>
-                {
-                    if let Some(rtt) = get_f64(&v, "currentRoundTripTime") {
-                        out.rtt_ms = Some(rtt * 1000.0);
-                    }
-                }
-                _ => {}
-            }
-        });
-        for (i, id) in video_codec_ids {
-            if let (Some(t), Some(mime)) = (out.per_track.get_mut(i), codecs.get(&id)) {
-                t.codec = Some(mime.clone());
-                out.video_codec = Some(mime.clone());
-            }
-        }
-        out
+        Stats::read(&self.pc).await
     }
 
     pub fn close(&self) {
@@ -569,75 +498,6 @@ impl Drop for PeerConn {
     }
 }
 
-thread_local! {
-    /// The local camera/microphone stream, shared by every connection.
-    pub static LOCAL: RefCell<Option<MediaStream>> = const { RefCell::new(None) };
-    /// The screen track while sharing: it replaces the camera on every
-    /// connection, including ones made during the share.
-    pub static SCREEN: RefCell<Option<MediaStreamTrack>> = const { RefCell::new(None) };
-}
-
-thread_local! {
-    /// The video codec to prefer, from `?codec=` when the page opened (the
-    /// address loses its query once the room is joined).
-    static PREFERRED_CODEC: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
-/// Remembers the video codec to prefer (a MIME type) for connections made from now on.
-pub fn set_preferred_codec(codec: Option<String>) {
-    PREFERRED_CODEC.with(|c| *c.borrow_mut() = codec);
-}
-
-/// `?codec=` in the address: put that video codec first in what this
-/// transceiver offers and accepts (the other side's first common choice
-/// is what gets sent). Browsers without `setCodecPreferences` keep their order.
-fn prefer_codec(t: &RtcRtpTransceiver, kind: &str) {
-    if kind != "video" {
-        return;
-    }
-    let Some(want) = PREFERRED_CODEC.with(|c| c.borrow().clone()) else {
-        return;
-    };
-    let caps = Reflect::get(&js_sys::global(), &"RTCRtpReceiver".into())
-        .ok()
-        .and_then(|r| {
-            let f: Function = Reflect::get(&r, &"getCapabilities".into())
-                .ok()?
-                .dyn_into()
-                .ok()?;
-            f.call1(&r, &"video".into()).ok()
-        })
-        .and_then(|c| Reflect::get(&c, &"codecs".into()).ok())
-        .and_then(|c| c.dyn_into::<js_sys::Array>().ok());
-    let Some(codecs) = caps else {
-        return;
-    };
-    let is_wanted =
-        |c: &JsValue| get_str(c, "mimeType").is_some_and(|m| m.eq_ignore_ascii_case(&want));
-    let (first, rest): (Vec<JsValue>, Vec<JsValue>) = codecs.iter().partition(|c| is_wanted(c));
-    if first.is_empty() {
-        web_sys::console::warn_1(&format!("{want} is not supported by this browser").into());
-        return;
-    }
-    let ordered: js_sys::Array = first.into_iter().chain(rest).collect();
-    if let Ok(f) = Reflect::get(t.as_ref(), &"setCodecPreferences".into())
-        && let Ok(f) = f.dyn_into::<Function>()
-        && let Err(e) = f.call1(t.as_ref(), &ordered)
-    {
-        web_sys::console::warn_2(&"setCodecPreferences failed".into(), &e);
-    }
-}
-
-/// What we send of `kind` now: the screen while sharing, else the camera/mic.
-pub fn outgoing_track(kind: &str) -> Option<MediaStreamTrack> {
-    if kind == "video"
-        && let Some(screen) = SCREEN.with(|s| s.borrow().clone())
-    {
-        return Some(screen);
-    }
-    LOCAL.with(|l| l.borrow().as_ref().and_then(|s| first_track(s, kind)))
-}
-
 /// Configuration from `/api/config`'s `iceServers`.
 pub fn rtc_config(ice_servers: &JsValue) -> RtcConfiguration {
     let config = RtcConfiguration::new();
@@ -645,23 +505,4 @@ pub fn rtc_config(ice_servers: &JsValue) -> RtcConfiguration {
         let _ = Reflect::set(config.as_ref(), &"iceServers".into(), ice_servers);
     }
     config
-}
-
-fn first_track(stream: &MediaStream, kind: &str) -> Option<MediaStreamTrack> {
-    let tracks = if kind == "audio" {
-        stream.get_audio_tracks()
-    } else {
-        stream.get_video_tracks()
-    };
-    tracks.get(0).dyn_into().ok()
-}
-
-/// `sender.setStreams(stream)` where supported, so the peer's `track`
-/// events name our stream.
-fn set_streams(sender: &web_sys::RtcRtpSender, stream: &MediaStream) {
-    if let Ok(f) = Reflect::get(sender.as_ref(), &"setStreams".into())
-        && let Ok(f) = f.dyn_into::<Function>()
-    {
-        let _ = f.call1(sender.as_ref(), stream.as_ref());
-    }
 }

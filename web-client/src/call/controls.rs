@@ -1,0 +1,192 @@
+//! The local media: the camera and microphone arriving (maybe after the
+//! join), muting them, sharing the screen, and telling the room.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use leptos::prelude::*;
+use protocol::{MediaStateRequest, events};
+use web_sys::{MediaStream, MediaStreamTrack};
+
+use super::Call;
+use crate::media::{self, Kind};
+use crate::rtc::Outgoing;
+use crate::state::StatusKind;
+
+pub(super) struct LocalMedia {
+    /// What every connection sends; they hold it too.
+    outgoing: Rc<Outgoing>,
+    /// False while the camera/microphone are still being acquired: joining
+    /// does not wait for them, offers do.
+    ready: Cell<bool>,
+}
+
+impl LocalMedia {
+    pub(super) fn new(camera: Option<MediaStream>, codec: Option<String>, ready: bool) -> Self {
+        Self {
+            outgoing: Rc::new(Outgoing::new(camera, codec)),
+            ready: Cell::new(ready),
+        }
+    }
+}
+
+impl Call {
+    pub(super) fn outgoing(&self) -> Rc<Outgoing> {
+        self.media.outgoing.clone()
+    }
+
+    pub(super) fn media_ready(&self) -> bool {
+        self.media.ready.get()
+    }
+
+    /// The controls and the preview follow the camera/microphone stream.
+    pub(super) fn show_local_media(&self) {
+        let stream = self.media.outgoing.camera();
+        let ui = self.ui;
+        ui.has_mic.set(media::has(stream.as_ref(), Kind::Audio));
+        ui.has_cam.set(media::has(stream.as_ref(), Kind::Video));
+        ui.mic_on.set(media::has(stream.as_ref(), Kind::Audio));
+        ui.cam_on.set(media::has(stream.as_ref(), Kind::Video));
+        ui.local_rev.update(|r| *r += 1);
+    }
+
+    /// The camera/microphone acquired after joining: show it, send it to the
+    /// peers already connected, and call the peers that were waiting for it.
+    pub(super) fn set_local_media(self: &Rc<Self>, stream: Option<MediaStream>) {
+        self.media.outgoing.set_camera(stream.clone());
+        self.show_local_media();
+        self.media.ready.set(true);
+        // Connections made while waiting (we answered a newcomer): add our tracks.
+        let existing = self.connections();
+        if let Some(stream) = stream {
+            wasm_bindgen_futures::spawn_local(async move {
+                for (_, pc) in existing {
+                    for kind in Kind::BOTH {
+                        if let Some(track) = media::first_track(&stream, kind) {
+                            pc.replace_track(kind, Some(&track)).await;
+                        }
+                    }
+                }
+            });
+        }
+        self.connect_waiting();
+        self.announce_media();
+    }
+
+    /// Tells the room what we send (after joining).
+    pub(super) fn announce_media(&self) {
+        if self.self_id().is_none() {
+            return;
+        }
+        let ui = self.ui;
+        self.sig.send(
+            events::MEDIA_STATE,
+            MediaStateRequest {
+                room: self.room(),
+                audio: ui.mic_on.get_untracked(),
+                video: ui.cam_on.get_untracked() || ui.screen_on.get_untracked(),
+                screen: ui.screen_on.get_untracked(),
+            },
+        );
+    }
+
+    pub(super) fn toggle_mic(&self) {
+        let on = !self.ui.mic_on.get_untracked();
+        media::set_enabled(self.media.outgoing.camera().as_ref(), Kind::Audio, on);
+        self.ui.mic_on.set(on);
+        self.announce_media();
+    }
+
+    pub(super) fn toggle_camera(&self) {
+        let on = !self.ui.cam_on.get_untracked();
+        media::set_enabled(self.media.outgoing.camera().as_ref(), Kind::Video, on);
+        self.ui.cam_on.set(on);
+        self.announce_media();
+    }
+
+    /// Starts or stops screen sharing: the outgoing video track is replaced
+    /// on every connection (no renegotiation when we already send video).
+    pub(super) fn toggle_screen(self: &Rc<Self>) {
+        let this = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            if this.ui.screen_on.get_untracked() {
+                this.stop_screen().await;
+            } else {
+                this.start_screen().await;
+            }
+        });
+    }
+
+    async fn start_screen(self: &Rc<Self>) {
+        let stream = match media::screen().await {
+            Ok(stream) => stream,
+            Err(e) => {
+                self.ui.set_status(
+                    StatusKind::Error,
+                    format!("Screen sharing was not started: {e}"),
+                );
+                return;
+            }
+        };
+        let Some(track) = media::first_track(&stream, Kind::Video) else {
+            media::stop(&stream);
+            return;
+        };
+        // The browser's own "Stop sharing" button ends the track.
+        let weak = Rc::downgrade(self);
+        let ended = wasm_bindgen::closure::Closure::<dyn FnMut()>::new(move || {
+            if let Some(call) = weak.upgrade() {
+                wasm_bindgen_futures::spawn_local(async move { call.stop_screen().await });
+            }
+        });
+        track.set_onended(Some(wasm_bindgen::JsCast::unchecked_ref(ended.as_ref())));
+        ended.forget();
+        if let Some(old) = self.media.outgoing.set_screen(Some(stream)) {
+            media::stop(&old);
+        }
+        self.replace_video(Some(&track)).await;
+        self.ui.screen_on.set(true);
+        self.ui.local_rev.update(|r| *r += 1);
+        self.announce_media();
+    }
+
+    async fn stop_screen(self: &Rc<Self>) {
+        if !self.end_screen() {
+            return;
+        }
+        let camera = self
+            .media
+            .outgoing
+            .camera()
+            .and_then(|s| media::first_track(&s, Kind::Video));
+        self.replace_video(camera.as_ref()).await;
+        self.ui.screen_on.set(false);
+        self.ui.local_rev.update(|r| *r += 1);
+        self.announce_media();
+    }
+
+    /// Stops sending the screen, if we were; true if we were.
+    pub(super) fn end_screen(&self) -> bool {
+        match self.media.outgoing.set_screen(None) {
+            Some(stream) => {
+                media::stop(&stream);
+                true
+            }
+            None => false,
+        }
+    }
+
+    async fn replace_video(&self, track: Option<&MediaStreamTrack>) {
+        for (_, pc) in self.connections() {
+            pc.replace_track(Kind::Video, track).await;
+        }
+    }
+
+    /// The stream the local preview shows: the screen while sharing.
+    pub(super) fn preview_stream(&self) -> Option<MediaStream> {
+        self.media
+            .outgoing
+            .screen()
+            .or_else(|| self.media.outgoing.camera())
+    }
+}

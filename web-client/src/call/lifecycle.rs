@@ -1,0 +1,409 @@
+//! A call's life: connect, join, the errors a join can meet, losing and
+//! regaining the server, peers arriving and leaving, and leaving.
+
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use leptos::prelude::*;
+use protocol::{
+    ChatMessage, DisplayName, ErrorCode, JoinAck, JoinRequest, LeaveRequest, MediaState,
+    MediaStateEvent, Password, PeerJoined, PeerLeft, PingEvent, ReceiptEvent, RoomName,
+    SignalEvent, TypingEvent, events,
+};
+use wasm_bindgen::JsValue;
+use web_sys::{MediaStream, RtcConfiguration};
+
+use super::chat::ChatState;
+use super::controls::LocalMedia;
+use super::probes::Probes;
+use super::topology::Topology;
+use super::{Call, JoinParams, log};
+use crate::js::from_js;
+use crate::rtc;
+use crate::signaling::{RequestError, Signaling};
+use crate::state::{PeerView, Phase, StatusKind, Ui};
+
+/// Where the call is, as far as the server goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Never connected yet: a failure means the server is unreachable.
+    Connecting,
+    /// Connected at least once: a failure means reconnecting.
+    Connected,
+    /// Left, or refused for good: socket events are ignored from now on.
+    Over,
+}
+
+pub(super) struct Lifecycle {
+    stage: Cell<Stage>,
+    /// Our peer id, from the join ack (each rejoin brings a new one).
+    self_id: RefCell<Option<String>>,
+    /// When the user asked to join: the origin of "first frame" times.
+    joined_at: f64,
+    /// What every new peer connection is made with (`/api/config`).
+    ice: RefCell<RtcConfiguration>,
+}
+
+impl Lifecycle {
+    pub(super) fn joined_at(&self) -> f64 {
+        self.joined_at
+    }
+
+    pub(super) fn ice(&self) -> RtcConfiguration {
+        self.ice.borrow().clone()
+    }
+}
+
+impl Call {
+    /// Creates the call and starts connecting.
+    pub(super) fn start(
+        ui: Ui,
+        params: JoinParams,
+        local: Option<MediaStream>,
+        codec: Option<String>,
+        media_pending: bool,
+        clicked_at: f64,
+    ) -> Rc<Call> {
+        ui.room.set(params.room.clone());
+        ui.self_name.set(params.name.clone());
+        ui.phase.set(Phase::Connecting);
+        ui.set_status(StatusKind::Connecting, "Connecting to the server…");
+        let call = Rc::new(Call {
+            ui,
+            sig: Signaling::connect(),
+            params,
+            life: Lifecycle {
+                stage: Cell::new(Stage::Connecting),
+                self_id: RefCell::new(None),
+                joined_at: clicked_at,
+                ice: RefCell::new(RtcConfiguration::new()),
+            },
+            topology: RefCell::new(Topology::default()),
+            chat: ChatState::default(),
+            probes: Probes::default(),
+            media: LocalMedia::new(local, codec, !media_pending),
+        });
+        call.show_local_media();
+        call.wire();
+        let weak = Rc::downgrade(&call);
+        wasm_bindgen_futures::spawn_local(async move {
+            let config = load_ice_config().await;
+            if let (Some(call), Some(config)) = (weak.upgrade(), config) {
+                *call.life.ice.borrow_mut() = config;
+            }
+        });
+        call.start_probes();
+        call
+    }
+
+    pub(super) fn is_over(&self) -> bool {
+        self.life.stage.get() == Stage::Over
+    }
+
+    /// Our peer id, once joined.
+    pub(super) fn self_id(&self) -> Option<String> {
+        self.life.self_id.borrow().clone()
+    }
+
+    /// Calls `f` on each payload of `event` while the call exists.
+    fn on(self: &Rc<Self>, event: &str, f: impl Fn(&Rc<Call>, JsValue) + 'static) {
+        let weak = Rc::downgrade(self);
+        self.sig.on(event, move |v| {
+            if let Some(call) = weak.upgrade() {
+                f(&call, v);
+            }
+        });
+    }
+
+    /// Reads `event` as `T` and hands it to `handle` when it is for our room;
+    /// an unreadable payload is logged, never acted on.
+    fn on_room_event<T: serde::de::DeserializeOwned + RoomScoped + 'static>(
+        self: &Rc<Self>,
+        event: &'static str,
+        handle: fn(&Rc<Call>, T),
+    ) {
+        self.on(event, move |call, v| match from_js::<T>(&v) {
+            Ok(t) if call.is_room(t.room()) => handle(call, t),
+            Ok(_) => {}
+            Err(e) => log(&format!("bad {event}: {e}")),
+        });
+    }
+
+    fn wire(self: &Rc<Self>) {
+        self.on("connect", |c, _| c.on_connect());
+        self.on("disconnect", |c, reason| {
+            c.on_disconnect(reason.as_string().unwrap_or_default())
+        });
+        self.on("connect_error", |c, e| {
+            c.on_connect_error(crate::js::error_text(&e))
+        });
+        let weak: Weak<Call> = Rc::downgrade(self);
+        self.sig.on_manager("reconnect_attempt", move |n| {
+            if let Some(c) = weak.upgrade() {
+                c.on_reconnect_attempt(n.as_f64().unwrap_or(1.0));
+            }
+        });
+        self.on_room_event(events::PEER_JOINED, |c, p: PeerJoined| c.on_peer_joined(p));
+        self.on_room_event(events::PEER_LEFT, |c, p: PeerLeft| {
+            c.remove_peer(p.id.as_str(), true)
+        });
+        self.on_room_event(events::SIGNAL, |c, s: SignalEvent| c.on_signal(s));
+        self.on_room_event(events::CHAT, |c, m: ChatMessage| c.on_relay_chat(m));
+        self.on_room_event(events::TYPING, |c, t: TypingEvent| c.on_typing(t));
+        self.on_room_event(events::MEDIA_STATE, |c, m: MediaStateEvent| {
+            c.ui.update_peer(m.from.as_str(), |p| {
+                p.media = MediaState {
+                    audio: m.audio,
+                    video: m.video,
+                    screen: m.screen,
+                }
+            })
+        });
+        self.on_room_event(events::CHAT_RECEIPT, |c, r: ReceiptEvent| {
+            c.on_receipt(&r.id, r.from.as_str())
+        });
+        self.on_room_event(events::PING, |c, p: PingEvent| c.on_relay_ping(p));
+    }
+
+    fn on_connect(self: &Rc<Self>) {
+        let rejoin = match self.life.stage.replace(Stage::Connected) {
+            Stage::Over => {
+                self.life.stage.set(Stage::Over);
+                return;
+            }
+            stage => stage == Stage::Connected,
+        };
+        if rejoin {
+            self.ui.set_status(
+                StatusKind::Reconnecting,
+                "Reconnected — rejoining the room…",
+            );
+        } else {
+            self.ui
+                .set_status(StatusKind::Connecting, "Joining the room…");
+        }
+        let this = self.clone();
+        wasm_bindgen_futures::spawn_local(async move { this.join().await });
+    }
+
+    async fn join(self: Rc<Self>) {
+        let Ok(room) = RoomName::parse(&self.params.room) else {
+            self.fail(
+                StatusKind::Error,
+                "That room name is not valid (1–64 letters, digits, _ or -).",
+            );
+            return;
+        };
+        let Ok(name) = DisplayName::parse(&self.params.name) else {
+            self.fail(StatusKind::Error, "Your name must be 1–32 characters.");
+            return;
+        };
+        let password = match self.params.password.clone().map(Password::parse) {
+            Some(Ok(p)) => p,
+            Some(Err(_)) => {
+                self.fail(
+                    StatusKind::Error,
+                    "The password is too long (at most 128 characters).",
+                );
+                return;
+            }
+            None => None,
+        };
+        let req = JoinRequest {
+            room,
+            name,
+            mode: Some(self.params.mode),
+            password,
+        };
+        match self.sig.request::<_, JoinAck>(events::JOIN, &req).await {
+            Ok(ack) => self.on_joined(ack),
+            Err(RequestError::Server { code, message }) => {
+                let (kind, text) = match code {
+                    ErrorCode::RoomFull => (StatusKind::RoomFull, "This room is full.".to_owned()),
+                    ErrorCode::Unauthorized => (
+                        StatusKind::Unauthorized,
+                        "Wrong or missing room password.".to_owned(),
+                    ),
+                    _ => (StatusKind::Error, format!("Cannot join: {message}")),
+                };
+                self.fail(kind, &text);
+            }
+            Err(e @ RequestError::Transport(_)) => {
+                self.ui
+                    .set_status(StatusKind::Unreachable, format!("Cannot join: {e}"));
+            }
+        }
+    }
+
+    /// The join was refused for good.
+    fn fail(&self, kind: StatusKind, text: &str) {
+        self.ui.phase.set(Phase::Error);
+        self.ui.set_status(kind, text);
+        self.life.stage.set(Stage::Over);
+        self.sig.close();
+    }
+
+    fn on_joined(self: &Rc<Self>, ack: JoinAck) {
+        let me = ack.self_.id.to_string();
+        *self.life.self_id.borrow_mut() = Some(me.clone());
+        self.ui.self_id.set(me.clone());
+        self.ui.phase.set(Phase::Joined);
+        self.ui.clear_status(&[
+            StatusKind::Connecting,
+            StatusKind::Reconnecting,
+            StatusKind::Unreachable,
+        ]);
+        self.show_history(&ack.history, &me);
+        self.ui.peers.set(
+            ack.peers
+                .iter()
+                .map(|p| PeerView::new(p.id.to_string(), p.name.clone(), p.media))
+                .collect(),
+        );
+        self.set_topology(ack.room.mode, ack.peers);
+        self.announce_media();
+    }
+
+    fn on_peer_joined(self: &Rc<Self>, p: PeerJoined) {
+        let id = p.id.to_string();
+        // Through the SFU, the newcomer rides our existing connection.
+        let shared = self.shared_state();
+        self.ui.peers.update(|ps| {
+            if !ps.iter().any(|v| v.id == id) {
+                let mut view = PeerView::new(id.clone(), p.name.clone(), None);
+                if let Some(state) = shared {
+                    view.connection = state;
+                }
+                ps.push(view);
+            }
+        });
+        self.ui.notice(format!("{} joined", p.name));
+        self.welcome(p);
+        // Tell the newcomer what we send.
+        self.announce_media();
+    }
+
+    fn remove_peer(&self, id: &str, notice: bool) {
+        self.drop_connection(id);
+        let name = self.ui.peer_name(id);
+        self.ui.peers.update(|ps| ps.retain(|p| p.id != id));
+        self.ui.typing.update(|t| t.retain(|(p, _)| p != id));
+        self.ui.rtt.update(|r| r.retain(|row| row.peer != id));
+        self.forget_probes(id);
+        self.forget_receipts_from(id);
+        if notice {
+            self.ui.notice(format!("{name} left"));
+        }
+    }
+
+    fn on_disconnect(&self, reason: String) {
+        if self.is_over() {
+            return;
+        }
+        // The server forgot us: every peer connection is stale; rebuild on rejoin.
+        self.close_connections();
+        self.ui.peers.set(Vec::new());
+        self.ui.typing.set(Vec::new());
+        self.ui.rtt.set(Vec::new());
+        self.forget_pending_chat();
+        self.ui.phase.set(Phase::Reconnecting);
+        self.ui.set_status(
+            StatusKind::Reconnecting,
+            format!("Connection lost ({reason}) — reconnecting…"),
+        );
+    }
+
+    fn on_connect_error(&self, e: String) {
+        match self.life.stage.get() {
+            Stage::Over => {}
+            Stage::Connected => self
+                .ui
+                .set_status(StatusKind::Reconnecting, format!("Reconnecting… ({e})")),
+            Stage::Connecting => self.ui.set_status(
+                StatusKind::Unreachable,
+                format!("Cannot reach the server ({e}) — retrying…"),
+            ),
+        }
+    }
+
+    fn on_reconnect_attempt(&self, attempt: f64) {
+        let kind = match self.life.stage.get() {
+            Stage::Over => return,
+            Stage::Connected => StatusKind::Reconnecting,
+            Stage::Connecting => StatusKind::Unreachable,
+        };
+        self.ui.set_status(
+            kind,
+            format!("Connection lost — reconnecting (attempt {attempt})…"),
+        );
+    }
+
+    /// Leaves the room: tells the server and every peer, closes everything.
+    pub(super) fn leave(self: &Rc<Self>) {
+        if self.life.stage.replace(Stage::Over) == Stage::Over {
+            return;
+        }
+        if self.self_id().is_some() {
+            self.sig
+                .send(events::LEAVE, LeaveRequest { room: self.room() });
+        }
+        self.shutdown();
+        self.ui.phase.set(Phase::Left);
+        self.ui.status.set(None);
+    }
+
+    /// Closes connections and the socket; stops the screen (not the camera:
+    /// the lobby may reuse it).
+    pub(super) fn shutdown(&self) {
+        self.life.stage.set(Stage::Over);
+        self.stop_probes();
+        self.close_connections();
+        self.end_screen();
+        self.ui.peers.set(Vec::new());
+        self.ui.rtt.set(Vec::new());
+        self.ui.typing.set(Vec::new());
+        // Let the leave ack go out before closing the socket.
+        let sig = self.sig.clone();
+        set_timeout(move || sig.close(), Duration::from_millis(300));
+    }
+}
+
+/// `/api/config` → the RTCConfiguration every new peer connection uses.
+async fn load_ice_config() -> Option<RtcConfiguration> {
+    let window = web_sys::window()?;
+    let resp = wasm_bindgen_futures::JsFuture::from(window.fetch_with_str("/api/config"))
+        .await
+        .ok()?;
+    let resp: web_sys::Response = wasm_bindgen::JsCast::unchecked_into(resp);
+    let json = wasm_bindgen_futures::JsFuture::from(resp.json().ok()?)
+        .await
+        .ok()?;
+    Some(rtc::rtc_config(&crate::js::get(&json, "iceServers")))
+}
+
+/// Server events that belong to one room.
+trait RoomScoped {
+    fn room(&self) -> &RoomName;
+}
+
+macro_rules! room_scoped {
+    ($($t:ty),*) => {$(
+        impl RoomScoped for $t {
+            fn room(&self) -> &RoomName {
+                &self.room
+            }
+        }
+    )*};
+}
+
+room_scoped!(
+    PeerJoined,
+    PeerLeft,
+    SignalEvent,
+    ChatMessage,
+    TypingEvent,
+    MediaStateEvent,
+    ReceiptEvent,
+    PingEvent
+);

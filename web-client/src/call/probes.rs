@@ -1,0 +1,192 @@
+//! Measuring the call, once a second: a ping to every peer through the
+//! relay and over the data channel (the round-trip panel), and `getStats`
+//! of every connection (frames, packets, codec and quality on the tiles).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use leptos::prelude::*;
+use protocol::{PeerId, PingEvent, PingRequest, events};
+
+use super::Call;
+use super::topology::{Link, Wire};
+use crate::js::now_ms;
+use crate::media;
+use crate::rtc::{PeerConn, Stats};
+use crate::state::{Phase, Quality, Via};
+
+/// A ping not answered within this is forgotten.
+const PING_TIMEOUT_MS: f64 = 10_000.0;
+
+#[derive(Default)]
+pub(super) struct Probes {
+    /// Pings in flight: `(peer, seq, path)` → sent at.
+    pings: RefCell<HashMap<(String, u32, Via), f64>>,
+    seq: Cell<u32>,
+    /// Packets `(lost, received)` per connection at the last tick: loss is
+    /// judged over the last second, not the whole call.
+    last_stats: RefCell<HashMap<Link, (i64, u64)>>,
+    timer: Cell<Option<IntervalHandle>>,
+}
+
+impl Call {
+    /// Ticks every second until the call ends.
+    pub(super) fn start_probes(self: &Rc<Self>) {
+        let weak = Rc::downgrade(self);
+        let timer = set_interval_with_handle(
+            move || {
+                if let Some(call) = weak.upgrade() {
+                    call.tick();
+                }
+            },
+            Duration::from_secs(1),
+        );
+        match timer {
+            Ok(t) => self.probes.timer.set(Some(t)),
+            Err(e) => super::log(&format!("no stats or pings: {}", crate::js::error_text(&e))),
+        }
+    }
+
+    pub(super) fn stop_probes(&self) {
+        if let Some(t) = self.probes.timer.take() {
+            t.clear();
+        }
+    }
+
+    /// Every second: pings on both paths, typing expiry, stats for the tiles.
+    fn tick(self: &Rc<Self>) {
+        if self.ui.phase.get_untracked() != Phase::Joined {
+            return;
+        }
+        let seq = self.probes.seq.get().wrapping_add(1);
+        self.probes.seq.set(seq);
+        let now = now_ms();
+        let conns = self.connections();
+        {
+            let mut pings = self.probes.pings.borrow_mut();
+            pings.retain(|_, sent| now - *sent < PING_TIMEOUT_MS);
+            let ids: Vec<String> = self
+                .ui
+                .peers
+                .with_untracked(|ps| ps.iter().map(|p| p.id.clone()).collect());
+            for id in ids {
+                pings.insert((id.clone(), seq, Via::Relay), now);
+                self.sig.send(
+                    events::PING,
+                    PingRequest {
+                        room: self.room(),
+                        to: PeerId::from(id),
+                        seq,
+                        pong: false,
+                    },
+                );
+            }
+            for (link, pc) in &conns {
+                if let Link::Peer(id) = link
+                    && pc.data_open()
+                {
+                    pings.insert((id.clone(), seq, Via::P2p), now_ms());
+                    let _ = pc
+                        .send_data(&serde_json::to_string(&Wire::Ping { seq }).unwrap_or_default());
+                }
+            }
+        }
+        self.expire_typing(now);
+        for (link, pc) in conns {
+            let this = self.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                let stats = pc.stats().await;
+                this.show_stats(link, &pc, &stats);
+            });
+        }
+    }
+
+    fn show_stats(&self, link: Link, pc: &PeerConn, s: &Stats) {
+        let (lost, received) = {
+            let mut last = self.probes.last_stats.borrow_mut();
+            let prev = last.insert(link.clone(), (s.packets_lost, s.packets_received));
+            let (pl, pr) = prev.unwrap_or((0, 0));
+            (s.packets_lost - pl, s.packets_received.saturating_sub(pr))
+        };
+        let total = received as f64 + lost.max(0) as f64;
+        let loss = if total > 0.0 {
+            lost.max(0) as f64 / total
+        } else {
+            0.0
+        };
+        let quality = Quality::from_stats(loss, s.rtt_ms, received > 0);
+        match link {
+            // One connection for everyone: attribute tracks by stream.
+            Link::Sfu => self.ui.peers.update(|ps| {
+                for p in ps {
+                    let ids: Vec<String> = pc
+                        .stream_of(&p.id)
+                        .map(|st| media::tracks(&st).iter().map(|t| t.id()).collect())
+                        .unwrap_or_default();
+                    let mine: Vec<_> = s
+                        .per_track
+                        .iter()
+                        .filter(|t| ids.contains(&t.track))
+                        .collect();
+                    p.frames = mine.iter().map(|t| t.frames_decoded).sum();
+                    p.audio_packets = mine.iter().map(|t| t.audio_packets).sum();
+                    p.video_codec = mine.iter().find_map(|t| t.codec.clone());
+                    p.quality = quality;
+                }
+            }),
+            Link::Peer(id) => self.ui.update_peer(&id, |p| {
+                p.frames = s.frames_decoded;
+                p.audio_packets = s.audio_packets;
+                p.video_codec = s.video_codec.clone();
+                p.quality = quality;
+            }),
+        }
+    }
+
+    pub(super) fn on_relay_ping(&self, p: PingEvent) {
+        if p.pong {
+            self.on_pong(p.from.as_str(), p.seq, Via::Relay);
+        } else {
+            self.sig.send(
+                events::PING,
+                PingRequest {
+                    room: p.room,
+                    to: p.from,
+                    seq: p.seq,
+                    pong: true,
+                },
+            );
+        }
+    }
+
+    pub(super) fn on_pong(&self, peer: &str, seq: u32, via: Via) {
+        let sent = self
+            .probes
+            .pings
+            .borrow_mut()
+            .remove(&(peer.to_owned(), seq, via));
+        if let Some(sent) = sent {
+            self.ui.rtt_push(peer, via, now_ms() - sent);
+        }
+    }
+
+    /// Records the first decoded frame of `peer` (time since the join click).
+    pub(super) fn first_frame(&self, peer: &str) {
+        let ms = now_ms() - self.life.joined_at();
+        self.ui.update_peer(peer, |p| {
+            if p.first_frame_ms.is_none() {
+                p.first_frame_ms = Some(ms);
+            }
+        });
+    }
+
+    /// A peer left: nothing more to measure.
+    pub(super) fn forget_probes(&self, peer: &str) {
+        self.probes
+            .last_stats
+            .borrow_mut()
+            .remove(&Link::Peer(peer.to_owned()));
+    }
+}
