@@ -167,13 +167,12 @@ impl Call {
     }
 
     fn on_connect(self: &Rc<Self>) {
-        let rejoin = match self.life.stage.replace(Stage::Connected) {
-            Stage::Over => {
-                self.life.stage.set(Stage::Over);
-                return;
-            }
-            stage => stage == Stage::Connected,
+        let rejoin = match self.life.stage.get() {
+            Stage::Over => return,
+            Stage::Connecting => false,
+            Stage::Connected => true,
         };
+        self.life.stage.set(Stage::Connected);
         if rejoin {
             self.ui.set_status(
                 StatusKind::Reconnecting,
@@ -279,7 +278,7 @@ impl Call {
             }
         });
         self.ui.notice(format!("{} joined", p.name));
-        self.welcome(p);
+        self.welcome(&p.id);
         // Tell the newcomer what we send.
         self.announce_media();
     }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use leptos::prelude::*;
-use protocol::{Mode, PeerId, PeerInfo, PeerJoined, SignalEvent, SignalRequest, events};
+use protocol::{Mode, PeerId, PeerInfo, SignalEvent, SignalRequest, events};
 use serde::{Deserialize, Serialize};
 use web_sys::MediaStream;
 
@@ -177,9 +177,9 @@ impl Call {
 
     /// A peer joined. In a mesh it offers; we ready the connection now.
     /// Through the SFU, the server adds its tracks to our connection itself.
-    pub(super) fn welcome(self: &Rc<Self>, p: PeerJoined) {
+    pub(super) fn welcome(self: &Rc<Self>, peer: &PeerId) {
         if !self.is_sfu() {
-            self.connect_peer(&p.id, false);
+            self.connect_peer(peer, false);
         }
     }
 
