@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::events;
 use crate::names::{ChatText, DisplayName, Password, RoomName, ValidationError};
 
 /// A peer id: opaque to clients, assigned by the server (a UUID), unique per
@@ -113,6 +114,12 @@ fn opt_object<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
     Option::<Object<T>>::deserialize(d).map(|o| o.map(|Object(t)| t))
 }
 
+/// A payload with the Socket.IO event name it travels under: a request
+/// (client → server) or an event (server → client).
+pub trait Event: Serialize + Send + Sync + 'static {
+    const NAME: &'static str;
+}
+
 /// `join`: `{"room", "name", "mode"?, "password"?}`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct JoinRequest {
@@ -127,6 +134,10 @@ pub struct JoinRequest {
         serialize_with = "ser_password"
     )]
     pub password: Option<Password>,
+}
+
+impl Event for JoinRequest {
+    const NAME: &'static str = events::JOIN;
 }
 
 fn de_password<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Password>, D::Error> {
@@ -149,6 +160,10 @@ pub struct LeaveRequest {
     pub room: RoomName,
 }
 
+impl Event for LeaveRequest {
+    const NAME: &'static str = events::LEAVE;
+}
+
 /// `signal`: `{"room", "to", "data"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct SignalRequest {
@@ -158,6 +173,10 @@ pub struct SignalRequest {
     pub data: SignalData,
 }
 
+impl Event for SignalRequest {
+    const NAME: &'static str = events::SIGNAL;
+}
+
 /// `chat`: `{"room", "text"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct ChatRequest {
@@ -165,11 +184,19 @@ pub struct ChatRequest {
     pub text: ChatText,
 }
 
+impl Event for ChatRequest {
+    const NAME: &'static str = events::CHAT;
+}
+
 /// `typing`: `{"room", "typing"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct TypingRequest {
     pub room: RoomName,
     pub typing: bool,
+}
+
+impl Event for TypingRequest {
+    const NAME: &'static str = events::TYPING;
 }
 
 /// Extension `media-state`: `{"room", "audio", "video", "screen"?}`, relayed to
@@ -183,12 +210,20 @@ pub struct MediaStateRequest {
     pub screen: bool,
 }
 
+impl Event for MediaStateRequest {
+    const NAME: &'static str = events::MEDIA_STATE;
+}
+
 /// Extension `chat-receipt`: `{"room", "id"}`: the sender has shown chat
 /// message `id`; relayed to the message's author as [`ReceiptEvent`].
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct ReceiptRequest {
     pub room: RoomName,
     pub id: String,
+}
+
+impl Event for ReceiptRequest {
+    const NAME: &'static str = events::CHAT_RECEIPT;
 }
 
 /// Extension `peer-ping`: `{"room", "to", "seq", "pong"}`, relayed to the
@@ -200,6 +235,10 @@ pub struct PingRequest {
     pub seq: u32,
     #[serde(default)]
     pub pong: bool,
+}
+
+impl Event for PingRequest {
+    const NAME: &'static str = events::PING;
 }
 
 /// The `data` of a `signal`: SDP, a trickled ICE candidate, or goodbye.
@@ -289,6 +328,10 @@ pub struct ChatMessage {
     pub ts: u64,
 }
 
+impl Event for ChatMessage {
+    const NAME: &'static str = events::CHAT;
+}
+
 /// `peer-joined`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct PeerJoined {
@@ -297,11 +340,19 @@ pub struct PeerJoined {
     pub name: String,
 }
 
+impl Event for PeerJoined {
+    const NAME: &'static str = events::PEER_JOINED;
+}
+
 /// `peer-left`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct PeerLeft {
     pub room: RoomName,
     pub id: PeerId,
+}
+
+impl Event for PeerLeft {
+    const NAME: &'static str = events::PEER_LEFT;
 }
 
 /// `signal`, as relayed to the addressed peer. `from` is set by the server.
@@ -313,12 +364,20 @@ pub struct SignalEvent {
     pub data: SignalData,
 }
 
+impl Event for SignalEvent {
+    const NAME: &'static str = events::SIGNAL;
+}
+
 /// `typing`, as relayed to the room.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct TypingEvent {
     pub room: RoomName,
     pub from: PeerId,
     pub typing: bool,
+}
+
+impl Event for TypingEvent {
+    const NAME: &'static str = events::TYPING;
 }
 
 /// Extension `media-state`, as relayed to the room.
@@ -331,12 +390,20 @@ pub struct MediaStateEvent {
     pub screen: bool,
 }
 
+impl Event for MediaStateEvent {
+    const NAME: &'static str = events::MEDIA_STATE;
+}
+
 /// Extension `chat-receipt`, as relayed to a message's author.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct ReceiptEvent {
     pub room: RoomName,
     pub id: String,
     pub from: PeerId,
+}
+
+impl Event for ReceiptEvent {
+    const NAME: &'static str = events::CHAT_RECEIPT;
 }
 
 /// Extension `peer-ping`, as relayed to the addressed peer.
@@ -346,6 +413,10 @@ pub struct PingEvent {
     pub from: PeerId,
     pub seq: u32,
     pub pong: bool,
+}
+
+impl Event for PingEvent {
+    const NAME: &'static str = events::PING;
 }
 
 // ---------------------------------------------------------------------------

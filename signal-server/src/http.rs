@@ -21,17 +21,22 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::{AppState, IceConfig};
+use crate::config::IceConfig;
+use crate::metrics::{render_redis, render_sfu};
+use crate::node::NodeStats;
+
+/// What the HTTP routes read of the node.
+type Node = Arc<dyn NodeStats>;
 
 pub fn router<A: socketioxide::adapter::Adapter>(
-    state: Arc<AppState>,
+    state: Node,
     socketio: SocketIoLayer<A>,
 ) -> Router {
-    let static_dir = state.config.static_dir.clone();
+    let static_dir = state.state().config.static_dir.clone();
     let client =
         ServeDir::new(&static_dir).fallback(get(client_route).with_state(static_dir.clone()));
-    let cors = cors(&state.config.cors_origins);
-    let limiter = state.conn_limiter.clone();
+    let cors = cors(&state.state().config.cors_origins);
+    let limiter = state.state().conn_limiter.clone();
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/api/config", get(api_config))
@@ -243,15 +248,16 @@ struct ClientConfig {
     default_mode: protocol::Mode,
 }
 
-async fn api_config(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let config = &state.config;
+async fn api_config(State(node): State<Node>) -> impl IntoResponse {
+    let config = &node.state().config;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
+    // What a join may create here: scaled out on Redis, SFU rooms are
+    // refused (docs/scale-out.md).
     let mut modes = vec![protocol::Mode::Mesh];
-    // Scaled out on Redis, SFU rooms are refused (docs/scale-out.md).
-    if config.sfu.is_some() && state.redis_up().is_none() {
+    if node.sfu_enabled() {
         modes.push(protocol::Mode::Sfu);
     }
     let body = ClientConfig {
@@ -304,9 +310,9 @@ fn turn_credential(secret: &str, username: &str) -> String {
 
 /// 200 `ok`; 503 while a scaled-out node cannot reach Redis (a load
 /// balancer should send new clients to a node that can).
-async fn healthz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
-    match state.redis_up() {
-        Some(false) => (
+async fn healthz(State(node): State<Node>) -> (StatusCode, &'static str) {
+    match node.redis() {
+        Some(r) if !r.up => (
             StatusCode::SERVICE_UNAVAILABLE,
             "degraded: redis unreachable (reconnecting)",
         ),
@@ -314,11 +320,15 @@ async fn healthz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static st
     }
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let (rooms, peers) = state.room_counts();
-    let mut text = state.metrics.render(rooms, peers);
-    text.push_str(&state.sfu_metrics());
-    text.push_str(&state.redis_metrics());
+async fn metrics(State(node): State<Node>) -> impl IntoResponse {
+    let state = node.state();
+    let (rooms, peers) = node.room_counts();
+    let mut text = String::with_capacity(4096);
+    state.metrics.render(&mut text, rooms, peers);
+    render_sfu(&mut text, &node.sfu());
+    if let Some(redis) = node.redis() {
+        render_redis(&mut text, redis);
+    }
     text.push_str(&format!(
         "# HELP signal_connections_refused_total New connections refused: too many from one address.\n\
          # TYPE signal_connections_refused_total counter\nsignal_connections_refused_total {}\n",

@@ -1,0 +1,42 @@
+//! `leave`: give up one's seat in a room.
+
+use protocol::{LeaveRequest, PeerLeft, RoomName};
+use socketioxide::socket::{Sid, Socket};
+
+use super::Ctx;
+use crate::ack::{Failure, Reply};
+use crate::delivery::Delivery;
+use crate::node::{Engine, Node};
+use crate::rooms::{self, NotInRoom, RoomStore};
+
+pub(super) async fn handle<E: Engine>(cx: &Ctx<'_, E>, req: LeaveRequest) -> Result<Reply, Failure> {
+    leave_room(cx.node, cx.conn(), Some(cx.socket), &req.room).await?;
+    Ok(Reply::ok())
+}
+
+/// Takes `conn` out of `room`: the seat, the room's deliveries (when the
+/// socket is still there), the SFU, and `peer-left` to the others.
+pub(super) async fn leave_room<E: Engine>(
+    node: &Node<E>,
+    conn: Sid,
+    socket: Option<&Socket<E::A>>,
+    room: &RoomName,
+) -> rooms::Result<(), NotInRoom> {
+    let announce = node
+        .store
+        .leave(conn, room, |left| {
+            if let Some(s) = socket {
+                node.out.unsubscribe(s, room);
+            }
+            node.sfu.leave(room, left.id.clone(), left.remaining == 0);
+            tracing::debug!(room = %room, peer = %left.id, "left");
+            let ev = PeerLeft {
+                room: room.clone(),
+                id: left.id,
+            };
+            node.out.announce(room, ev, left.remaining)
+        })
+        .await?;
+    announce.await;
+    Ok(())
+}

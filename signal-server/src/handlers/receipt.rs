@@ -1,0 +1,26 @@
+//! `chat-receipt` (docs/protocol-extensions.md): a message was shown; its
+//! author gets the receipt.
+
+use protocol::{ReceiptEvent, ReceiptRequest};
+
+use super::Ctx;
+use crate::ack::{Failure, Reply};
+use crate::delivery::Delivery;
+use crate::node::Engine;
+use crate::rooms::RoomStore;
+
+pub(super) async fn handle<E: Engine>(cx: &Ctx<'_, E>, req: ReceiptRequest) -> Result<Reply, Failure> {
+    let node = cx.node;
+    let r = node.store.receipt(cx.conn(), &req.room, &req.id).await?;
+    if r.author == r.from {
+        // A receipt for one's own message goes nowhere.
+        return Ok(Reply::ok());
+    }
+    let ev = ReceiptEvent {
+        room: req.room,
+        id: req.id,
+        from: r.from,
+    };
+    node.out.to_peer(&r.to, ev).await?;
+    Ok(Reply::ok())
+}

@@ -1,0 +1,66 @@
+//! `signal`: WebRTC offers, answers and candidates, relayed to the
+//! addressed peer only; in an SFU room, to and from the room's SFU.
+
+use std::sync::Arc;
+
+use protocol::{ErrorCode, Mode, PeerId, RoomName, SignalEvent, SignalRequest};
+
+use super::Ctx;
+use crate::ack::{Failure, Reply};
+use crate::delivery::Delivery;
+use crate::node::{Engine, Node};
+use crate::rooms::RoomStore;
+use crate::sfu_rooms::SfuOutbox;
+
+pub(super) async fn handle<E: Engine>(cx: &Ctx<'_, E>, req: SignalRequest) -> Result<Reply, Failure> {
+    req.data
+        .validate()
+        .map_err(|e| Failure::bad_request(e.to_string()))?;
+    if req.to.as_str() == protocol::SFU_PEER {
+        return to_sfu(cx, req).await;
+    }
+    let node = cx.node;
+    let (from, to) = node.store.route(cx.conn(), &req.room, &req.to).await?;
+    let ev = SignalEvent {
+        room: req.room,
+        from,
+        data: req.data,
+    };
+    node.out.to_peer(&to, ev).await?;
+    Ok(Reply::ok())
+}
+
+/// A signal for the SFU of an SFU room: queued, in order, to its room task.
+async fn to_sfu<E: Engine>(cx: &Ctx<'_, E>, req: SignalRequest) -> Result<Reply, Failure> {
+    let me = cx.node.store.member(cx.conn(), &req.room).await?;
+    if me.mode != Mode::Sfu {
+        return Err(Failure::new(
+            ErrorCode::UnknownPeer,
+            "this is a mesh room: there is no \"sfu\" peer",
+        ));
+    }
+    cx.node
+        .sfu
+        .signal(&req.room, me.me.id, req.data)
+        .map_err(|e| Failure::new(ErrorCode::Internal, e))?;
+    Ok(Reply::ok())
+}
+
+/// Relays what the SFU of `room` says to each peer, as `signal` from
+/// `"sfu"`, until the room ends.
+pub(super) fn relay_from_sfu<E: Engine>(node: Arc<Node<E>>, room: RoomName, mut outbox: SfuOutbox) {
+    tokio::spawn(async move {
+        while let Some((peer, data)) = outbox.recv().await {
+            let Ok(Some(to)) = node.store.addr_of(&room, &peer).await else {
+                continue;
+            };
+            let ev = SignalEvent {
+                room: room.clone(),
+                from: PeerId::from(protocol::SFU_PEER.to_owned()),
+                data,
+            };
+            // A peer that just left needs no answer.
+            let _ = node.out.to_peer(&to, ev).await;
+        }
+    });
+}

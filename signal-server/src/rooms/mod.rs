@@ -1,0 +1,253 @@
+//! Room state: the seam every handler is written against, and its two
+//! implementations, [`LocalStore`] (one node, in memory) and [`RedisStore`]
+//! (many nodes on one Redis). The rules are the same in both, checked by
+//! one table-driven test (`tests/room_rules.rs`): capacity, password, mode,
+//! idempotent join, join order, bounded history, receipts, rooms removed
+//! when empty, and the members of a stopped node swept.
+//!
+//! Each operation is atomic on its own. The operations whose result must
+//! be ordered with deliveries ([`RoomStore::join`], [`RoomStore::leave`],
+//! [`RoomStore::chat`]) take a closure that runs inside the room's critical
+//! section: on one node under the store's lock, so no other event of the
+//! room can come between the state change and what the closure sends.
+//! That is how the join ack goes out before any event of the room reaches
+//! the joiner, and how a chat message is either in a joiner's history or
+//! delivered to it, never both and never neither.
+//!
+//! The local store's futures are ready when created: awaiting them never
+//! suspends, so a handler on one node runs to completion in one poll on the
+//! socket's read loop (`session::inline`).
+
+mod local;
+mod redis;
+mod registry;
+
+use std::fmt::Debug;
+use std::future::Future;
+
+use protocol::RoomName;
+use protocol::{ChatMessage, ChatText, DisplayName, MediaState, Mode, Password, PeerId, PeerInfo};
+use socketioxide::socket::Sid;
+
+use crate::redis_driver::DriverError;
+
+pub use local::LocalStore;
+pub use redis::{Conn, HEARTBEAT_TTL, RedisStore};
+
+/// Limits and capabilities the rules enforce.
+#[derive(Debug, Clone, Copy)]
+pub struct RoomLimits {
+    /// Peers per room; a join beyond gets `room_full`.
+    pub max_peers: usize,
+    /// Chat messages kept per room for late joiners.
+    pub history: usize,
+    /// Whether a join may create an SFU room here: `Ok`, or why not.
+    pub sfu: std::result::Result<(), &'static str>,
+}
+
+/// A validated join, as the store needs it.
+#[derive(Debug, Clone)]
+pub struct JoinSpec {
+    pub room: RoomName,
+    pub name: DisplayName,
+    /// Mode for a room this join creates; ignored for an existing room.
+    pub mode: Mode,
+    pub password: Option<Password>,
+}
+
+/// What a successful join returns: everything the ack needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    pub me: PeerInfo,
+    pub mode: Mode,
+    /// Everyone else, in join order, with their media state.
+    pub peers: Vec<PeerInfo>,
+    /// Oldest first.
+    pub history: Vec<ChatMessage>,
+    /// False when this connection was already in the room (a join is idempotent).
+    pub fresh: bool,
+}
+
+/// A member that left a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Left {
+    pub id: PeerId,
+    /// Members still in the room (0: the room is gone).
+    pub remaining: usize,
+}
+
+/// The sender of an event, as its room knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Id and name (no media state).
+    pub me: PeerInfo,
+    pub mode: Mode,
+    /// Members of the room, the sender included.
+    pub count: usize,
+}
+
+/// Where a receipt goes: the message's author.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt<A> {
+    /// Who sends the receipt.
+    pub from: PeerId,
+    pub author: PeerId,
+    /// The author's connection.
+    pub to: A,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum JoinError {
+    #[error("room is full ({0} peers)")]
+    RoomFull(usize),
+    #[error("wrong or missing room password")]
+    Unauthorized,
+    /// The reason comes with the deployment ([`RoomLimits::sfu`]).
+    #[error("{0}")]
+    ModeUnavailable(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not in room")]
+pub struct NotInRoom;
+
+/// Why an event addressed to one peer cannot be routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("not in room")]
+    NotInRoom,
+    #[error("no such peer in this room")]
+    UnknownPeer,
+    #[error("cannot signal yourself")]
+    ToSelf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiptError {
+    #[error("not in room")]
+    NotInRoom,
+    #[error("no such message in the room's recent history")]
+    UnknownMessage,
+    #[error("the message's author has left")]
+    AuthorGone,
+}
+
+/// A failed store operation: the rule that refused it, or the store itself.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError<E> {
+    #[error(transparent)]
+    Rule(E),
+    #[error(transparent)]
+    Unavailable(#[from] DriverError),
+}
+
+/// A store result.
+pub type Result<T, E = std::convert::Infallible> = std::result::Result<T, StoreError<E>>;
+
+/// Room state, on one node or shared by many. Connections are named by
+/// their socket id; the store knows which node each is on.
+pub trait RoomStore: Send + Sync + 'static {
+    /// Where a member is connected: what delivery needs to reach it.
+    type Addr: Clone + Debug + PartialEq + Send + Sync + 'static;
+
+    /// Takes a seat in `spec.room` (creating the room) for `conn` with the
+    /// new peer id `id`; a connection already in the room gets its seat
+    /// back (`fresh: false`). `admit` runs inside the room's critical
+    /// section, before any other event of the room, with the result.
+    fn join<R: Send>(
+        &self,
+        conn: Sid,
+        spec: JoinSpec,
+        id: PeerId,
+        admit: impl FnOnce(Joined) -> R + Send,
+    ) -> impl Future<Output = Result<R, JoinError>> + Send;
+
+    /// Gives up `conn`'s seat in `room`; `then` runs inside the room's
+    /// critical section. The room goes with its last member.
+    fn leave<R: Send>(
+        &self,
+        conn: Sid,
+        room: &RoomName,
+        then: impl FnOnce(Left) -> R + Send,
+    ) -> impl Future<Output = Result<R, NotInRoom>> + Send;
+
+    /// The rooms `conn` is in.
+    fn rooms_of(&self, conn: Sid) -> impl Future<Output = Result<Vec<RoomName>>> + Send;
+
+    /// Who `conn` is in `room`, the room's mode and size.
+    fn member(
+        &self,
+        conn: Sid,
+        room: &RoomName,
+    ) -> impl Future<Output = Result<Member, NotInRoom>> + Send;
+
+    /// Routes an event from `conn` to peer `to` of `room`: the sender's id
+    /// and the addressed peer's connection.
+    fn route(
+        &self,
+        conn: Sid,
+        room: &RoomName,
+        to: &PeerId,
+    ) -> impl Future<Output = Result<(PeerId, Self::Addr), RouteError>> + Send;
+
+    /// The connection of peer `peer` of `room`, if it is there.
+    fn addr_of(
+        &self,
+        room: &RoomName,
+        peer: &PeerId,
+    ) -> impl Future<Output = Result<Option<Self::Addr>>> + Send;
+
+    /// Records a chat message from `conn` in the room's bounded history;
+    /// `publish` runs inside the room's critical section with the message
+    /// and the room's size.
+    fn chat<R: Send>(
+        &self,
+        conn: Sid,
+        room: &RoomName,
+        text: ChatText,
+        id: String,
+        ts: u64,
+        publish: impl FnOnce(ChatMessage, usize) -> R + Send,
+    ) -> impl Future<Output = Result<R, NotInRoom>> + Send;
+
+    /// Records what `conn` sends in `room` (listed to later joiners);
+    /// returns its peer id and the room's size.
+    fn set_media(
+        &self,
+        conn: Sid,
+        room: &RoomName,
+        media: MediaState,
+    ) -> impl Future<Output = Result<(PeerId, usize), NotInRoom>> + Send;
+
+    /// Finds the author of chat message `msg` (in the room's recent
+    /// history) for a receipt from `conn`.
+    fn receipt(
+        &self,
+        conn: Sid,
+        room: &RoomName,
+        msg: &str,
+    ) -> impl Future<Output = Result<Receipt<Self::Addr>, ReceiptError>> + Send;
+
+    /// Rooms with a member on this node, and this node's memberships.
+    fn counts(&self) -> (usize, usize);
+
+    /// `conn` is gone for good: its seats are never [restored](Self::restore),
+    /// even if its leaves could not be stored yet.
+    fn forget(&self, conn: Sid);
+
+    /// Node upkeep: tells the other nodes this one is alive. `false` when
+    /// the store had lost this node's state (put it back with
+    /// [`Self::restore`]). One node has nobody to tell.
+    fn heartbeat(&self) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Removes the members of nodes that stopped; returns them, for
+    /// `peer-left`. One node has no other nodes.
+    fn sweep(&self) -> impl Future<Output = Result<Vec<(RoomName, Left)>>> + Send;
+
+    /// Ends this node's heartbeat at once (graceful stop).
+    fn retire(&self) -> impl Future<Output = Result<()>> + Send;
+
+    /// Puts this node's members back after the store lost them, with the
+    /// same peer ids; returns how many.
+    fn restore(&self) -> impl Future<Output = usize> + Send;
+}

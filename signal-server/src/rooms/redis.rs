@@ -1,0 +1,586 @@
+//! Room state in Redis, shared by every node: the rules of
+//! [`super::LocalStore`] for connections that live on different servers.
+//!
+//! A connection is named `node/sid`. Keys, under a prefix `P`:
+//!
+//! | key | type | what |
+//! |---|---|---|
+//! | `P:r:{room}` | hash | `mode`, `pw` (SHA-256 of the password, or empty), `seq` (join counter) |
+//! | `P:r:{room}:m` | hash | connection → `seq` `\n` member JSON |
+//! | `P:r:{room}:p` | hash | peer id → connection |
+//! | `P:r:{room}:h` | list | chat history, JSON, oldest first |
+//! | `P:c:{conn}` | set | rooms of a connection |
+//! | `P:n:{node}` | string with TTL | the node's heartbeat |
+//! | `P:n:{node}:mark` | string with TTL | set only by the heartbeat: its absence means Redis lost this node's state |
+//! | `P:n:{node}:c` | set | connections of a node with at least one room |
+//! | `P:nodes` | set | nodes that have connections in some room |
+//!
+//! Join, leave, chat, media state and the dead-node sweep are Lua scripts
+//! (`lua/`), so that two nodes can never both admit the last seat of a
+//! room, a room never keeps a half-removed member, and a message or a media
+//! state is only stored for a member. (They touch keys derived inside the
+//! script: fine on one Redis server, not on a Redis Cluster.)
+//!
+//! The password is stored as SHA-256 of (room, password), never in clear;
+//! the comparison is of hashes, so its timing says nothing useful about the
+//! password.
+//!
+//! There is no lock across nodes: the closures of `join`, `leave` and
+//! `chat` run right after the script, so their deliveries follow the state
+//! change on this node, and may interleave with another node's.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use protocol::{ChatMessage, ChatText, MediaState, Mode, PeerId, PeerInfo, RoomName};
+use redis::Script;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use socketioxide::socket::Sid;
+
+use super::{
+    JoinError, JoinSpec, Joined, Left, Member, NotInRoom, Receipt, ReceiptError, Result,
+    RoomLimits, RoomStore, RouteError, StoreError,
+};
+use crate::redis_driver::{DriverError, ReconnectingDriver};
+
+/// How long a node's heartbeat lives; nodes refresh it well within that.
+pub const HEARTBEAT_TTL: Duration = Duration::from_secs(10);
+
+const REMOVE_FN: &str = include_str!("lua/remove.lua");
+
+/// One member as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Stored {
+    id: PeerId,
+    name: String,
+    conn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    media: Option<MediaState>,
+}
+
+impl Stored {
+    fn info(&self) -> PeerInfo {
+        PeerInfo {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            media: self.media,
+        }
+    }
+    fn ident(&self) -> PeerInfo {
+        PeerInfo {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            media: None,
+        }
+    }
+}
+
+/// A member's connection: which node, which socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conn {
+    pub node: Arc<str>,
+    pub sid: Sid,
+}
+
+impl Conn {
+    fn parse(s: &str) -> Option<Self> {
+        let (node, sid) = s.split_once('/')?;
+        Some(Self {
+            node: node.into(),
+            sid: sid.parse().ok()?,
+        })
+    }
+}
+
+/// This node's memberships: how each joined, to put them back if Redis
+/// loses its data.
+type Memberships = HashMap<(Sid, RoomName), (JoinSpec, PeerId)>;
+
+/// The shared room state of all nodes.
+#[derive(Clone)]
+pub struct RedisStore {
+    redis: ReconnectingDriver,
+    prefix: Arc<str>,
+    node: Arc<str>,
+    limits: RoomLimits,
+    scripts: Arc<Scripts>,
+    mine: Arc<Mutex<Memberships>>,
+}
+
+struct Scripts {
+    join: Script,
+    leave: Script,
+    sweep: Script,
+    chat: Script,
+    media: Script,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A reply field of a script, or its default.
+fn field<T: redis::FromRedisValue + Default>(reply: &[redis::Value], i: usize) -> T {
+    reply
+        .get(i)
+        .and_then(|v| T::from_redis_value(v.clone()).ok())
+        .unwrap_or_default()
+}
+
+impl RedisStore {
+    pub fn new(redis: ReconnectingDriver, prefix: &str, node: &str, limits: RoomLimits) -> Self {
+        Self {
+            redis,
+            prefix: prefix.into(),
+            node: node.into(),
+            limits,
+            scripts: Arc::new(Scripts {
+                join: Script::new(include_str!("lua/join.lua")),
+                leave: Script::new(&format!("{REMOVE_FN}{}", include_str!("lua/leave.lua"))),
+                sweep: Script::new(&format!("{REMOVE_FN}{}", include_str!("lua/sweep.lua"))),
+                chat: Script::new(include_str!("lua/chat.lua")),
+                media: Script::new(include_str!("lua/media.lua")),
+            }),
+            mine: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// This node's name in Redis.
+    pub fn node(&self) -> &Arc<str> {
+        &self.node
+    }
+
+    fn mine(&self) -> MutexGuard<'_, Memberships> {
+        self.mine.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn conn_key(&self, sid: Sid) -> String {
+        format!("{}/{sid}", self.node)
+    }
+
+    fn room_key(&self, room: &RoomName) -> String {
+        format!("{}:r:{}", self.prefix, room.as_str())
+    }
+
+    fn heartbeat_key(&self) -> String {
+        format!("{}:n:{}", self.prefix, self.node)
+    }
+
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        cmd: redis::Cmd,
+    ) -> std::result::Result<T, DriverError> {
+        let mut conn = self.redis.connection()?;
+        cmd.query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis.command_failed(e))
+    }
+
+    async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        inv: redis::ScriptInvocation<'_>,
+    ) -> std::result::Result<T, DriverError> {
+        let mut conn = self.redis.connection()?;
+        inv.invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.redis.command_failed(e))
+    }
+
+    /// The member stored for `conn` in `room`.
+    async fn stored(
+        &self,
+        room: &RoomName,
+        conn: Sid,
+    ) -> std::result::Result<Option<Stored>, DriverError> {
+        let mut cmd = redis::cmd("HGET");
+        cmd.arg(format!("{}:m", self.room_key(room)))
+            .arg(self.conn_key(conn));
+        let v: Option<String> = self.run(cmd).await?;
+        Ok(v.and_then(|v| decode_member(&v)).map(|(_, m)| m))
+    }
+
+    /// The connection of peer `peer` of `room`.
+    async fn conn_of(
+        &self,
+        room: &RoomName,
+        peer: &PeerId,
+    ) -> std::result::Result<Option<Conn>, DriverError> {
+        let mut cmd = redis::cmd("HGET");
+        cmd.arg(format!("{}:p", self.room_key(room)))
+            .arg(peer.as_str());
+        let conn: Option<String> = self.run(cmd).await?;
+        Ok(conn.and_then(|c| Conn::parse(&c)))
+    }
+
+    async fn take_seat(&self, conn: Sid, spec: &JoinSpec, id: PeerId) -> Result<Joined, JoinError> {
+        let key = self.conn_key(conn);
+        let r = self.room_key(&spec.room);
+        let me = Stored {
+            id,
+            name: spec.name.as_str().to_owned(),
+            conn: key.clone(),
+            media: None,
+        };
+        let pw = spec
+            .password
+            .as_ref()
+            .map(|p| password_hash(&spec.room, p.as_bytes()))
+            .unwrap_or_default();
+        let keys = [
+            r.clone(),
+            format!("{r}:m"),
+            format!("{r}:p"),
+            format!("{r}:h"),
+            format!("{}:c:{key}", self.prefix),
+            format!("{}:n:{}:c", self.prefix, self.node),
+            format!("{}:nodes", self.prefix),
+            self.heartbeat_key(),
+        ];
+        let mut inv = self.scripts.join.prepare_invoke();
+        for k in &keys {
+            inv.key(k);
+        }
+        inv.arg(&key)
+            .arg(spec.room.as_str())
+            .arg(serde_json::to_string(&me).unwrap_or_default())
+            .arg(spec.mode.to_string())
+            .arg(&pw)
+            .arg(self.limits.max_peers)
+            .arg(&*self.node)
+            .arg(HEARTBEAT_TTL.as_millis() as u64)
+            .arg(if self.limits.sfu.is_ok() { "1" } else { "0" });
+        let reply: Vec<redis::Value> = self.invoke(inv).await?;
+        let outcome: String = field(&reply, 0);
+        match outcome.as_str() {
+            "unauthorized" => return Err(StoreError::Rule(JoinError::Unauthorized)),
+            "full" => return Err(StoreError::Rule(JoinError::RoomFull(self.limits.max_peers))),
+            "mode" => {
+                let why = self.limits.sfu.err().unwrap_or_default();
+                return Err(StoreError::Rule(JoinError::ModeUnavailable(why)));
+            }
+            _ => {}
+        }
+        let mode: Mode = field::<String>(&reply, 1).parse().unwrap_or(spec.mode);
+        let me = decode_member(&field::<String>(&reply, 2)).map(|(_, m)| m);
+        let mut others: Vec<(u64, Stored)> = field::<Vec<String>>(&reply, 3)
+            .iter()
+            .filter_map(|v| decode_member(v))
+            .collect();
+        others.retain(|(_, m)| m.conn != key);
+        others.sort_by_key(|(n, _)| *n);
+        let history = field::<Vec<String>>(&reply, 4)
+            .iter()
+            .filter_map(|h| serde_json::from_str::<ChatMessage>(h).ok())
+            .collect();
+        let me = me.ok_or(StoreError::Unavailable(DriverError::Down))?;
+        Ok(Joined {
+            me: me.ident(),
+            mode,
+            peers: others.into_iter().map(|(_, m)| m.info()).collect(),
+            history,
+            fresh: outcome == "ok",
+        })
+    }
+
+    async fn remove(&self, conn: &str, room: &RoomName) -> Result<Left, NotInRoom> {
+        let mut inv = self.scripts.leave.prepare_invoke();
+        inv.arg(&*self.prefix).arg(room.as_str()).arg(conn);
+        let r: Option<(String, usize)> = self.invoke(inv).await?;
+        r.map(|(id, remaining)| Left {
+            id: PeerId::from(id),
+            remaining,
+        })
+        .ok_or(StoreError::Rule(NotInRoom))
+    }
+}
+
+impl RoomStore for RedisStore {
+    type Addr = Conn;
+
+    async fn join<R: Send>(
+        &self,
+        conn: Sid,
+        spec: JoinSpec,
+        id: PeerId,
+        admit: impl FnOnce(Joined) -> R + Send,
+    ) -> Result<R, JoinError> {
+        let joined = self.take_seat(conn, &spec, id).await?;
+        let key = (conn, spec.room.clone());
+        self.mine().insert(key, (spec, joined.me.id.clone()));
+        Ok(admit(joined))
+    }
+
+    async fn leave<R: Send>(
+        &self,
+        conn: Sid,
+        room: &RoomName,
+        then: impl FnOnce(Left) -> R + Send,
+    ) -> Result<R, NotInRoom> {
+        // Forgotten first: a leave that cannot reach Redis is retried,
+        // never undone by a restore.
+        self.mine().remove(&(conn, room.clone()));
+        let left = self.remove(&self.conn_key(conn), room).await?;
+        Ok(then(left))
+    }
+
+    async fn rooms_of(&self, conn: Sid) -> Result<Vec<RoomName>> {
+        let mut cmd = redis::cmd("SMEMBERS");
+        cmd.arg(format!("{}:c:{}", self.prefix, self.conn_key(conn)));
+        let names: Vec<String> = self.run(cmd).await?;
+        Ok(names
+            .iter()
+            .filter_map(|n| RoomName::parse(n).ok())
+            .collect())
+    }
+
+    async fn member(&self, conn: Sid, room: &RoomName) -> Result<Member, NotInRoom> {
+        let r = self.room_key(room);
+        let mut c = self.redis.connection()?;
+        let (v, count, mode): (Option<String>, usize, Option<String>) = redis::pipe()
+            .cmd("HGET")
+            .arg(format!("{r}:m"))
+            .arg(self.conn_key(conn))
+            .cmd("HLEN")
+            .arg(format!("{r}:m"))
+            .cmd("HGET")
+            .arg(&r)
+            .arg("mode")
+            .query_async(&mut c)
+            .await
+            .map_err(|e| self.redis.command_failed(e))?;
+        let (_, me) = v
+            .and_then(|v| decode_member(&v))
+            .ok_or(StoreError::Rule(NotInRoom))?;
+        Ok(Member {
+            me: me.ident(),
+            mode: mode.and_then(|m| m.parse().ok()).unwrap_or(Mode::Mesh),
+            count,
+        })
+    }
+
+    async fn route(
+        &self,
+        conn: Sid,
+        room: &RoomName,
+        to: &PeerId,
+    ) -> Result<(PeerId, Conn), RouteError> {
+        let me = self
+            .stored(room, conn)
+            .await?
+            .ok_or(StoreError::Rule(RouteError::NotInRoom))?;
+        if &me.id == to {
+            return Err(StoreError::Rule(RouteError::ToSelf));
+        }
+        let target = self
+            .conn_of(room, to)
+            .await?
+            .ok_or(StoreError::Rule(RouteError::UnknownPeer))?;
+        Ok((me.id, target))
+    }
+
+    async fn addr_of(&self, room: &RoomName, peer: &PeerId) -> Result<Option<Conn>> {
+        Ok(self.conn_of(room, peer).await?)
+    }
+
+    async fn chat<R: Send>(
+        &self,
+        conn: Sid,
+        room: &RoomName,
+        text: ChatText,
+        id: String,
+        ts: u64,
+        publish: impl FnOnce(ChatMessage, usize) -> R + Send,
+    ) -> Result<R, NotInRoom> {
+        let me = self
+            .stored(room, conn)
+            .await?
+            .ok_or(StoreError::Rule(NotInRoom))?;
+        let msg = ChatMessage {
+            room: room.clone(),
+            id,
+            from: me.ident(),
+            text: text.as_str().to_owned(),
+            ts,
+        };
+        // Membership checked again with the push: a message must not
+        // outlive its room (it would show up in a new room of that name).
+        let r = self.room_key(room);
+        let json = serde_json::to_string(&msg).unwrap_or_default();
+        let mut inv = self.scripts.chat.prepare_invoke();
+        inv.key(format!("{r}:m"))
+            .key(format!("{r}:h"))
+            .arg(self.conn_key(conn))
+            .arg(json)
+            .arg(self.limits.history);
+        let count: usize = self.invoke(inv).await?;
+        if count == 0 {
+            return Err(StoreError::Rule(NotInRoom));
+        }
+        Ok(publish(msg, count))
+    }
+
+    async fn set_media(
+        &self,
+        conn: Sid,
+        room: &RoomName,
+        media: MediaState,
+    ) -> Result<(PeerId, usize), NotInRoom> {
+        let key = format!("{}:m", self.room_key(room));
+        let mut cmd = redis::cmd("HGET");
+        cmd.arg(&key).arg(self.conn_key(conn));
+        let raw: Option<String> = self.run(cmd).await?;
+        let Some((n, mut m)) = raw.as_deref().and_then(decode_member) else {
+            return Err(StoreError::Rule(NotInRoom));
+        };
+        m.media = Some(media);
+        let v = format!("{n}\n{}", serde_json::to_string(&m).unwrap_or_default());
+        let mut inv = self.scripts.media.prepare_invoke();
+        inv.key(&key).arg(self.conn_key(conn)).arg(v);
+        let count: usize = self.invoke(inv).await?;
+        if count == 0 {
+            return Err(StoreError::Rule(NotInRoom));
+        }
+        Ok((m.id, count))
+    }
+
+    async fn receipt(
+        &self,
+        conn: Sid,
+        room: &RoomName,
+        msg: &str,
+    ) -> Result<Receipt<Conn>, ReceiptError> {
+        let me = self
+            .stored(room, conn)
+            .await?
+            .ok_or(StoreError::Rule(ReceiptError::NotInRoom))?;
+        let mut cmd = redis::cmd("LRANGE");
+        cmd.arg(format!("{}:h", self.room_key(room))).arg(0).arg(-1);
+        let history: Vec<String> = self.run(cmd).await?;
+        let author = history
+            .iter()
+            .filter_map(|h| serde_json::from_str::<ChatMessage>(h).ok())
+            .find(|m| m.id == msg)
+            .map(|m| m.from.id)
+            .ok_or(StoreError::Rule(ReceiptError::UnknownMessage))?;
+        let to = self
+            .conn_of(room, &author)
+            .await?
+            .ok_or(StoreError::Rule(ReceiptError::AuthorGone))?;
+        Ok(Receipt {
+            from: me.id,
+            author,
+            to,
+        })
+    }
+
+    fn counts(&self) -> (usize, usize) {
+        let mine = self.mine();
+        let rooms: HashSet<&RoomName> = mine.keys().map(|(_, r)| r).collect();
+        (rooms.len(), mine.len())
+    }
+
+    /// Refreshes this node's heartbeat; members of nodes whose heartbeat
+    /// expired are removed by [`Self::sweep`] on any node. `false` after
+    /// Redis lost its data (a restart without persistence) or after this
+    /// node stalled past the TTL. Told by a marker only this call writes
+    /// (`P:n:{node}:mark`): the heartbeat itself is also set by a join,
+    /// which would hide the loss.
+    async fn heartbeat(&self) -> Result<bool> {
+        let key = self.heartbeat_key();
+        let ms = HEARTBEAT_TTL.as_millis() as u64;
+        let mut conn = self.redis.connection()?;
+        let ((), old): ((), Option<String>) = redis::pipe()
+            .cmd("SET")
+            .arg(&key)
+            .arg(1)
+            .arg("PX")
+            .arg(ms)
+            .cmd("SET")
+            .arg(format!("{key}:mark"))
+            .arg(1)
+            .arg("PX")
+            .arg(ms)
+            .arg("GET")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis.command_failed(e))?;
+        Ok(old.is_some())
+    }
+
+    async fn sweep(&self) -> Result<Vec<(RoomName, Left)>> {
+        let mut inv = self.scripts.sweep.prepare_invoke();
+        inv.arg(&*self.prefix);
+        let flat: Vec<String> = self.invoke(inv).await?;
+        Ok(flat
+            .chunks_exact(3)
+            .filter_map(|p| {
+                let room = RoomName::parse(&p[0]).ok()?;
+                let left = Left {
+                    id: PeerId::from(p[1].clone()),
+                    remaining: p[2].parse().ok()?,
+                };
+                Some((room, left))
+            })
+            .collect())
+    }
+
+    /// The next [`Self::sweep`] on any node removes this node's members
+    /// without waiting for the TTL.
+    async fn retire(&self) -> Result<()> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(self.heartbeat_key());
+        Ok(self.run(cmd).await?)
+    }
+
+    /// Peers are not told: for them nothing changed. Chat history is not
+    /// restored.
+    async fn restore(&self) -> usize {
+        let all: Vec<_> = self
+            .mine()
+            .iter()
+            .map(|((sid, _), (spec, id))| (*sid, spec.clone(), id.clone()))
+            .collect();
+        let mut restored = 0;
+        for (sid, spec, id) in all {
+            let key = (sid, spec.room.clone());
+            match self.take_seat(sid, &spec, id).await {
+                Ok(j) if j.fresh => {
+                    restored += 1;
+                    // It left while we were restoring: take it out again.
+                    if !self.mine().contains_key(&key) {
+                        let _ = self.remove(&self.conn_key(sid), &key.1).await;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(%sid, "membership not restored: {e}"),
+            }
+        }
+        restored
+    }
+
+    fn forget(&self, conn: Sid) {
+        self.mine().retain(|(c, _), _| *c != conn);
+    }
+}
+
+/// `seq \n json` → (seq, member).
+fn decode_member(v: &str) -> Option<(u64, Stored)> {
+    let (n, json) = v.split_once('\n')?;
+    Some((n.parse().ok()?, serde_json::from_str(json).ok()?))
+}
+
+fn password_hash(room: &RoomName, password: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(b"signal-server room password\0");
+    h.update(room.as_str().as_bytes());
+    h.update(b"\0");
+    h.update(password);
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,290 @@
+//! The rules of rooms on one node: who is in which room, each room's mode,
+//! password and chat history. Plain synchronous code with no socket types;
+//! `C` is whatever identifies a connection. [`super::LocalStore`] puts it
+//! behind a lock; [`super::RedisStore`] holds the same rules in Lua.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+
+use protocol::RoomName;
+use protocol::{ChatMessage, ChatText, DisplayName, MediaState, Mode, Password, PeerId, PeerInfo};
+use subtle::ConstantTimeEq;
+
+use super::{
+    JoinError, JoinSpec, Joined, Left, Member, NotInRoom, Receipt, ReceiptError, RoomLimits,
+    RouteError,
+};
+
+#[derive(Debug)]
+struct Seat<C> {
+    id: PeerId,
+    name: DisplayName,
+    conn: C,
+    media: Option<MediaState>,
+}
+
+impl<C> Seat<C> {
+    /// As others see it: with the media state (join ack `peers`).
+    fn info(&self) -> PeerInfo {
+        PeerInfo {
+            id: self.id.clone(),
+            name: self.name.as_str().to_owned(),
+            media: self.media,
+        }
+    }
+
+    /// Just id and name (`self`, chat `from`).
+    fn ident(&self) -> PeerInfo {
+        PeerInfo {
+            id: self.id.clone(),
+            name: self.name.as_str().to_owned(),
+            media: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Room<C> {
+    mode: Mode,
+    password: Option<Password>,
+    /// In join order; rooms are small enough that a scan beats a map.
+    seats: Vec<Seat<C>>,
+    /// Dropped with the room: no message outlives it.
+    history: VecDeque<ChatMessage>,
+}
+
+impl<C: PartialEq> Room<C> {
+    fn by_conn(&self, conn: &C) -> Option<&Seat<C>> {
+        self.seats.iter().find(|m| &m.conn == conn)
+    }
+
+    fn by_id(&self, id: &PeerId) -> Option<&Seat<C>> {
+        self.seats.iter().find(|m| &m.id == id)
+    }
+
+    fn password_matches(&self, given: Option<&Password>) -> bool {
+        match (&self.password, given) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(want), Some(got)) => bool::from(want.as_bytes().ct_eq(got.as_bytes())),
+        }
+    }
+
+    fn member(&self, seat: &Seat<C>) -> Member {
+        Member {
+            me: seat.ident(),
+            mode: self.mode,
+            count: self.seats.len(),
+        }
+    }
+}
+
+/// All rooms of one node.
+#[derive(Debug)]
+pub(super) struct Registry<C> {
+    rooms: HashMap<RoomName, Room<C>>,
+    /// Rooms each connection is in, so a disconnect leaves all of them.
+    conns: HashMap<C, Vec<RoomName>>,
+    peers: usize,
+    limits: RoomLimits,
+}
+
+impl<C: Copy + Eq + Hash> Registry<C> {
+    pub(super) fn new(limits: RoomLimits) -> Self {
+        Self {
+            rooms: HashMap::new(),
+            conns: HashMap::new(),
+            peers: 0,
+            limits,
+        }
+    }
+
+    pub(super) fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    pub(super) fn peer_count(&self) -> usize {
+        self.peers
+    }
+
+    /// Seats `conn` in a room, creating it if needed.
+    pub(super) fn join(
+        &mut self,
+        conn: C,
+        spec: JoinSpec,
+        id: PeerId,
+    ) -> Result<Joined, JoinError> {
+        let limits = self.limits;
+        if let Some(room) = self.rooms.get(&spec.room) {
+            if let Some(me) = room.by_conn(&conn) {
+                return Ok(Joined {
+                    me: me.ident(),
+                    mode: room.mode,
+                    peers: room
+                        .seats
+                        .iter()
+                        .filter(|m| m.conn != conn)
+                        .map(Seat::info)
+                        .collect(),
+                    history: room.history.iter().cloned().collect(),
+                    fresh: false,
+                });
+            }
+            if !room.password_matches(spec.password.as_ref()) {
+                return Err(JoinError::Unauthorized);
+            }
+            if room.seats.len() >= limits.max_peers {
+                return Err(JoinError::RoomFull(limits.max_peers));
+            }
+        } else if spec.mode == Mode::Sfu {
+            limits.sfu.map_err(JoinError::ModeUnavailable)?;
+        }
+        let room = self.rooms.entry(spec.room.clone()).or_insert_with(|| Room {
+            mode: spec.mode,
+            password: spec.password,
+            seats: Vec::new(),
+            history: VecDeque::new(),
+        });
+        let me = Seat {
+            id,
+            name: spec.name,
+            conn,
+            media: None,
+        };
+        let joined = Joined {
+            me: me.ident(),
+            mode: room.mode,
+            peers: room.seats.iter().map(Seat::info).collect(),
+            history: room.history.iter().cloned().collect(),
+            fresh: true,
+        };
+        room.seats.push(me);
+        self.conns.entry(conn).or_default().push(spec.room);
+        self.peers += 1;
+        Ok(joined)
+    }
+
+    /// Removes `conn` from `room`.
+    pub(super) fn leave(&mut self, conn: C, room: &RoomName) -> Result<Left, NotInRoom> {
+        let r = self.rooms.get_mut(room).ok_or(NotInRoom)?;
+        let idx = r
+            .seats
+            .iter()
+            .position(|m| m.conn == conn)
+            .ok_or(NotInRoom)?;
+        let seat = r.seats.remove(idx);
+        let remaining = r.seats.len();
+        if remaining == 0 {
+            self.rooms.remove(room);
+        }
+        if let Some(rooms) = self.conns.get_mut(&conn) {
+            rooms.retain(|r| r != room);
+            if rooms.is_empty() {
+                self.conns.remove(&conn);
+            }
+        }
+        self.peers -= 1;
+        Ok(Left {
+            id: seat.id,
+            remaining,
+        })
+    }
+
+    /// The rooms `conn` is in.
+    pub(super) fn rooms_of(&self, conn: C) -> Vec<RoomName> {
+        self.conns.get(&conn).cloned().unwrap_or_default()
+    }
+
+    pub(super) fn member(&self, conn: C, room: &RoomName) -> Result<Member, NotInRoom> {
+        let r = self.rooms.get(room).ok_or(NotInRoom)?;
+        r.by_conn(&conn).map(|m| r.member(m)).ok_or(NotInRoom)
+    }
+
+    pub(super) fn set_media(
+        &mut self,
+        conn: C,
+        room: &RoomName,
+        media: MediaState,
+    ) -> Result<(PeerId, usize), NotInRoom> {
+        let r = self.rooms.get_mut(room).ok_or(NotInRoom)?;
+        let count = r.seats.len();
+        let m = r
+            .seats
+            .iter_mut()
+            .find(|m| m.conn == conn)
+            .ok_or(NotInRoom)?;
+        m.media = Some(media);
+        Ok((m.id.clone(), count))
+    }
+
+    pub(super) fn receipt(
+        &self,
+        conn: C,
+        room: &RoomName,
+        msg: &str,
+    ) -> Result<Receipt<C>, ReceiptError> {
+        let r = self.rooms.get(room).ok_or(ReceiptError::NotInRoom)?;
+        let me = r.by_conn(&conn).ok_or(ReceiptError::NotInRoom)?;
+        let author = r
+            .history
+            .iter()
+            .rev()
+            .find(|m| m.id == msg)
+            .map(|m| &m.from.id)
+            .ok_or(ReceiptError::UnknownMessage)?;
+        let author = r.by_id(author).ok_or(ReceiptError::AuthorGone)?;
+        Ok(Receipt {
+            from: me.id.clone(),
+            author: author.id.clone(),
+            to: author.conn,
+        })
+    }
+
+    pub(super) fn conn_of(&self, room: &RoomName, peer: &PeerId) -> Option<C> {
+        self.rooms.get(room)?.by_id(peer).map(|m| m.conn)
+    }
+
+    pub(super) fn route(
+        &self,
+        conn: C,
+        room: &RoomName,
+        to: &PeerId,
+    ) -> Result<(PeerId, C), RouteError> {
+        let r = self.rooms.get(room).ok_or(RouteError::NotInRoom)?;
+        let from = r.by_conn(&conn).ok_or(RouteError::NotInRoom)?;
+        if &from.id == to {
+            return Err(RouteError::ToSelf);
+        }
+        let target = r.by_id(to).ok_or(RouteError::UnknownPeer)?;
+        Ok((from.id.clone(), target.conn))
+    }
+
+    /// Records a chat message in the room's bounded history; returns it and
+    /// the room's size.
+    pub(super) fn chat(
+        &mut self,
+        conn: C,
+        room: &RoomName,
+        text: ChatText,
+        id: String,
+        ts: u64,
+    ) -> Result<(ChatMessage, usize), NotInRoom> {
+        let limit = self.limits.history;
+        let r = self.rooms.get_mut(room).ok_or(NotInRoom)?;
+        let from = r.by_conn(&conn).ok_or(NotInRoom)?.ident();
+        let msg = ChatMessage {
+            room: room.clone(),
+            id,
+            from,
+            text: text.as_str().to_owned(),
+            ts,
+        };
+        if limit > 0 {
+            if r.history.len() >= limit {
+                r.history.pop_front();
+            }
+            r.history.push_back(msg.clone());
+        }
+        Ok((msg, r.seats.len()))
+    }
+}
