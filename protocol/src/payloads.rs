@@ -241,6 +241,29 @@ impl Event for PingRequest {
     const NAME: &'static str = events::PING;
 }
 
+/// `reaction` (PROTOCOL.md, version 2): `{"room", "emoji"}`, 1–16
+/// characters; relayed to the room as [`ReactionEvent`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ReactionRequest {
+    pub room: RoomName,
+    #[serde(deserialize_with = "de_emoji")]
+    pub emoji: String,
+}
+
+impl Event for ReactionRequest {
+    const NAME: &'static str = "reaction";
+}
+
+fn de_emoji<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    let n = s.chars().count();
+    if (1..=16).contains(&n) && !s.trim().is_empty() {
+        Ok(s)
+    } else {
+        Err(serde::de::Error::custom("emoji must be 1-16 characters"))
+    }
+}
+
 /// The `data` of a `signal`: SDP, a trickled ICE candidate, or goodbye.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -417,6 +440,18 @@ pub struct PingEvent {
 
 impl Event for PingEvent {
     const NAME: &'static str = events::PING;
+}
+
+/// `reaction`, as relayed to the room.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ReactionEvent {
+    pub room: RoomName,
+    pub from: PeerId,
+    pub emoji: String,
+}
+
+impl Event for ReactionEvent {
+    const NAME: &'static str = "reaction";
 }
 
 // ---------------------------------------------------------------------------
@@ -774,6 +809,27 @@ mod tests {
             json!({"id": "p", "name": "A", "media": {"audio": true, "video": true, "screen": false}}),
         );
         assert!(p.media.is_some_and(|m| m.audio));
+    }
+
+    #[test]
+    fn reactions_are_1_to_16_characters() {
+        roundtrip::<ReactionRequest>(json!({"room": "r", "emoji": "👍🏽"}));
+        roundtrip::<ReactionEvent>(json!({"room": "r", "from": "p", "emoji": "🎉"}));
+        let family = "👨\u{200d}👩\u{200d}👧\u{200d}👦";
+        roundtrip::<ReactionRequest>(json!({"room": "r", "emoji": family}));
+        for bad in [
+            json!(""),
+            json!("  "),
+            json!("x".repeat(17)),
+            json!(5),
+            json!(null),
+        ] {
+            let req = json!({"room": "r", "emoji": bad});
+            assert!(
+                serde_json::from_value::<ReactionRequest>(req).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

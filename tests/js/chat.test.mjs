@@ -221,6 +221,35 @@ describe('typing', () => {
   });
 });
 
+describe('reaction', () => {
+  it('reaction {room, from, emoji} goes to the others, not the sender, emoji verbatim', async () => {
+    const { room, a, b, c, ids } = await trio('reaction');
+    for (const emoji of ['👍🏽', '👨\u200d👩\u200d👧\u200d👦', '🎉']) {
+      assert.deepEqual(assertOk(await emitAck(b, 'reaction', { room, emoji })), { ok: true });
+      for (const s of [a, c]) {
+        assert.deepEqual(pick(await nextEvent(s, 'reaction'), ['room', 'from', 'emoji']), { room, from: ids.b, emoji });
+      }
+    }
+    await assertNoEvent(b, 'reaction', () => true, 'echoed to the sender');
+  });
+
+  it('reaction: not_in_room for a room not joined; bad_request outside 1-16 characters', async () => {
+    const { room, a, b } = await trio('reaction-err');
+    const outsider = await connect(server.url, ws);
+    assertErr(await emitAck(outsider, 'reaction', { room, emoji: '👍' }), 'not_in_room');
+    for (const [label, payload] of [
+      ['empty', { room, emoji: '' }],
+      ['blank', { room, emoji: '   ' }],
+      ['17 characters', { room, emoji: 'x'.repeat(17) }],
+      ['a number', { room, emoji: 5 }],
+      ['missing', { room }],
+    ]) {
+      assertErr(await emitAck(a, 'reaction', payload), 'bad_request', label);
+    }
+    await assertNoEvent(b, 'reaction');
+  });
+});
+
 it('servers stayed up and logged no panic', async () => {
   await server.assertHealthy();
   await small.assertHealthy();

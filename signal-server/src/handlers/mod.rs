@@ -32,6 +32,7 @@ events! {
     MediaState => media_state::handle(protocol::MediaStateRequest),
     ChatReceipt => receipt::handle(protocol::ReceiptRequest),
     Ping => ping::handle(protocol::PingRequest),
+    Reaction => reaction::handle(protocol::ReactionRequest),
 }
 
 /// What a handler works with: the node and the sending socket.
