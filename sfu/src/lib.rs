@@ -10,11 +10,13 @@
 //! docs/sfu-design.md.
 
 mod config;
+mod error;
 mod keyframe;
 mod peer;
 mod room;
 
 pub use config::{Ports, SfuConfig};
+pub use error::SfuError;
 pub use keyframe::{ReadFilter, is_keyframe_request, keyframe_request_forwarder};
 pub use peer::{
     Applied, PcOptions, Transports, apply_as_polite, build_pc, candidate_from_wire,
@@ -26,28 +28,3 @@ pub use room::{
     MAX_TRACKS_PER_PEER, PeerMetrics, PeerSnapshot, RoomHandle, RoomMetrics, RoomTotals, spawn_room,
 };
 pub use rtc::interceptor::Registry;
-
-/// What went wrong inside a room; logged by the room, which keeps running.
-#[derive(Debug, thiserror::Error)]
-pub enum SfuError {
-    #[error("{what}: {message}")]
-    WebRtc { what: &'static str, message: String },
-    #[error("no free UDP port in the configured range")]
-    NoPort,
-    #[error("no such peer in this room")]
-    NoPeer,
-    #[error("no such published track")]
-    NoTrack,
-    #[error("the SFU room is busy or gone")]
-    Busy,
-}
-
-impl SfuError {
-    /// For `map_err`: a webrtc-rs error with what was being done.
-    pub fn webrtc<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> SfuError {
-        move |e| SfuError::WebRtc {
-            what,
-            message: e.to_string(),
-        }
-    }
-}

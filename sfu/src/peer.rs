@@ -12,7 +12,7 @@ use webrtc::peer_connection::{
     RTCSessionDescription, Registry, SettingEngineBuilder, register_default_interceptors,
 };
 
-use crate::SfuError;
+use crate::error::SfuError;
 use crate::keyframe::keyframe_request_forwarder;
 
 /// Which transports a peer connection offers for ICE.

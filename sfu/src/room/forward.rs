@@ -34,7 +34,9 @@ use webrtc::rtp_transceiver::RtpSender;
 
 use super::metrics::{PeerMetrics, RoomMetrics};
 use super::{Ev, Peer, Room};
-use crate::{PeerId, SfuError};
+use protocol::PeerId;
+
+use crate::error::SfuError;
 
 /// Tracks one peer may publish: microphone, camera, and room for a screen
 /// share with its audio.
@@ -344,7 +346,7 @@ fn spawn_rtcp_reader(
                             metrics.on_reception_reports(&rr.reports);
                         } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
                             metrics.on_reception_reports(&sr.reports);
-                        } else if crate::is_keyframe_request(pkt.as_ref()) {
+                        } else if crate::keyframe::is_keyframe_request(pkt.as_ref()) {
                             keyframe = true;
                         }
                     }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rtc::rtcp::reception_report::ReceptionReport;
 
-use crate::PeerId;
+use protocol::PeerId;
 
 /// One room's counters. The fields stay public for callers that read one
 /// counter; [`RoomMetrics::totals`] reads them all at once.
@@ -29,7 +29,7 @@ pub struct RoomMetrics {
     /// Tracks being forwarded now (a gauge).
     pub published_tracks: AtomicU64,
     /// Tracks not forwarded: their publisher had
-    /// [`MAX_TRACKS_PER_PEER`](crate::MAX_TRACKS_PER_PEER) already.
+    /// [`MAX_TRACKS_PER_PEER`](crate::room::MAX_TRACKS_PER_PEER) already.
     pub tracks_refused: AtomicU64,
     /// Per-peer counters, while the peer is in the room.
     peers: Mutex<HashMap<PeerId, Arc<PeerMetrics>>>,

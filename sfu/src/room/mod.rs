@@ -32,7 +32,9 @@ use self::forward::{Published, Subscription, TrackKey};
 use self::negotiation::Negotiation;
 use crate::config::{Ports, SfuConfig};
 use crate::peer::{PcOptions, Transports, build_pc, candidate_to_wire};
-use crate::{PeerId, SfuError};
+use protocol::PeerId;
+
+use crate::error::SfuError;
 
 pub use self::forward::MAX_TRACKS_PER_PEER;
 pub use self::metrics::{PeerMetrics, PeerSnapshot, RoomMetrics, RoomTotals};

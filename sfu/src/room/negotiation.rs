@@ -17,7 +17,9 @@ use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
 use super::forward::{TrackKey, resolve_payload_types};
 use super::{Peer, Room};
 use crate::peer::candidate_from_wire;
-use crate::{PeerId, SfuError};
+use protocol::PeerId;
+
+use crate::error::SfuError;
 
 /// Where the room's side of the offer/answer exchange with one peer stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
