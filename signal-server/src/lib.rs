@@ -18,6 +18,7 @@
 //! [`run`] serves it on a listener until a shutdown signal.
 
 mod ack;
+mod closed_sessions;
 mod config;
 pub mod conn_limit;
 mod delivery;
@@ -45,7 +46,6 @@ use socketioxide::SocketIo;
 use tokio::net::TcpListener;
 
 pub use config::{Cli, Config, IceConfig, Limits, RedisConfig};
-pub use metrics::Metrics;
 pub use upkeep::UPKEEP_EVERY;
 
 use delivery::{ClusterDelivery, LocalDelivery};

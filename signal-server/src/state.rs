@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::conn_limit::ConnLimiter;
 use crate::metrics::Metrics;
-use crate::session::ClosedSessions;
+use crate::closed_sessions::ClosedSessions;
 
 #[derive(Debug)]
 pub struct AppState {

@@ -16,7 +16,6 @@
 //! - a failed `Data<T>` extraction silently skips the handler; here every
 //!   payload is parsed by hand and a failure is answered `bad_request`.
 
-mod closed;
 mod connect;
 mod gate;
 pub mod inline;
@@ -30,7 +29,6 @@ use socketioxide::adapter::Adapter;
 use socketioxide::handler::DisconnectHandler;
 use socketioxide::socket::{DisconnectReason, Sid, Socket};
 
-pub use closed::ClosedSessions;
 pub use connect::Connect;
 
 use crate::state::AppState;
