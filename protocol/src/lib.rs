@@ -8,11 +8,26 @@
 //!
 //! No tokio, no axum: this crate compiles to `wasm32-unknown-unknown`.
 
+mod acks;
 mod names;
 mod payloads;
+mod values;
 
+pub use acks::*;
 pub use names::{ChatText, DisplayName, Password, RoomName, ValidationError};
 pub use payloads::*;
+pub use values::{Mode, Object, PeerId};
+
+/// Parses `v` as `T` and checks it serialises back to `v` exactly.
+#[cfg(test)]
+fn roundtrip<T>(v: serde_json::Value) -> T
+where
+    T: serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug + PartialEq,
+{
+    let t: T = serde_json::from_value(v.clone()).expect("deserializes");
+    assert_eq!(serde_json::to_value(&t).expect("serializes"), v);
+    t
+}
 
 /// Socket.IO event names, client → server and server → client.
 pub mod events {
