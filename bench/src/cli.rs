@@ -191,8 +191,8 @@ pub struct SfuArgs {
 pub struct CompareArgs {
     /// A server to measure, NAME=PATH (spawned like `--spawn PATH`); the
     /// first is "ours", the second the reference for the target ratios.
-    #[arg(long = "server", value_parser = crate::compare::parse_target, required = true)]
-    pub servers: Vec<crate::compare::Target>,
+    #[arg(long = "server", value_parser = parse_target, required = true)]
+    pub servers: Vec<Target>,
     /// Directory for results.json, summary.md and the charts.
     #[arg(long, default_value = "bench-results")]
     pub out: PathBuf,
@@ -252,4 +252,24 @@ pub struct CompareArgs {
     /// …held this many seconds with RSS sampled (0: no soak, run the comparison).
     #[arg(long, default_value_t = 0)]
     pub soak_secs: u64,
+}
+
+/// One server under test: a label and the binary (or executable script).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+pub fn parse_target(s: &str) -> Result<Target, String> {
+    let (name, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=PATH, got {s:?}"))?;
+    if name.is_empty() || path.is_empty() {
+        return Err(format!("expected NAME=PATH, got {s:?}"));
+    }
+    Ok(Target {
+        name: name.to_owned(),
+        path: PathBuf::from(path),
+    })
 }

@@ -7,7 +7,7 @@
 //! generator, and its `RESULT {json}` line is the record.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 
 use anyhow::{Context, Result, bail};
@@ -16,27 +16,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::chart::{Chart, Series};
-use crate::cli::CompareArgs;
-
-/// One server under test: a label and the binary (or executable script).
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub name: String,
-    pub path: PathBuf,
-}
-
-pub fn parse_target(s: &str) -> Result<Target, String> {
-    let (name, path) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected NAME=PATH, got {s:?}"))?;
-    if name.is_empty() || path.is_empty() {
-        return Err(format!("expected NAME=PATH, got {s:?}"));
-    }
-    Ok(Target {
-        name: name.to_owned(),
-        path: PathBuf::from(path),
-    })
-}
+use crate::cli::{CompareArgs, Target};
 
 /// Runs `bench ARGS…` and returns its `RESULT` JSON (also when it reports a failure).
 async fn child(args: &[String]) -> Result<Value> {
@@ -497,18 +477,54 @@ fn fmt(x: f64) -> String {
     }
 }
 
-/// `bench compare --render-only`: charts and summary again from a results file.
+/// `bench compare --render-only`: charts and summary again from a results
+/// file, and the soak chart from a `soak.json` beside it, if there is one.
 pub fn rerender(a: &CompareArgs, results: &Path) -> Result<String> {
-    let all: Value = serde_json::from_str(&std::fs::read_to_string(results)?)?;
+    let read = |p: &Path| -> Result<Value> {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+    };
+    let all = read(results)?;
     let md = render(a, &all)?;
     std::fs::write(a.out.join("summary.md"), &md)?;
+    let soak = results.with_file_name("soak.json");
+    if soak.exists() {
+        let names: Vec<&str> = a.servers.iter().map(|t| t.name.as_str()).collect();
+        soak_chart(&names, &read(&soak)?).write(a.out.join("rss-soak.svg"))?;
+    }
     Ok(md)
+}
+
+/// RSS over the soak, one line per server, from `soak.json`'s value.
+fn soak_chart(names: &[&str], soak: &Value) -> Chart {
+    let series = names
+        .iter()
+        .map(|n| {
+            let pts = soak[n]["rss_series"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()? / (1024.0 * 1024.0))))
+                .collect();
+            Series::new(*n, pts)
+        })
+        .collect();
+    let first = names.first().map_or(&Value::Null, |n| &soak[n]);
+    Chart::line(
+        format!(
+            "Soak: {} idle joined connections, RSS over {} s",
+            first["conns"], first["idle_secs"]
+        ),
+        "seconds since all joined",
+        "RSS (MiB)",
+        series,
+    )
 }
 
 /// The soak: N idle joined connections held for a while, RSS sampled.
 pub async fn soak(a: &CompareArgs) -> Result<bool> {
     let mut ok = true;
-    let mut series = Vec::new();
     let mut raw = serde_json::Map::new();
     for t in &a.servers {
         let mut args = vec![s("connect")];
@@ -525,29 +541,12 @@ pub async fn soak(a: &CompareArgs) -> Result<bool> {
         ]);
         let v = child(&args).await?;
         ok &= v["ok"].as_bool().unwrap_or(false);
-        let pts = v["rss_series"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()? / (1024.0 * 1024.0))))
-            .collect();
-        series.push(Series::new(t.name.as_str(), pts));
         raw.insert(t.name.clone(), v);
     }
+    let raw = Value::Object(raw);
     std::fs::create_dir_all(&a.out)?;
-    std::fs::write(
-        a.out.join("soak.json"),
-        serde_json::to_string_pretty(&Value::Object(raw))?,
-    )?;
-    Chart::line(
-        format!(
-            "Soak: {} idle joined connections, RSS over {} s",
-            a.soak_conns, a.soak_secs
-        ),
-        "seconds since all joined",
-        "RSS (MiB)",
-        series,
-    )
-    .write(a.out.join("rss-soak.svg"))?;
+    std::fs::write(a.out.join("soak.json"), serde_json::to_string_pretty(&raw)?)?;
+    let names: Vec<&str> = a.servers.iter().map(|t| t.name.as_str()).collect();
+    soak_chart(&names, &raw).write(a.out.join("rss-soak.svg"))?;
     Ok(ok)
 }
