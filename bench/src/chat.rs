@@ -11,8 +11,9 @@ use crate::cli::ChatArgs;
 use crate::client::Cmd;
 use crate::load::fill;
 use crate::procfs::clock_ticks_per_second;
+use crate::report::{mib, print_result};
+use crate::run::{MAX_CONNS, Run, sleep_bounded, start_run};
 use crate::server::sample;
-use crate::{MAX_CONNS, Run, mib, print_result, sleep_bounded, start_run};
 
 /// Most messages one run may schedule.
 const MAX_MESSAGES: usize = 10_000_000;

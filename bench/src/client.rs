@@ -17,8 +17,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
+use crate::call_setup;
 use crate::eio::{self, Packet};
-use crate::signal;
 use crate::stats::Latency;
 
 /// A socket.io connection's WebSocket.
@@ -594,7 +594,7 @@ pub async fn run_conn(cfg: ConnConfig, ctx: Ctx, mut cmds: mpsc::Receiver<Cmd>) 
                         shared.signal_send_failed.fetch_add(1, Ordering::Relaxed);
                         continue;
                     };
-                    let burst = signal::burst(&cfg.room, to, signal::Role::Offerer, seq, shared.now_us());
+                    let burst = call_setup::burst(&cfg.room, to, call_setup::Role::Offerer, seq, shared.now_us());
                     if send_signals(&mut ws, burst, &mut next_ack, &mut pending, &shared, &mut fin).await.is_err() {
                         closed = true;
                         break;
@@ -635,7 +635,7 @@ pub async fn run_conn(cfg: ConnConfig, ctx: Ctx, mut cmds: mpsc::Receiver<Cmd>) 
                     }
                     Packet::Event(body) if body.starts_with(r#"["signal","#) => {
                         let now = shared.now_us();
-                        let Some(got) = signal::received(body) else {
+                        let Some(got) = call_setup::received(body) else {
                             shared.other_events.fetch_add(1, Ordering::Relaxed);
                             continue;
                         };
@@ -650,7 +650,7 @@ pub async fn run_conn(cfg: ConnConfig, ctx: Ctx, mut cmds: mpsc::Receiver<Cmd>) 
                         }
                         if let Some(seq) = got.offer_seq {
                             // Answer at once, from the peer that offered.
-                            let burst = signal::burst(&cfg.room, &got.from, signal::Role::Answerer, seq, shared.now_us());
+                            let burst = call_setup::burst(&cfg.room, &got.from, call_setup::Role::Answerer, seq, shared.now_us());
                             if send_signals(&mut ws, burst, &mut next_ack, &mut pending, &shared, &mut fin).await.is_err() {
                                 closed = true;
                                 break;

@@ -9,8 +9,9 @@ use serde_json::json;
 
 use crate::cli::ConnectArgs;
 use crate::load::fill;
+use crate::report::{mib, print_result};
+use crate::run::{MAX_CONNS, Run, sleep_bounded, start_run};
 use crate::server::sample;
-use crate::{MAX_CONNS, Run, mib, print_result, sleep_bounded, start_run};
 
 /// Runs the scenario; `Ok(true)` when nothing was lost or failed.
 pub async fn run(args: ConnectArgs) -> Result<bool> {

@@ -17,9 +17,10 @@ use tokio::sync::watch;
 use crate::cli::SfuArgs;
 use crate::client::{Shared, Target};
 use crate::procfs::{self, clock_ticks_per_second};
+use crate::report::{mib, print_result};
+use crate::run::{deadline, raise_fd_limit, server_for, sleep_bounded};
 use crate::server::sample;
 use crate::sfu_bot::{self, Bot, BotSpec, MediaSpec, TrackStat};
-use crate::{deadline, mib, print_result, raise_fd_limit, server_for, sleep_bounded};
 
 /// Most subscriber bots one run may start.
 const MAX_SUBSCRIBERS: usize = 1000;
