@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
+use crate::closed_sessions::ClosedSessions;
 use crate::config::Config;
 use crate::conn_limit::ConnLimiter;
 use crate::metrics::Metrics;
-use crate::closed_sessions::ClosedSessions;
 
 #[derive(Debug)]
 pub struct AppState {
