@@ -6,7 +6,8 @@
 use std::fmt::Debug;
 
 use protocol::{
-    ChatRequest, JoinRequest, LeaveRequest, MediaStateRequest, Object, PingRequest, ReceiptRequest,
+    ChatRequest, JoinRequest, LeaveRequest, MediaStateRequest, Object, PingRequest,
+    ReactionRequest, ReceiptRequest,
     RoomName, SignalData, SignalRequest, TypingRequest, ValidationError, events,
 };
 use serde::Serialize;
@@ -106,6 +107,15 @@ fn spec_media_state(f: &Fields<'_>) -> Spec<Value> {
 
 fn spec_receipt(f: &Fields<'_>) -> Spec<Value> {
     Ok(json!({"room": f.room()?, "id": f.string("id")?}))
+}
+
+fn spec_reaction(f: &Fields<'_>) -> Spec<Value> {
+    let room = f.room()?;
+    let emoji = f.string("emoji")?;
+    if !rules::emoji(emoji) {
+        return Err(format!("bad emoji {emoji:?}"));
+    }
+    Ok(json!({"room": room, "emoji": emoji}))
 }
 
 fn spec_ping(f: &Fields<'_>) -> Spec<Value> {
@@ -222,6 +232,15 @@ impl Request for PingRequest {
     }
 }
 
+impl Request for ReactionRequest {
+    const EVENT: &'static str = "reaction";
+    const SPEC: PayloadSpec = spec_reaction;
+    fn invariants(&self) {
+        assert_room(&self.room);
+        assert!(rules::emoji(&self.emoji), "accepted emoji {:?}", self.emoji);
+    }
+}
+
 /// JSON's insignificant whitespace.
 fn skip_ws(data: &[u8]) -> &[u8] {
     let n = data
@@ -233,7 +252,7 @@ fn skip_ws(data: &[u8]) -> &[u8] {
 
 fn check_request<T: Request>(data: &[u8], tree: Option<&J>) {
     let ev = T::EVENT;
-    // What the server does: `Object<T>` (events.rs `parse`).
+    // What the server does: `Object<T>` (signal-server handlers/list.rs `payload`).
     let wrapped = serde_json::from_slice::<Object<T>>(data).map(|Object(t)| t);
     // `Object` only adds "must be an object" to the derive.
     let plain = serde_json::from_slice::<T>(data);
@@ -290,4 +309,5 @@ pub fn check_client_payload(data: &[u8]) {
     check_request::<MediaStateRequest>(data, tree);
     check_request::<ReceiptRequest>(data, tree);
     check_request::<PingRequest>(data, tree);
+    check_request::<ReactionRequest>(data, tree);
 }

@@ -59,6 +59,11 @@ pub fn password(s: &str) -> Result<Option<&str>, ()> {
     }
 }
 
+/// A reaction (PROTOCOL.md version 2): 1–16 characters, not all white space.
+pub fn emoji(s: &str) -> bool {
+    (1..=16).contains(&s.chars().count()) && !trim_ws(s).is_empty()
+}
+
 /// An offer/answer whose SDP is blank fails `SignalData::validate`.
 pub fn sdp_blank(sdp: &str) -> bool {
     sdp.chars().all(char::is_whitespace)
