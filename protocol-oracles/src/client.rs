@@ -7,8 +7,8 @@ use std::fmt::Debug;
 
 use protocol::{
     ChatRequest, JoinRequest, LeaveRequest, MediaStateRequest, Object, PingRequest,
-    ReactionRequest, ReceiptRequest,
-    RoomName, SignalData, SignalRequest, TypingRequest, ValidationError, events,
+    ReactionRequest, ReceiptRequest, RoomName, SignalData, SignalRequest, TypingRequest,
+    ValidationError, events,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
