@@ -30,6 +30,11 @@ pub struct Config {
     pub ws_read_buffer: usize,
     /// Scale-out: rooms in Redis, relays through the socket.io Redis adapter.
     pub redis: Option<RedisConfig>,
+    /// An HTTP connection must send its request head within this.
+    pub http_header_timeout: Duration,
+    /// An HTTP connection with no request in flight is closed after this
+    /// (upgraded WebSockets have the Engine.IO heartbeat instead).
+    pub http_idle_timeout: Duration,
 }
 
 /// Where the nodes of one deployment meet.
@@ -56,6 +61,23 @@ pub struct Limits {
     pub send_buffer: usize,
     /// Engine.IO sessions per client address; 0 = unlimited.
     pub max_conns_per_ip: usize,
+    /// Bytes queued for one socket that does not read; beyond, it is
+    /// disconnected (docs/server-contract.md, "Limits").
+    pub send_buffer_bytes: usize,
+    /// Bytes queued for all the sockets of one client address together.
+    pub send_buffer_bytes_per_ip: usize,
+    /// Chat history kept per room, in bytes (besides `history` messages).
+    pub history_bytes: usize,
+    /// Chat history written from one client address, in bytes, over all rooms;
+    /// beyond, that address's oldest kept messages go first.
+    pub history_bytes_per_ip: usize,
+    /// Rooms one socket may be in at once.
+    pub max_rooms_per_socket: usize,
+    /// SFU peer connections of one client address at once.
+    pub sfu_peers_per_ip: usize,
+    /// `/api/config` answers (each may mint TURN credentials) per client
+    /// address and minute.
+    pub config_requests_per_min: u32,
 }
 
 /// ICE servers handed to browsers by `/api/config`.
@@ -83,6 +105,13 @@ impl Default for Config {
                 rate_per_sec: 100,
                 send_buffer: 1024,
                 max_conns_per_ip: 256,
+                send_buffer_bytes: 1 << 20,
+                send_buffer_bytes_per_ip: 16 << 20,
+                history_bytes: 64 << 10,
+                history_bytes_per_ip: 4 << 20,
+                max_rooms_per_socket: 16,
+                sfu_peers_per_ip: 32,
+                config_requests_per_min: 60,
             },
             default_mode: Mode::Mesh,
             sfu: None,
@@ -96,6 +125,8 @@ impl Default for Config {
             ping_timeout: Duration::from_secs(20),
             ws_read_buffer: 1024,
             redis: None,
+            http_header_timeout: Duration::from_secs(10),
+            http_idle_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -141,6 +172,36 @@ pub struct Cli {
     /// Connections (Engine.IO sessions) per client address; more get HTTP 429. 0: unlimited.
     #[arg(long, env = "MAX_CONNS_PER_IP", default_value_t = 256)]
     pub max_conns_per_ip: usize,
+    /// Bytes queued for one socket that stops reading; beyond, it is disconnected.
+    #[arg(long, env = "SEND_BUFFER_BYTES", default_value_t = 1 << 20)]
+    pub send_buffer_bytes: usize,
+    /// Bytes queued for all the sockets of one client address together; beyond,
+    /// the socket whose queue would cross it is disconnected.
+    #[arg(long, env = "SEND_BUFFER_BYTES_PER_IP", default_value_t = 16 << 20)]
+    pub send_buffer_bytes_per_ip: usize,
+    /// Chat history kept per room, in bytes (the oldest messages go first).
+    #[arg(long, env = "HISTORY_BYTES", default_value_t = 64 << 10)]
+    pub history_bytes: usize,
+    /// Chat history written from one client address over all rooms, in bytes
+    /// (that address's oldest kept messages go first).
+    #[arg(long, env = "HISTORY_BYTES_PER_IP", default_value_t = 4 << 20)]
+    pub history_bytes_per_ip: usize,
+    /// Rooms one socket may be in at once; another join gets `bad_request`.
+    #[arg(long, env = "MAX_ROOMS_PER_SOCKET", default_value_t = 16)]
+    pub max_rooms_per_socket: usize,
+    /// SFU peer connections of one client address at once.
+    #[arg(long, env = "SFU_PEERS_PER_IP", default_value_t = 32)]
+    pub sfu_peers_per_ip: usize,
+    /// `/api/config` requests (each may mint TURN credentials) per client address
+    /// per minute; more get HTTP 429.
+    #[arg(long, env = "CONFIG_REQUESTS_PER_MIN", default_value_t = 60)]
+    pub config_requests_per_min: u32,
+    /// Seconds an HTTP connection has to send its request head.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub http_header_timeout_secs: u64,
+    /// Seconds an idle HTTP keep-alive connection is kept open.
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT_SECS", default_value_t = 120)]
+    pub http_idle_timeout_secs: u64,
     /// Behind a reverse proxy (Heroku, nginx): the client address is the last
     /// X-Forwarded-For entry. Off: the TCP peer (a client could forge the header).
     #[arg(long, env = "TRUST_PROXY", default_value_t = false)]
@@ -234,6 +295,18 @@ impl Cli {
                 rate_per_sec: self.rate_limit_per_sec,
                 send_buffer: self.send_buffer.max(16),
                 max_conns_per_ip: self.max_conns_per_ip,
+                // At least one largest event must fit.
+                send_buffer_bytes: self
+                    .send_buffer_bytes
+                    .max(4 * self.max_message_bytes.max(1024)),
+                send_buffer_bytes_per_ip: self
+                    .send_buffer_bytes_per_ip
+                    .max(4 * self.max_message_bytes.max(1024)),
+                history_bytes: self.history_bytes.max(16 << 10),
+                history_bytes_per_ip: self.history_bytes_per_ip.max(16 << 10),
+                max_rooms_per_socket: self.max_rooms_per_socket.max(1),
+                sfu_peers_per_ip: self.sfu_peers_per_ip.max(1),
+                config_requests_per_min: self.config_requests_per_min.max(1),
             },
             default_mode: self.default_mode,
             sfu: self.sfu.then(|| sfu::SfuConfig {
@@ -257,6 +330,8 @@ impl Cli {
             ping_interval: Duration::from_millis(self.ping_interval_ms.max(100)),
             ping_timeout: Duration::from_millis(self.ping_timeout_ms.max(100)),
             ws_read_buffer: self.ws_read_buffer.max(256),
+            http_header_timeout: Duration::from_secs(self.http_header_timeout_secs.max(1)),
+            http_idle_timeout: Duration::from_secs(self.http_idle_timeout_secs.max(1)),
             redis: self
                 .redis_url
                 .as_deref()

@@ -1,4 +1,5 @@
-//! At most N Engine.IO sessions per client address.
+//! At most N Engine.IO sessions per client address, and the counters the
+//! other per-address limits share ([`AddrState`]).
 //!
 //! A new session is a request to `/socket.io/` without `sid` (a polling
 //! handshake or a direct WebSocket). The middleware reserves a slot for its
@@ -14,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -27,21 +28,45 @@ pub struct ConnLimiter {
     /// Sessions per address; 0 = unlimited.
     limit: usize,
     trust_proxy: bool,
-    open: Mutex<HashMap<IpAddr, usize>>,
+    open: Mutex<HashMap<IpAddr, (usize, Arc<AddrState>)>>,
     pub refused: AtomicU64,
 }
 
+/// What the sessions of one client address share, while it has any: the
+/// counters of the per-address limits.
+#[derive(Debug, Default)]
+pub struct AddrState {
+    /// SFU peer connections of this address now.
+    pub sfu_peers: AtomicUsize,
+}
+
 /// One reserved session of one address; dropping the last clone frees it.
+/// Every Engine.IO session holds one (in its handshake request's
+/// extensions), so a socket knows its client address and that address's
+/// counters.
 #[derive(Debug)]
 pub struct Slot {
     limiter: Arc<ConnLimiter>,
     ip: IpAddr,
+    state: Arc<AddrState>,
+}
+
+impl Slot {
+    /// The client's address.
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+
+    /// The counters shared by every session of this address.
+    pub fn addr(&self) -> &Arc<AddrState> {
+        &self.state
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut open = self.limiter.lock();
-        if let Some(n) = open.get_mut(&self.ip) {
+        if let Some((n, _)) = open.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
                 open.remove(&self.ip);
@@ -61,23 +86,25 @@ impl ConnLimiter {
     }
 
     /// A counter map holds no invariant a panic could break.
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (usize, Arc<AddrState>)>> {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A slot for `ip`, or `None` when it already has `limit` sessions.
     pub fn reserve(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
         let mut open = self.lock();
-        let n = open.entry(ip).or_insert(0);
+        let (n, state) = open.entry(ip).or_default();
         if self.limit != 0 && *n >= self.limit {
             drop(open);
             self.refused.fetch_add(1, Ordering::Relaxed);
             return None;
         }
         *n += 1;
+        let state = state.clone();
         Some(Slot {
             limiter: self.clone(),
             ip,
+            state,
         })
     }
 
@@ -120,7 +147,7 @@ pub async fn middleware(
     mut req: Request,
     next: Next,
 ) -> Response {
-    if limiter.limit == 0 || !is_handshake(&req) {
+    if !is_handshake(&req) {
         return next.run(req).await;
     }
     let peer = req
@@ -169,6 +196,11 @@ mod tests {
         let s3 = l.reserve(a).unwrap();
         drop((s2, s3));
         assert_eq!(l.addresses(), 1, "only b is left");
+        // The sessions of one address share its counters.
+        let c: IpAddr = "10.0.0.3".parse().unwrap();
+        let (x, y) = (l.reserve(c).unwrap(), l.reserve(c).unwrap());
+        assert!(Arc::ptr_eq(x.addr(), y.addr()));
+        assert_eq!(x.ip(), c);
     }
 
     #[test]

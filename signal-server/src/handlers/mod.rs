@@ -47,6 +47,16 @@ impl<E: Engine> Ctx<'_, E> {
         self.socket.id
     }
 
+    /// The sender's client address and its per-address counters (every
+    /// session has one, from its handshake).
+    #[allow(dead_code)] // the SFU's per-address cap uses it next
+    pub fn client(&self) -> Option<&Arc<crate::conn_limit::Slot>> {
+        self.socket
+            .req_parts()
+            .extensions
+            .get::<Arc<crate::conn_limit::Slot>>()
+    }
+
     /// Answers the event.
     pub fn answer(&self, ack: Ack<E::A>, result: Result<Reply, Failure>) -> Answered {
         ack.send(&self.node.state.metrics, result)
