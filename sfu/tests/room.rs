@@ -16,8 +16,8 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use sfu::{
-    PcOptions, PeerId, ReadFilter, RoomHandle, SfuConfig, Transports, apply_as_polite, build_pc,
-    candidate_to_wire, spawn_room,
+    PcOptions, PeerId, ReadFilter, RoomHandle, Sfu, SfuConfig, Transports, apply_as_polite,
+    build_pc, candidate_to_wire,
 };
 use tokio::sync::mpsc;
 use webrtc::media_stream::MediaStreamTrack;
@@ -502,7 +502,7 @@ fn setup(port_min: u16) -> (RoomHandle, Inboxes) {
 
 fn setup_with(cfg: SfuConfig) -> (RoomHandle, Inboxes) {
     let (out_tx, out_rx) = mpsc::unbounded_channel();
-    let room = spawn_room(cfg, out_tx);
+    let room = Sfu::new(cfg).spawn_room(out_tx);
     let inboxes: Inboxes = Default::default();
     spawn_router(out_rx, inboxes.clone());
     (room, inboxes)
@@ -838,7 +838,7 @@ async fn subscriber_without_udp_connects_over_ice_tcp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_task_ends_when_its_last_handle_is_dropped() {
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
-    let room = spawn_room(cfg(41700), out_tx);
+    let room = Sfu::new(cfg(41700)).spawn_room(out_tx);
     let second = room.clone();
     drop(room);
     // Still one handle: the room keeps running.

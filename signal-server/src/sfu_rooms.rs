@@ -1,13 +1,38 @@
 //! The SFU rooms this node hosts: one webrtc-rs room task per SFU-mode
 //! room (the `sfu` crate), started with the room's first member and ended
 //! with its last.
+//!
+//! What one client can make the SFU hold is bounded here, before a signal
+//! is queued to a room:
+//! - an offer, answer or candidate must pass the SFU's checks
+//!   ([`sfu::validate_offer`] and its kin): nothing is built for text that
+//!   is not a usable description ([`SfuRefusal::Bad`], `bad_request`);
+//! - a peer has at most one connection per SFU room (the room keys them by
+//!   peer id, and a socket has one peer id per room), and a socket is in at
+//!   most `max_rooms_per_socket` rooms;
+//! - the connections of one client address are counted in its
+//!   [`AddrState::sfu_peers`]: at most `sfu_peers_per_ip` at once
+//!   ([`SfuRefusal::TooMany`], `rate_limited`).
+//!
+//! The count's truth is split: the server knows the address, the room knows
+//! when a connection exists. Each (room, peer) that offered gets a [`Seat`]
+//! (its address's counter and whether it counts now), kept here until the
+//! peer leaves and handed to the room with each offer as its
+//! [`sfu::PeerAllowance`]. The handler takes the count before queueing an
+//! offer (so the sender's ack can say `rate_limited`); the room takes it
+//! again (a no-op when held) when it builds the connection, and gives it
+//! back when the connection ends for any reason (leave, disconnect, `bye`,
+//! failed connection, a first offer it cannot apply, the room's end). A
+//! seat dropped while counting (the room gone) gives it back too.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use protocol::{PeerId, RoomName, SignalData};
 use tokio::sync::mpsc;
 
+use crate::conn_limit::AddrState;
 use crate::metrics::SfuRoomSnapshot;
 
 /// What an SFU room sends its peers: `(peer, signal)`.
@@ -16,60 +41,147 @@ pub type SfuOutbox = mpsc::UnboundedReceiver<(PeerId, SignalData)>;
 #[derive(Debug)]
 pub struct SfuRooms {
     /// `None`: this node has no SFU.
-    cfg: Option<sfu::SfuConfig>,
-    rooms: Mutex<HashMap<RoomName, sfu::RoomHandle>>,
+    sfu: Option<sfu::Sfu>,
+    rooms: Mutex<HashMap<RoomName, SfuRoom>>,
+}
+
+/// One SFU room: its task's handle, and the seats of the peers that offered.
+#[derive(Debug)]
+struct SfuRoom {
+    handle: sfu::RoomHandle,
+    seats: HashMap<PeerId, Arc<Seat>>,
+}
+
+/// Why a signal for the SFU is not queued.
+#[derive(Debug, thiserror::Error)]
+pub enum SfuRefusal {
+    /// Not a usable description or candidate (`bad_request`).
+    #[error("SFU signal refused: {0}")]
+    Bad(#[from] sfu::BadSignal),
+    /// The sender's address has its SFU connections already (`rate_limited`).
+    #[error(
+        "too many SFU connections from this address (at most {0}); \
+         leave an SFU room to start another"
+    )]
+    TooMany(usize),
+    /// The room's queue is full, or the room is gone (`internal`).
+    #[error("{0}")]
+    Unavailable(&'static str),
+}
+
+/// Who sent a signal, for the per-address count.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    pub peer: PeerId,
+    /// The sender's address's counters; `None`: not counted (a session
+    /// without an address slot, which the server does not create).
+    pub addr: Option<Arc<AddrState>>,
+    /// `Limits::sfu_peers_per_ip`.
+    pub limit: usize,
 }
 
 impl SfuRooms {
     pub fn new(cfg: Option<sfu::SfuConfig>) -> Self {
         Self {
-            cfg,
+            sfu: cfg.map(sfu::Sfu::new),
             rooms: Mutex::new(HashMap::new()),
         }
     }
 
     /// Whether this node hosts SFU rooms.
     pub fn enabled(&self) -> bool {
-        self.cfg.is_some()
+        self.sfu.is_some()
     }
 
-    /// Handles only: a panic cannot leave the map half-changed.
-    fn lock(&self) -> MutexGuard<'_, HashMap<RoomName, sfu::RoomHandle>> {
+    /// Handles and seats only: a panic cannot leave the map half-changed.
+    fn lock(&self) -> MutexGuard<'_, HashMap<RoomName, SfuRoom>> {
         self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Starts the SFU of `room` unless it runs already (or this node has no
     /// SFU); returns what the new room will say to its peers.
     pub fn open(&self, room: &RoomName) -> Option<SfuOutbox> {
-        let cfg = self.cfg.clone()?;
+        let sfu = self.sfu.as_ref()?;
         let mut rooms = self.lock();
         if rooms.contains_key(room) {
             return None;
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        rooms.insert(room.clone(), sfu::spawn_room(cfg, tx));
+        let entry = SfuRoom {
+            handle: sfu.spawn_room(tx),
+            seats: HashMap::new(),
+        };
+        rooms.insert(room.clone(), entry);
         Some(rx)
     }
 
-    /// Queues a signal from `from` for the SFU of `room`, in order.
-    pub fn signal(&self, room: &RoomName, from: PeerId, data: SignalData) -> Result<(), String> {
-        let handle = self.lock().get(room).cloned();
-        match handle {
-            Some(h) => h.try_signal(from, data).map_err(|e| e.to_string()),
-            None => Err("the SFU room is gone".to_owned()),
+    /// Checks a signal from `from` for the SFU of `room` and queues it, in
+    /// order. An offer also needs a connection counted for the sender's
+    /// address, unless the peer has one.
+    pub fn signal(
+        &self,
+        room: &RoomName,
+        from: Sender,
+        data: SignalData,
+    ) -> Result<(), SfuRefusal> {
+        // Checked before any lock is taken or anything is built.
+        match &data {
+            SignalData::Offer { sdp } => sfu::validate_offer(sdp)?,
+            SignalData::Answer { sdp } => sfu::validate_answer(sdp)?,
+            SignalData::Candidate { candidate: Some(c) } => sfu::validate_candidate(c)?,
+            SignalData::Candidate { candidate: None } | SignalData::Bye => {}
         }
+        let mut rooms = self.lock();
+        let entry = rooms
+            .get_mut(room)
+            .ok_or(SfuRefusal::Unavailable("the SFU room is gone"))?;
+        let mut newly_counted = None;
+        let allowance = if matches!(data, SignalData::Offer { .. }) {
+            let seat = entry
+                .seats
+                .entry(from.peer.clone())
+                .or_insert_with(|| {
+                    Arc::new(Seat {
+                        addr: from.addr.clone(),
+                        limit: from.limit,
+                        counted: Mutex::new(false),
+                    })
+                })
+                .clone();
+            match seat.take() {
+                Taken::Refused => return Err(SfuRefusal::TooMany(from.limit)),
+                Taken::Now => newly_counted = Some(seat.clone()),
+                Taken::Already => {}
+            }
+            Some(seat as Arc<dyn sfu::PeerAllowance>)
+        } else {
+            None
+        };
+        entry
+            .handle
+            .try_signal(from.peer, data, allowance)
+            .map_err(|_| {
+                // Counted for an offer that is not queued: uncount it.
+                if let Some(seat) = newly_counted {
+                    seat.give_back();
+                }
+                SfuRefusal::Unavailable("the SFU room is busy; try again")
+            })
     }
 
     /// `peer` left `room`; with the last one the room's task ends (dropping
-    /// the last handle closes every connection).
+    /// the last handle closes every connection, giving back their counts).
     pub fn leave(&self, room: &RoomName, peer: PeerId, last: bool) {
         let mut rooms = self.lock();
-        let Some(h) = rooms.get(room) else {
+        let Some(entry) = rooms.get_mut(room) else {
             return;
         };
-        if let Err(e) = h.try_leave(peer.clone()) {
-            // The SFU drops the peer anyway once its connection fails.
-            tracing::warn!(room = %room, peer = %peer, "SFU leave not queued: {e}");
+        // The room gives the count back when it closes the connection; a
+        // seat whose offer was never taken up gives it back when dropped.
+        entry.seats.remove(&peer);
+        if let Err(e) = entry.handle.try_leave(peer.clone()) {
+            // Only when the room task is gone, which closed every connection.
+            tracing::debug!(room = %room, peer = %peer, "SFU leave not queued: {e}");
         }
         if last {
             rooms.remove(room);
@@ -81,13 +193,117 @@ impl SfuRooms {
         let mut all: Vec<SfuRoomSnapshot> = self
             .lock()
             .iter()
-            .map(|(room, h)| SfuRoomSnapshot {
+            .map(|(room, r)| SfuRoomSnapshot {
                 room: room.clone(),
-                totals: h.metrics.totals(),
-                peers: h.metrics.peer_snapshot(),
+                totals: r.handle.metrics.totals(),
+                peers: r.handle.metrics.peer_snapshot(),
             })
             .collect();
         all.sort_by(|a, b| a.room.as_str().cmp(b.room.as_str()));
         all
+    }
+}
+
+/// One peer's claim on an SFU connection of one room, counted in its
+/// address's `sfu_peers` while `counted`.
+#[derive(Debug)]
+struct Seat {
+    addr: Option<Arc<AddrState>>,
+    limit: usize,
+    /// Whether this seat counts in `addr` now. A lock, not an atomic: the
+    /// handler takes and the room gives back concurrently, and the flag and
+    /// the counter must change together.
+    counted: Mutex<bool>,
+}
+
+/// What [`Seat::take`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Taken {
+    /// It counted already.
+    Already,
+    /// It counts from now on.
+    Now,
+    /// Its address has `limit` connections counted.
+    Refused,
+}
+
+impl Seat {
+    /// Counts this seat (nothing to do if it counts already), within its
+    /// address's limit.
+    fn take(&self) -> Taken {
+        let mut counted = self.counted.lock().unwrap_or_else(PoisonError::into_inner);
+        if *counted {
+            return Taken::Already;
+        }
+        if let Some(addr) = &self.addr {
+            let limit = self.limit;
+            let taken = addr
+                .sfu_peers
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < limit).then_some(n + 1)
+                });
+            if taken.is_err() {
+                return Taken::Refused;
+            }
+        }
+        *counted = true;
+        Taken::Now
+    }
+
+    fn give_back(&self) {
+        let mut counted = self.counted.lock().unwrap_or_else(PoisonError::into_inner);
+        if std::mem::take(&mut *counted)
+            && let Some(addr) = &self.addr
+        {
+            addr.sfu_peers.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl sfu::PeerAllowance for Seat {
+    fn acquire(&self) -> bool {
+        self.take() != Taken::Refused
+    }
+
+    fn release(&self) {
+        self.give_back();
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.give_back();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seat(addr: &Arc<AddrState>, limit: usize) -> Arc<Seat> {
+        Arc::new(Seat {
+            addr: Some(addr.clone()),
+            limit,
+            counted: Mutex::new(false),
+        })
+    }
+
+    #[test]
+    fn seats_count_once_up_to_the_limit_and_give_back_once() {
+        let addr = Arc::new(AddrState::default());
+        let n = || addr.sfu_peers.load(Ordering::Relaxed);
+        let (a, b, c) = (seat(&addr, 2), seat(&addr, 2), seat(&addr, 2));
+        assert_eq!((a.take(), a.take()), (Taken::Now, Taken::Already));
+        assert_eq!(b.take(), Taken::Now);
+        assert_eq!(n(), 2);
+        assert_eq!(c.take(), Taken::Refused, "the third is over the limit");
+        a.give_back();
+        a.give_back();
+        assert_eq!(n(), 1, "giving back twice uncounts once");
+        assert_eq!(c.take(), Taken::Now);
+        drop(b);
+        assert_eq!(n(), 1, "a seat dropped while counting gives it back");
+        drop((a, c));
+        assert_eq!(n(), 0);
     }
 }

@@ -9,6 +9,12 @@
 //! - [`forward`]: publishing, subscribing, the RTP fan-out and the RTCP
 //!   way back;
 //! - [`metrics`]: the room's and each peer's counters.
+//!
+//! What a peer can make the room hold: one connection (and one port of the
+//! server's [`PortPool`]) per peer, built only for an offer that passed
+//! [`check_description`](crate::validate::check_description) and whose [`PeerAllowance`] (the server's
+//! per-address count) agreed; released when the peer leaves, says `bye`,
+//! its connection fails, its first offer cannot be applied, or the room ends.
 
 mod forward;
 mod metrics;
@@ -16,7 +22,7 @@ mod negotiation;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use protocol::{IceCandidate, SignalData};
@@ -30,17 +36,35 @@ use webrtc::peer_connection::{
 
 use self::forward::{Published, Subscription, TrackKey};
 use self::negotiation::Negotiation;
-use crate::config::{Ports, SfuConfig};
-use crate::peer::{PcOptions, Transports, build_pc, candidate_to_wire};
-use protocol::PeerId;
-
+use crate::config::SfuConfig;
 use crate::error::SfuError;
+use crate::peer::{PcOptions, Transports, build_pc, candidate_to_wire};
+use crate::ports::{PortLease, PortPool};
+use protocol::PeerId;
 
 pub use self::forward::MAX_TRACKS_PER_PEER;
 pub use self::metrics::{PeerMetrics, PeerSnapshot, RoomMetrics, RoomTotals};
 
+/// Signals queued to one room and not yet taken by its task; more are
+/// refused ([`RoomHandle::try_signal`]). Leaves are never refused.
+pub const SIGNAL_QUEUE: usize = 256;
+
+/// What the owner of the SFU counts per peer connection, beyond the room
+/// (the signaling server: connections per client address). The room calls
+/// [`acquire`](PeerAllowance::acquire) before it builds a peer's connection
+/// and [`release`](PeerAllowance::release) when that connection ends,
+/// whatever the reason; one allowance stands for one peer of one room.
+pub trait PeerAllowance: Send + Sync {
+    /// Counts this peer's connection; `false`: refused (no connection is
+    /// built). Must answer `true` while it is already counted.
+    fn acquire(&self) -> bool;
+    /// The connection is gone: uncount it (nothing if it was not counted).
+    fn release(&self);
+}
+
 enum Cmd {
-    Signal(PeerId, SignalData),
+    /// A signal, with the sender's allowance (used if it brings a new connection).
+    Signal(PeerId, SignalData, Option<Arc<dyn PeerAllowance>>),
     Leave(PeerId),
     Stats(oneshot::Sender<String>),
     OfferInFlight(PeerId, oneshot::Sender<bool>),
@@ -77,6 +101,10 @@ impl PeerConnectionEventHandler for PeerEvents {
 /// One peer of the room: its connection to the SFU and what flows on it.
 struct Peer {
     pc: Arc<dyn PeerConnection>,
+    /// The connection's port; back to the pool when the peer is dropped.
+    _port: PortLease,
+    /// Released when the peer is removed.
+    allowance: Option<Arc<dyn PeerAllowance>>,
     metrics: Arc<PeerMetrics>,
     negotiation: Negotiation,
     /// The browser's candidates that arrived before there was a remote description.
@@ -91,55 +119,89 @@ struct Peer {
 
 /// Commands to one room's task; cloneable. The room ends when the last
 /// handle is dropped.
+///
+/// One ordered queue for signals and leaves, so a leave is never taken
+/// before a signal the peer sent earlier (which could then build a
+/// connection for a peer that is gone). It is unbounded so that a leave is
+/// never refused; signals are bounded by a count instead ([`SIGNAL_QUEUE`]).
 #[derive(Clone, Debug)]
 pub struct RoomHandle {
-    tx: mpsc::Sender<Cmd>,
+    tx: mpsc::UnboundedSender<Cmd>,
+    /// Signals queued and not yet taken by the room task.
+    queued: Arc<AtomicUsize>,
     pub metrics: Arc<RoomMetrics>,
 }
 
 impl RoomHandle {
-    /// Queues a signal without waiting, in order; fails when the room's
-    /// queue is full (a flooding peer) or the room is gone.
-    pub fn try_signal(&self, from: PeerId, s: SignalData) -> Result<(), SfuError> {
-        self.tx
-            .try_send(Cmd::Signal(from, s))
-            .map_err(|_| SfuError::Busy)
+    /// Queues a signal without waiting, in order; fails when
+    /// [`SIGNAL_QUEUE`] signals wait already (a flooding peer) or the room
+    /// is gone. `allowance`: counted if this signal brings the peer a new
+    /// connection (see [`PeerAllowance`]); `None`: nothing is counted.
+    pub fn try_signal(
+        &self,
+        from: PeerId,
+        s: SignalData,
+        allowance: Option<Arc<dyn PeerAllowance>>,
+    ) -> Result<(), SfuError> {
+        let reserved = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < SIGNAL_QUEUE).then_some(n + 1)
+            });
+        if reserved.is_err() {
+            return Err(SfuError::Busy);
+        }
+        self.tx.send(Cmd::Signal(from, s, allowance)).map_err(|_| {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            SfuError::Busy
+        })
     }
 
-    /// Removes a peer without waiting.
+    /// Removes a peer (closes its connection) without waiting; queued
+    /// behind its earlier signals. Never refused while the room runs.
     pub fn try_leave(&self, peer: PeerId) -> Result<(), SfuError> {
-        self.tx
-            .try_send(Cmd::Leave(peer))
-            .map_err(|_| SfuError::Busy)
+        self.tx.send(Cmd::Leave(peer)).map_err(|_| SfuError::Busy)
     }
 
+    /// Queues a signal, nothing counted (tests and bots); it may wait for
+    /// room in the queue.
     pub async fn signal(&self, from: PeerId, s: SignalData) {
-        let _ = self.tx.send(Cmd::Signal(from, s)).await;
+        while self.try_signal(from.clone(), s.clone(), None).is_err() && !self.tx.is_closed() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
     pub async fn leave(&self, peer: PeerId) {
-        let _ = self.tx.send(Cmd::Leave(peer)).await;
+        let _ = self.try_leave(peer);
     }
     /// Whether the room's offer to `peer` awaits its answer.
     pub async fn offer_in_flight(&self, peer: &PeerId) -> bool {
         let (tx, rx) = oneshot::channel();
-        let _ = self.tx.send(Cmd::OfferInFlight(peer.clone(), tx)).await;
+        let _ = self.tx.send(Cmd::OfferInFlight(peer.clone(), tx));
         rx.await.unwrap_or(false)
     }
     pub async fn stats(&self) -> String {
         let (tx, rx) = oneshot::channel();
-        let _ = self.tx.send(Cmd::Stats(tx)).await;
+        let _ = self.tx.send(Cmd::Stats(tx));
         rx.await.unwrap_or_default()
     }
 }
 
-/// Starts a room's task. What the room sends a peer (answers, offers, its
-/// candidates) comes out of `out`, addressed to that peer.
-pub fn spawn_room(cfg: SfuConfig, out: mpsc::UnboundedSender<(PeerId, SignalData)>) -> RoomHandle {
-    let (tx, rx) = mpsc::channel(256);
+/// Starts a room's task, its connections on ports of `ports`. What the room
+/// sends a peer (answers, offers, its candidates) comes out of `out`,
+/// addressed to that peer. (Through [`crate::Sfu::spawn_room`], which
+/// shares one pool among the rooms of a server.)
+pub(crate) fn spawn_room(
+    cfg: SfuConfig,
+    ports: Arc<PortPool>,
+    out: mpsc::UnboundedSender<(PeerId, SignalData)>,
+) -> RoomHandle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let metrics = Arc::new(RoomMetrics::default());
     let room = Room {
-        ports: Ports::new(cfg.port_min, cfg.port_max),
+        ports,
+        queued: queued.clone(),
         cfg,
         out,
         ev_tx,
@@ -148,12 +210,18 @@ pub fn spawn_room(cfg: SfuConfig, out: mpsc::UnboundedSender<(PeerId, SignalData
         metrics: metrics.clone(),
     };
     tokio::spawn(room.run(rx, ev_rx));
-    RoomHandle { tx, metrics }
+    RoomHandle {
+        tx,
+        queued,
+        metrics,
+    }
 }
 
 struct Room {
     cfg: SfuConfig,
-    ports: Ports,
+    ports: Arc<PortPool>,
+    /// Shared with the handles: signals queued and not yet taken.
+    queued: Arc<AtomicUsize>,
     out: mpsc::UnboundedSender<(PeerId, SignalData)>,
     ev_tx: mpsc::UnboundedSender<Ev>,
     peers: HashMap<PeerId, Peer>,
@@ -162,7 +230,11 @@ struct Room {
 }
 
 impl Room {
-    async fn run(mut self, mut cmds: mpsc::Receiver<Cmd>, mut evs: mpsc::UnboundedReceiver<Ev>) {
+    async fn run(
+        mut self,
+        mut cmds: mpsc::UnboundedReceiver<Cmd>,
+        mut evs: mpsc::UnboundedReceiver<Ev>,
+    ) {
         // Backstop for payload types not yet readable right after an answer.
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -180,8 +252,13 @@ impl Room {
                     Ok(())
                 }
             };
-            if let Err(e) = r {
-                tracing::warn!("sfu room: {e}");
+            match r {
+                Ok(()) => {}
+                // What a peer sent, or the state it left its connection
+                // in: its business, not the operator's (and a flood of
+                // garbage must not flood the log).
+                Err(e) if e.caused_by_peer() => tracing::debug!("sfu room: {e}"),
+                Err(e) => tracing::warn!("sfu room: {e}"),
             }
         }
         // Every handle is gone: close the connections and stop their tasks.
@@ -195,7 +272,10 @@ impl Room {
 
     async fn on_cmd(&mut self, c: Cmd) -> Result<(), SfuError> {
         match c {
-            Cmd::Signal(peer, s) => self.on_signal(peer, s).await,
+            Cmd::Signal(peer, s, allowance) => {
+                self.queued.fetch_sub(1, Ordering::AcqRel);
+                self.on_signal(peer, s, allowance).await
+            }
             Cmd::Leave(peer) => self.remove_peer(&peer).await,
             Cmd::OfferInFlight(peer, reply) => {
                 let in_flight = self
@@ -260,14 +340,58 @@ impl Room {
         Ok(())
     }
 
-    /// A new peer: its connection, on the next free port of the range.
-    async fn add_peer(&mut self, peer: &PeerId) -> Result<(), SfuError> {
-        // 0.21: one socket per PC, a taken port fails build() with
-        // "no udp_sockets or tcp_listeners available": try the next port.
-        let span = self.ports.span();
-        let mut built = None;
-        for _ in 0..span {
-            let port = self.ports.next();
+    /// A new peer: its connection, on a free port of the pool, if its
+    /// allowance agrees (released again if no connection can be built).
+    async fn add_peer(
+        &mut self,
+        peer: &PeerId,
+        allowance: Option<Arc<dyn PeerAllowance>>,
+    ) -> Result<(), SfuError> {
+        if let Some(a) = &allowance
+            && !a.acquire()
+        {
+            return Err(SfuError::Refused);
+        }
+        let built = self.build_peer_connection(peer).await;
+        let (pc, port) = match built {
+            Ok(b) => b,
+            Err(e) => {
+                if let Some(a) = &allowance {
+                    a.release();
+                }
+                return Err(e);
+            }
+        };
+        let metrics = self.metrics.add_peer(peer.clone());
+        self.peers.insert(
+            peer.clone(),
+            Peer {
+                pc,
+                _port: port,
+                allowance,
+                metrics,
+                negotiation: Negotiation::default(),
+                pending_candidates: vec![],
+                subs: HashMap::new(),
+                awaiting_keyframe: vec![],
+                drains: vec![],
+            },
+        );
+        Ok(())
+    }
+
+    /// A connection on a port of the pool. The pool hands out ports that
+    /// could be bound a moment ago; a build can still fail (another process
+    /// took the port since), so a few are tried.
+    async fn build_peer_connection(
+        &mut self,
+        peer: &PeerId,
+    ) -> Result<(Arc<dyn PeerConnection>, PortLease), SfuError> {
+        const BUILD_TRIES: usize = 3;
+        let mut last = SfuError::NoPort;
+        for _ in 0..BUILD_TRIES {
+            let lease = self.ports.lease().ok_or(SfuError::NoPort)?;
+            let port = lease.port();
             let handler = Arc::new(PeerEvents {
                 peer: peer.clone(),
                 tx: self.ev_tx.clone(),
@@ -283,28 +407,14 @@ impl Room {
                 },
             };
             match build_pc(&opts, handler, |r| r).await {
-                Ok(pc) => {
-                    built = Some(pc);
-                    break;
+                Ok(pc) => return Ok((pc, lease)),
+                Err(e) => {
+                    tracing::debug!(port, "sfu: cannot build a connection: {e}");
+                    last = e;
                 }
-                Err(e) => tracing::debug!(port, "sfu: cannot bind: {e}"),
             }
         }
-        let pc = built.ok_or(SfuError::NoPort)?;
-        let metrics = self.metrics.add_peer(peer.clone());
-        self.peers.insert(
-            peer.clone(),
-            Peer {
-                pc,
-                metrics,
-                negotiation: Negotiation::default(),
-                pending_candidates: vec![],
-                subs: HashMap::new(),
-                awaiting_keyframe: vec![],
-                drains: vec![],
-            },
-        );
-        Ok(())
+        Err(last)
     }
 
     async fn remove_peer(&mut self, peer: &PeerId) -> Result<(), SfuError> {
@@ -315,6 +425,9 @@ impl Room {
         self.drop_subscriptions(peer, p.subs);
         p.drains.iter().for_each(|t| t.abort());
         let _ = p.pc.close().await;
+        if let Some(a) = &p.allowance {
+            a.release();
+        }
         self.unpublish(peer).await;
         Ok(())
     }

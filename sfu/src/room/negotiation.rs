@@ -7,6 +7,11 @@
 //! The browser's candidates that arrive before its offer could be applied
 //! wait in [`Peer::pending_candidates`](super::Peer) until there is a
 //! remote description.
+//!
+//! A peer's first offer is checked ([`check_description`]) before its
+//! connection is built, and a connection whose first offer cannot be
+//! applied and answered is closed at once: no peer keeps a connection (or
+//! a port) without a remote description.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,11 +20,11 @@ use protocol::{IceCandidate, SignalData};
 use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
 
 use super::forward::{TrackKey, resolve_payload_types};
-use super::{Peer, Room};
-use crate::peer::candidate_from_wire;
-use protocol::PeerId;
-
+use super::{Peer, PeerAllowance, Room};
 use crate::error::SfuError;
+use crate::peer::candidate_from_wire;
+use crate::validate::check_description;
+use protocol::PeerId;
 
 /// Where the room's side of the offer/answer exchange with one peer stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -77,10 +82,16 @@ impl Negotiation {
 }
 
 impl Room {
-    /// One `signal` a peer addressed to the SFU.
-    pub(super) async fn on_signal(&mut self, peer: PeerId, s: SignalData) -> Result<(), SfuError> {
+    /// One `signal` a peer addressed to the SFU; `allowance` is counted if
+    /// it brings the peer a connection.
+    pub(super) async fn on_signal(
+        &mut self,
+        peer: PeerId,
+        s: SignalData,
+        allowance: Option<Arc<dyn PeerAllowance>>,
+    ) -> Result<(), SfuError> {
         match s {
-            SignalData::Offer { sdp } => self.on_offer(peer, sdp).await,
+            SignalData::Offer { sdp } => self.on_offer(peer, sdp, allowance).await,
             SignalData::Answer { sdp } => self.on_answer(peer, sdp).await,
             SignalData::Candidate { candidate: Some(c) } => self.on_candidate(&peer, c).await,
             SignalData::Candidate { candidate: None } => Ok(()),
@@ -88,37 +99,31 @@ impl Room {
         }
     }
 
-    /// The browser's offer: its first one brings it into the room. Answered
-    /// unless it collides with ours; then the peer is subscribed to every
-    /// track it does not receive yet, and offered those.
-    async fn on_offer(&mut self, peer: PeerId, offer: String) -> Result<(), SfuError> {
-        if !self.peers.contains_key(&peer) {
-            self.add_peer(&peer).await?;
+    /// The browser's offer: its first one brings it into the room (if it
+    /// passes the checks and the peer's allowance agrees). Answered unless
+    /// it collides with ours; then the peer is subscribed to every track it
+    /// does not receive yet, and offered those.
+    async fn on_offer(
+        &mut self,
+        peer: PeerId,
+        offer: String,
+        allowance: Option<Arc<dyn PeerAllowance>>,
+    ) -> Result<(), SfuError> {
+        // Before any connection or port exists.
+        check_description(&offer)?;
+        let desc = RTCSessionDescription::offer(offer).map_err(SfuError::peer("offer"))?;
+        let fresh = !self.peers.contains_key(&peer);
+        if fresh {
+            self.add_peer(&peer, allowance).await?;
         }
-        let p = self.peers.get_mut(&peer).ok_or(SfuError::NoPeer)?;
-        // Impolite side of perfect negotiation: ignore a colliding offer.
-        if has_offer_out(p).await {
-            self.metrics
-                .offers_ignored_glare
-                .fetch_add(1, Ordering::Relaxed);
+        let answered = self.answer(&peer, desc).await;
+        if fresh && !matches!(answered, Ok(true)) {
+            // No remote description to live on: close it, free its port.
+            self.remove_peer(&peer).await?;
+        }
+        if !answered? {
             return Ok(());
         }
-        p.pc.set_remote_description(
-            RTCSessionDescription::offer(offer).map_err(SfuError::webrtc("offer"))?,
-        )
-        .await
-        .map_err(SfuError::webrtc("apply offer"))?;
-        add_pending_candidates(p).await?;
-        let answer =
-            p.pc.create_answer(None)
-                .await
-                .map_err(SfuError::webrtc("create answer"))?;
-        p.pc.set_local_description(answer.clone())
-            .await
-            .map_err(SfuError::webrtc("set answer"))?;
-        let _ = self
-            .out
-            .send((peer.clone(), SignalData::Answer { sdp: answer.sdp }));
         // New peer: subscribe it to everything already published.
         let keys: Vec<TrackKey> = self
             .published
@@ -148,6 +153,37 @@ impl Room {
         Ok(())
     }
 
+    /// Applies `offer` and answers it; `false`: it collided with our own
+    /// offer and was ignored (the impolite side of perfect negotiation).
+    async fn answer(
+        &mut self,
+        peer: &PeerId,
+        offer: RTCSessionDescription,
+    ) -> Result<bool, SfuError> {
+        let p = self.peers.get_mut(peer).ok_or(SfuError::NoPeer)?;
+        if has_offer_out(p).await {
+            self.metrics
+                .offers_ignored_glare
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(false);
+        }
+        p.pc.set_remote_description(offer)
+            .await
+            .map_err(SfuError::peer("apply offer"))?;
+        add_pending_candidates(p).await;
+        let answer =
+            p.pc.create_answer(None)
+                .await
+                .map_err(SfuError::peer("create answer"))?;
+        p.pc.set_local_description(answer.clone())
+            .await
+            .map_err(SfuError::webrtc("set answer"))?;
+        let _ = self
+            .out
+            .send((peer.clone(), SignalData::Answer { sdp: answer.sdp }));
+        Ok(true)
+    }
+
     /// The answer to our offer: the new subscriptions can be forwarded (their
     /// payload types are known now) and their publishers are asked for a
     /// keyframe; changes queued meanwhile are offered.
@@ -156,12 +192,12 @@ impl Room {
             return Ok(());
         };
         p.pc.set_remote_description(
-            RTCSessionDescription::answer(answer).map_err(SfuError::webrtc("answer"))?,
+            RTCSessionDescription::answer(answer).map_err(SfuError::peer("answer"))?,
         )
         .await
-        .map_err(SfuError::webrtc("apply answer"))?;
+        .map_err(SfuError::peer("apply answer"))?;
         p.negotiation.answered();
-        add_pending_candidates(p).await?;
+        add_pending_candidates(p).await;
         let want_kf: Vec<TrackKey> = p.awaiting_keyframe.drain(..).collect();
         let again = p.negotiation.take_due();
         let _ = resolve_payload_types(p).await;
@@ -184,7 +220,7 @@ impl Room {
         } else {
             p.pc.add_ice_candidate(candidate_from_wire(c))
                 .await
-                .map_err(SfuError::webrtc("candidate"))?;
+                .map_err(SfuError::peer("candidate"))?;
         }
         Ok(())
     }
@@ -228,14 +264,14 @@ async fn has_local_offer(pc: &Arc<dyn PeerConnection>) -> bool {
         && pc.pending_remote_description().await.is_none()
 }
 
-/// The candidates that waited for a remote description, now that there is one.
-async fn add_pending_candidates(p: &mut Peer) -> Result<(), SfuError> {
+/// The candidates that waited for a remote description, now that there is
+/// one. One the connection refuses is skipped: the others may still work.
+async fn add_pending_candidates(p: &mut Peer) {
     for c in p.pending_candidates.drain(..) {
-        p.pc.add_ice_candidate(c)
-            .await
-            .map_err(SfuError::webrtc("candidate"))?;
+        if let Err(e) = p.pc.add_ice_candidate(c).await {
+            tracing::debug!("sfu: a candidate of the peer is refused: {e}");
+        }
     }
-    Ok(())
 }
 
 #[cfg(test)]

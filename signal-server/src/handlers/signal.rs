@@ -10,7 +10,7 @@ use crate::ack::{Failure, Reply};
 use crate::delivery::Delivery;
 use crate::node::{Engine, Node};
 use crate::rooms::RoomStore;
-use crate::sfu_rooms::SfuOutbox;
+use crate::sfu_rooms::{Sender, SfuOutbox, SfuRefusal};
 
 pub(super) async fn handle<E: Engine>(cx: &Ctx<'_, E>, req: SignalRequest) -> Result<Reply, Failure> {
     req.data
@@ -30,7 +30,10 @@ pub(super) async fn handle<E: Engine>(cx: &Ctx<'_, E>, req: SignalRequest) -> Re
     Ok(Reply::ok())
 }
 
-/// A signal for the SFU of an SFU room: queued, in order, to its room task.
+/// A signal for the SFU of an SFU room: checked (a description that is not
+/// usable SDP is `bad_request`; a new connection beyond the address's
+/// `sfu_peers_per_ip` is `rate_limited`), then queued, in order, to its
+/// room task (`sfu_rooms.rs`).
 async fn to_sfu<E: Engine>(cx: &Ctx<'_, E>, req: SignalRequest) -> Result<Reply, Failure> {
     let me = cx.node.store.member(cx.conn(), &req.room).await?;
     if me.mode != Mode::Sfu {
@@ -39,10 +42,22 @@ async fn to_sfu<E: Engine>(cx: &Ctx<'_, E>, req: SignalRequest) -> Result<Reply,
             "this is a mesh room: there is no \"sfu\" peer",
         ));
     }
+    let from = Sender {
+        peer: me.me.id,
+        addr: cx.client().map(|slot| slot.addr().clone()),
+        limit: cx.node.state.config.limits.sfu_peers_per_ip,
+    };
     cx.node
         .sfu
-        .signal(&req.room, me.me.id, req.data)
-        .map_err(|e| Failure::new(ErrorCode::Internal, e))?;
+        .signal(&req.room, from, req.data)
+        .map_err(|e| {
+            let code = match e {
+                SfuRefusal::Bad(_) => ErrorCode::BadRequest,
+                SfuRefusal::TooMany(_) => ErrorCode::RateLimited,
+                SfuRefusal::Unavailable(_) => ErrorCode::Internal,
+            };
+            Failure::new(code, e.to_string())
+        })?;
     Ok(Reply::ok())
 }
 
