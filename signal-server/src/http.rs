@@ -1,51 +1,66 @@
-//! HTTP routes: health, ICE configuration, metrics, and the web client.
+//! HTTP routes: health, ICE configuration (with a budget per client
+//! address), metrics, and the web client (`static_files.rs`); in front of
+//! socket.io, the per-address connection limit and the handshake's `Origin`
+//! check (`origin.rs`).
 
-use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::body::Body;
 use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use socketioxide::layer::SocketIoLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use crate::client_addr;
 use crate::config::IceConfig;
-use crate::metrics::{render_redis, render_sfu};
+use crate::metrics::{HttpCounters, render_redis};
 use crate::node::NodeStats;
+use crate::origin::OriginPolicy;
+use crate::rate_limit::PerMinute;
+use crate::static_files;
 
 /// What the HTTP routes read of the node.
 type Node = Arc<dyn NodeStats>;
 
+/// `counters`: what HTTP closes and refuses, shown by `/metrics`.
 pub fn router<A: socketioxide::adapter::Adapter>(
     state: Node,
     socketio: SocketIoLayer<A>,
+    counters: Arc<HttpCounters>,
 ) -> Router {
-    let static_dir = state.state().config.static_dir.clone();
-    let client =
-        ServeDir::new(&static_dir).fallback(get(client_route).with_state(static_dir.clone()));
-    let cors = cors(&state.state().config.cors_origins);
+    let config = &state.state().config;
+    let client = static_files::service(config.static_dir.clone());
+    let cors = cors(&config.cors_origins);
+    let origins = Arc::new(OriginPolicy::new(
+        &config.cors_origins,
+        config.trust_proxy,
+        counters.clone(),
+    ));
+    let config_budget = Arc::new(ConfigBudget {
+        per_addr: PerMinute::new(config.limits.config_requests_per_min),
+        trust_proxy: config.trust_proxy,
+        counters: counters.clone(),
+    });
     let limiter = state.state().conn_limiter.clone();
     let mut router = Router::new()
         .route("/healthz", get(healthz))
-        .route("/api/config", get(api_config))
-        .route("/metrics", get(metrics))
-        .fallback_service(
-            Router::new()
-                .fallback_service(client)
-                .layer(axum::middleware::from_fn(with_content_security_policy)),
+        .route(
+            "/api/config",
+            get(api_config).route_layer(axum::middleware::from_fn_with_state(
+                config_budget,
+                within_budget,
+            )),
         )
+        .route("/metrics", get(metrics).layer(Extension(counters)))
+        .fallback_service(client)
         .with_state(state)
         .layer(socketio)
         // Outside the socket.io layer: runs first.
@@ -53,6 +68,11 @@ pub fn router<A: socketioxide::adapter::Adapter>(
         .layer(axum::middleware::from_fn_with_state(
             limiter,
             crate::conn_limit::middleware,
+        ))
+        // Before a slot is reserved: a refused handshake costs nothing.
+        .layer(axum::middleware::from_fn_with_state(
+            origins,
+            crate::origin::middleware,
         ));
     for (name, value) in SECURITY_HEADERS {
         router = router.layer(SetResponseHeaderLayer::if_not_present(
@@ -105,87 +125,6 @@ const SECURITY_HEADERS: [(&str, &str); 4] = [
     ),
 ];
 
-/// Largest HTML page whose inline scripts are hashed for the CSP.
-const MAX_PAGE_BYTES: usize = 1 << 20;
-
-/// Every HTML page of the client gets a Content-Security-Policy that allows
-/// only same-origin scripts plus its own inline scripts, by hash: Trunk's
-/// `index.html` starts the WASM with one inline module script whose text
-/// changes with every build, so the hash is taken from the page as served.
-async fn with_content_security_policy(req: Request, next: Next) -> Response {
-    let res = next.run(req).await;
-    let html = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/html"));
-    if !html {
-        return res;
-    }
-    let (mut parts, body) = res.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_PAGE_BYTES).await else {
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the page could not be read",
-        )
-            .into_response();
-    };
-    let policy = content_security_policy(&String::from_utf8_lossy(&bytes));
-    if let Ok(v) = HeaderValue::from_str(&policy) {
-        parts.headers.insert(header::CONTENT_SECURITY_POLICY, v);
-    }
-    Response::from_parts(parts, Body::from(bytes))
-}
-
-/// The policy for `html`: scripts from this origin and the page's inline
-/// scripts by SHA-256, WebAssembly compilation (`wasm-unsafe-eval`, not
-/// `unsafe-eval`), media from the camera, connections (fetch, WebSocket) to
-/// this origin only, no plugins, no framing, no `<base>` rewriting.
-pub fn content_security_policy(html: &str) -> String {
-    let mut scripts = String::from("'self' 'wasm-unsafe-eval'");
-    for text in inline_scripts(html) {
-        let digest = Sha256::digest(text.as_bytes());
-        let _ = write!(
-            scripts,
-            " 'sha256-{}'",
-            base64::engine::general_purpose::STANDARD.encode(digest)
-        );
-    }
-    format!(
-        "default-src 'self'; script-src {scripts}; style-src 'self'; \
-         img-src 'self' data: blob:; media-src 'self' blob: mediastream:; \
-         connect-src 'self'; object-src 'none'; base-uri 'none'; \
-         frame-ancestors 'none'; form-action 'self'"
-    )
-}
-
-/// The text of every `<script>` element without a `src` attribute, exactly
-/// as it appears between its tags (what a CSP hash covers).
-fn inline_scripts(html: &str) -> Vec<&str> {
-    // ASCII lowercasing keeps byte offsets, so indices carry over to `html`.
-    let lower = html.to_ascii_lowercase();
-    let mut out = Vec::new();
-    let mut at = 0;
-    while let Some(open) = lower[at..].find("<script").map(|i| at + i) {
-        let Some(tag_end) = lower[open..].find('>').map(|i| open + i) else {
-            break;
-        };
-        let text_start = tag_end + 1;
-        let Some(close) = lower[text_start..].find("</script").map(|i| text_start + i) else {
-            break;
-        };
-        let tag = &lower[open + "<script".len()..tag_end];
-        let has_src = tag
-            .split(|c: char| c.is_ascii_whitespace())
-            .any(|attr| attr == "src" || attr.starts_with("src="));
-        if !has_src {
-            out.push(&html[text_start..close]);
-        }
-        at = close;
-    }
-    out
-}
-
 /// CORS is closed unless origins are configured.
 fn cors(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
@@ -209,27 +148,6 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
-/// A path with no file extension is a client route (`/r/<room>`): serve
-/// `index.html`. A missing asset is a plain 404.
-async fn client_route(State(dir): State<PathBuf>, uri: Uri) -> Response {
-    let last = uri.path().rsplit('/').next().unwrap_or_default();
-    if last.contains('.') {
-        return (StatusCode::NOT_FOUND, "not found").into_response();
-    }
-    match tokio::fs::read_to_string(dir.join("index.html")).await {
-        Ok(html) => Html(html).into_response(),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "The web client is not built: {}/index.html is missing. \
-                 Build it with `trunk build --release` (see README.md) or set STATIC_DIR.",
-                dir.display()
-            ),
-        )
-            .into_response(),
-    }
-}
-
 /// `RTCIceServer`, as the browser's `RTCPeerConnection` takes it.
 #[derive(Debug, Serialize, PartialEq)]
 struct IceServer {
@@ -246,6 +164,43 @@ struct ClientConfig {
     ice_servers: Vec<IceServer>,
     modes: Vec<protocol::Mode>,
     default_mode: protocol::Mode,
+}
+
+/// `/api/config`'s budget per client address (`CONFIG_REQUESTS_PER_MIN`).
+#[derive(Debug)]
+struct ConfigBudget {
+    per_addr: PerMinute,
+    trust_proxy: bool,
+    counters: Arc<HttpCounters>,
+}
+
+/// Answers `429` with `Retry-After` to an address past its budget.
+async fn within_budget(
+    State(budget): State<Arc<ConfigBudget>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(ip) = client_addr::of_request(&req, budget.trust_proxy) else {
+        return next.run(req).await;
+    };
+    let Err(wait) = budget.per_addr.take(ip, tokio::time::Instant::now()) else {
+        return next.run(req).await;
+    };
+    budget.counters.config_limited();
+    tracing::debug!(%ip, "/api/config refused: over the per-address budget");
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [
+            (header::RETRY_AFTER, secs.max(1).to_string()),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        format!(
+            "too many /api/config requests from this address (at most {} a minute)",
+            budget.per_addr.per_min()
+        ),
+    )
+        .into_response()
 }
 
 async fn api_config(State(node): State<Node>) -> impl IntoResponse {
@@ -320,12 +275,17 @@ async fn healthz(State(node): State<Node>) -> (StatusCode, &'static str) {
     }
 }
 
-async fn metrics(State(node): State<Node>) -> impl IntoResponse {
+/// Aggregates only: no series names a room or a peer (`metrics.rs`).
+async fn metrics(
+    State(node): State<Node>,
+    Extension(counters): Extension<Arc<HttpCounters>>,
+) -> impl IntoResponse {
     let state = node.state();
     let (rooms, peers) = node.room_counts();
-    let mut text = String::with_capacity(4096);
+    let mut text = String::with_capacity(8192);
     state.metrics.render(&mut text, rooms, peers);
-    render_sfu(&mut text, &node.sfu());
+    state.metrics.render_sfu(&mut text, &node.sfu());
+    counters.render(&mut text);
     if let Some(redis) = node.redis() {
         render_redis(&mut text, redis);
     }
@@ -344,23 +304,6 @@ async fn metrics(State(node): State<Node>) -> impl IntoResponse {
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    #[test]
-    fn csp_hashes_exactly_the_inline_scripts() {
-        let html = "<head><SCRIPT type=\"module\">alert(1)</script>\
-                    <script src=\"/socket.io.min.js\"></script>\
-                    <script data-src=x>b()</SCRIPT></head>";
-        assert_eq!(inline_scripts(html), vec!["alert(1)", "b()"]);
-        let csp = content_security_policy(html);
-        // `printf 'alert(1)' | openssl dgst -sha256 -binary | base64`
-        assert!(csp.contains(
-            "script-src 'self' 'wasm-unsafe-eval' 'sha256-bhHHL3z2vDgxUt0W3dWQOrprscmda2Y5pLsLg4GF+pI=' 'sha256-"
-        ));
-        assert!(!csp.contains("unsafe-inline") && !csp.contains("'unsafe-eval'"));
-        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("object-src 'none'"));
-        assert_eq!(inline_scripts("<script>unterminated"), Vec::<&str>::new());
-        assert_eq!(inline_scripts("no scripts"), Vec::<&str>::new());
-    }
 
     #[test]
     fn turn_credentials_follow_coturn_rest_api() {

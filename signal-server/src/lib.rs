@@ -18,6 +18,7 @@
 //! [`run`] serves it on a listener until a shutdown signal.
 
 mod ack;
+mod client_addr;
 mod closed_sessions;
 mod config;
 pub mod conn_limit;
@@ -28,11 +29,15 @@ mod http;
 mod immediate;
 mod metrics;
 mod node;
+mod origin;
+mod rate_limit;
 pub mod redis_driver;
 pub mod rooms;
+mod serve;
 mod session;
 mod sfu_rooms;
 mod state;
+mod static_files;
 mod upkeep;
 
 use std::future::Future;
@@ -65,6 +70,15 @@ pub type Closer = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// the Redis adapter and rooms live in Redis; a Redis that is down is not an
 /// error here (the node serves and reconnects), a malformed URL is.
 pub async fn app(config: Config) -> anyhow::Result<(Router, Closer)> {
+    build(config, Arc::default()).await
+}
+
+/// [`app`], counting into `counters` what HTTP closes and refuses (the
+/// server loop of [`run`] counts its connections there too).
+async fn build(
+    config: Config,
+    counters: Arc<metrics::HttpCounters>,
+) -> anyhow::Result<(Router, Closer)> {
     let limits = config.limits;
     let transport_limit = limits.max_message_bytes.saturating_mul(4);
     let builder = SocketIo::builder()
@@ -107,7 +121,7 @@ pub async fn app(config: Config) -> anyhow::Result<(Router, Closer)> {
         ));
         io.ns("/", Connect(node.clone()));
         let closer: Closer = Box::pin(async move { io.close().await });
-        return Ok((http::router(node, layer), closer));
+        return Ok((http::router(node, layer, counters), closer));
     };
     let client = redis_client(&redis.url)?;
     let driver = redis_driver::ReconnectingDriver::start(client).await;
@@ -138,7 +152,7 @@ pub async fn app(config: Config) -> anyhow::Result<(Router, Closer)> {
         upkeep::retire(&retiring).await;
         io.close().await;
     });
-    Ok((http::router(node, layer), closer))
+    Ok((http::router(node, layer, counters), closer))
 }
 
 /// A Redis client for `url`, always on RESP3 (the adapter's subscriptions
@@ -161,6 +175,11 @@ fn redis_client(url: &str) -> anyhow::Result<redis::Client> {
 
 /// Serves on `listener` until `shutdown` completes, then disconnects every
 /// socket and waits (at most a few seconds) for connections to close.
+///
+/// HTTP connections have a deadline for each request head and one for
+/// idling between requests (`Config::http_header_timeout`,
+/// `Config::http_idle_timeout`; `serve.rs`); upgraded WebSockets are bound
+/// by the Engine.IO heartbeat instead.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -172,7 +191,12 @@ pub async fn run(
     // the disconnect never runs. The kernel aborts a connection whose data
     // goes unacknowledged this long; the bound is the ping's own.
     let user_timeout = config.ping_interval + config.ping_timeout;
-    let (router, close) = app(config).await?;
+    let timeouts = serve::Timeouts {
+        header: config.http_header_timeout,
+        idle: config.http_idle_timeout,
+    };
+    let counters = Arc::new(metrics::HttpCounters::default());
+    let (router, close) = build(config, counters.clone()).await?;
     let listener = listener.tap_io(move |tcp| {
         // Without TCP_NODELAY small relays wait on delayed ACKs (~40 ms).
         if let Err(e) = tcp.set_nodelay(true) {
@@ -183,22 +207,21 @@ pub async fn run(
             tracing::warn!("cannot set TCP_USER_TIMEOUT: {e}");
         }
     });
-    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
     let graceful = async move {
         shutdown.await;
         tracing::info!("shutting down: disconnecting every socket");
         close.await;
-        let _ = closed_tx.send(());
     };
-    // The peer address feeds the per-address connection limit.
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let serve = axum::serve(listener, service).with_graceful_shutdown(graceful);
-    tokio::select! {
-        res = serve => Ok(res?),
-        // Upgraded WebSockets are not tracked by the graceful drain: bound the wait.
-        _ = async {
-            let _ = closed_rx.await;
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        } => Ok(()),
-    }
+    // Upgraded WebSockets are not HTTP connections any more (the close above
+    // ends them): the drain waits only for HTTP requests, and not forever.
+    serve::serve(
+        listener,
+        router,
+        timeouts,
+        counters,
+        graceful,
+        Duration::from_secs(5),
+    )
+    .await;
+    Ok(())
 }

@@ -1,9 +1,17 @@
 //! `/metrics`, in the Prometheus text format: the server's own counters
 //! ([`Metrics`], plain atomics: the hot path pays one relaxed increment),
-//! and the SFU's and Redis's, rendered from snapshots the node hands over.
+//! the HTTP server's ([`HttpCounters`]), and the SFU's and Redis's, rendered
+//! from snapshots the node hands over.
+//!
+//! `/metrics` is unauthenticated, so no series names a room or a peer: a
+//! room's name is all it takes to join it (docs/security.md). Everything is
+//! an aggregate, and the size of the page does not grow with rooms or peers.
 
+use std::collections::HashMap;
 use std::fmt::Write;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, PoisonError};
 
 use protocol::{ErrorCode, PeerId, RoomName};
 
@@ -21,6 +29,8 @@ pub struct Metrics {
     deliveries: AtomicU64,
     /// Packets not queued because a socket's send buffer was full or closed.
     send_dropped: AtomicU64,
+    /// The SFU's counters carried across scrapes (rooms end, totals stay).
+    sfu: Mutex<SfuTotals>,
 }
 
 impl Metrics {
@@ -34,6 +44,7 @@ impl Metrics {
             errors: Default::default(),
             deliveries: AtomicU64::new(0),
             send_dropped: AtomicU64::new(0),
+            sfu: Mutex::new(SfuTotals::default()),
         }
     }
 
@@ -71,6 +82,14 @@ impl Metrics {
 
     pub fn connections(&self) -> i64 {
         self.connections.load(Relaxed)
+    }
+
+    /// Renders the SFU's series from `rooms`, read now (aggregates only).
+    pub fn render_sfu(&self, out: &mut String, rooms: &[SfuRoomSnapshot]) {
+        self.sfu
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .render(out, rooms);
     }
 
     /// Renders the server's counters; `rooms` and `peers` come from the
@@ -139,7 +158,9 @@ impl Metrics {
     }
 }
 
-/// One SFU room's counters, read at one instant.
+/// One SFU room's counters, read at one instant. Its room name and peer
+/// ids never reach `/metrics` (they would let anyone find and join the
+/// room); they only tell scrapes apart.
 #[derive(Debug, Clone)]
 pub struct SfuRoomSnapshot {
     pub room: RoomName,
@@ -147,110 +168,237 @@ pub struct SfuRoomSnapshot {
     pub peers: Vec<(PeerId, sfu::PeerSnapshot)>,
 }
 
-/// Renders the SFU's counters, per room and per peer.
-pub fn render_sfu(out: &mut String, rooms: &[SfuRoomSnapshot]) {
-    let _ = writeln!(
-        out,
-        "# HELP signal_sfu_rooms Rooms whose media goes through the SFU.\n\
-         # TYPE signal_sfu_rooms gauge\nsignal_sfu_rooms {}",
-        rooms.len()
-    );
-    type Total = fn(&sfu::RoomTotals) -> u64;
-    let per_room: [(&str, &str, Total); 5] = [
-        ("rtp_in", "RTP packets received from publishers", |t| {
-            t.rtp_in
-        }),
-        ("rtp_out", "RTP packets forwarded to subscribers", |t| {
-            t.rtp_out
-        }),
-        ("rtp_dropped", "RTP packets a slow subscriber missed", |t| {
-            t.rtp_dropped_slow
-        }),
-        (
-            "pli_to_publishers",
-            "keyframe requests sent to publishers",
-            |t| t.pli_to_publishers,
-        ),
-        (
-            "tracks_refused",
-            "tracks not forwarded (publisher over the per-peer limit)",
-            |t| t.tracks_refused,
-        ),
-    ];
-    for (name, help, field) in per_room {
+/// The SFU's counters summed over rooms and peers. A room's (a peer's)
+/// counts end with it, so each scrape adds what every room and peer counted
+/// since the previous scrape: the totals never go down, and what a room
+/// counted after the last scrape before it ended is not counted.
+#[derive(Debug, Default)]
+pub struct SfuTotals {
+    rooms: Carry<RoomName, { ROOM_COUNTERS.len() }>,
+    peers: Carry<(RoomName, PeerId), { PEER_COUNTERS.len() }>,
+}
+
+type RoomField = fn(&sfu::RoomTotals) -> u64;
+type PeerField = fn(&sfu::PeerSnapshot) -> u64;
+
+/// Room counters, as `signal_sfu_<name>_total`.
+const ROOM_COUNTERS: [(&str, &str, RoomField); 5] = [
+    ("rtp_in", "RTP packets received from publishers", |t| {
+        t.rtp_in
+    }),
+    ("rtp_out", "RTP packets forwarded to subscribers", |t| {
+        t.rtp_out
+    }),
+    ("rtp_dropped", "RTP packets a slow subscriber missed", |t| {
+        t.rtp_dropped_slow
+    }),
+    (
+        "pli_to_publishers",
+        "keyframe requests sent to publishers",
+        |t| t.pli_to_publishers,
+    ),
+    (
+        "tracks_refused",
+        "tracks not forwarded (publisher over the per-peer limit)",
+        |t| t.tracks_refused,
+    ),
+];
+
+/// Peer counters summed over peers, as `signal_sfu_<name>_total`.
+const PEER_COUNTERS: [(&str, &str, PeerField); 4] = [
+    (
+        "bytes_in",
+        "RTP payload bytes received from publishers",
+        |s| s.bytes_in,
+    ),
+    (
+        "bytes_out",
+        "RTP payload bytes forwarded to subscribers",
+        |s| s.bytes_out,
+    ),
+    (
+        "lost_in",
+        "packets missing in publishers' sequence numbers",
+        |s| s.lost_in,
+    ),
+    (
+        "lost_out",
+        "packets subscribers report lost (RTCP receiver reports)",
+        |s| s.lost_out,
+    ),
+];
+
+/// Upper bounds of the peers-per-SFU-room histogram's buckets.
+const ROOM_PEERS_BUCKETS: [u64; 10] = [1, 2, 3, 4, 6, 8, 12, 16, 32, 64];
+
+impl SfuTotals {
+    /// Renders the SFU's series: counts of rooms, peers and tracks, a
+    /// histogram of peers per room, and counters summed over rooms and
+    /// peers. No series names a room or a peer.
+    pub fn render(&mut self, out: &mut String, rooms: &[SfuRoomSnapshot]) {
+        let peers: u64 = rooms.iter().map(|r| r.totals.peers).sum();
+        let tracks: u64 = rooms.iter().map(|r| r.totals.published_tracks).sum();
         let _ = writeln!(
             out,
-            "# HELP signal_sfu_{name}_total SFU: {help}.\n# TYPE signal_sfu_{name}_total counter"
+            "# HELP signal_sfu_rooms Rooms whose media goes through the SFU.\n\
+             # TYPE signal_sfu_rooms gauge\nsignal_sfu_rooms {}\n\
+             # HELP signal_sfu_peers Peers connected to the SFU, over all rooms.\n\
+             # TYPE signal_sfu_peers gauge\nsignal_sfu_peers {peers}\n\
+             # HELP signal_sfu_published_tracks SFU: tracks being forwarded, over all rooms.\n\
+             # TYPE signal_sfu_published_tracks gauge\nsignal_sfu_published_tracks {tracks}",
+            rooms.len()
         );
-        for r in rooms {
+        // A gauge histogram (OpenMetrics), written as a histogram: the rooms
+        // open now, by their number of peers.
+        let _ = writeln!(
+            out,
+            "# HELP signal_sfu_room_peers SFU rooms open now, by their number of peers.\n\
+             # TYPE signal_sfu_room_peers histogram"
+        );
+        for le in ROOM_PEERS_BUCKETS {
+            let n = rooms.iter().filter(|r| r.totals.peers <= le).count();
+            let _ = writeln!(out, "signal_sfu_room_peers_bucket{{le=\"{le}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "signal_sfu_room_peers_bucket{{le=\"+Inf\"}} {n}\n\
+             signal_sfu_room_peers_sum {peers}\nsignal_sfu_room_peers_count {n}",
+            n = rooms.len()
+        );
+        let room_totals = self.rooms.add(
+            rooms
+                .iter()
+                .map(|r| (r.room.clone(), ROOM_COUNTERS.map(|(_, _, f)| f(&r.totals)))),
+        );
+        let peer_totals = self.peers.add(rooms.iter().flat_map(|r| {
+            r.peers.iter().map(|(peer, snap)| {
+                (
+                    (r.room.clone(), peer.clone()),
+                    PEER_COUNTERS.map(|(_, _, f)| f(snap)),
+                )
+            })
+        }));
+        let names = ROOM_COUNTERS
+            .iter()
+            .map(|(name, help, _)| (name, help))
+            .zip(room_totals)
+            .chain(
+                PEER_COUNTERS
+                    .iter()
+                    .map(|(name, help, _)| (name, help))
+                    .zip(peer_totals),
+            );
+        for ((name, help), total) in names {
             let _ = writeln!(
                 out,
-                "signal_sfu_{name}_total{{room=\"{}\"}} {}",
-                r.room,
-                field(&r.totals)
+                "# HELP signal_sfu_{name}_total SFU: {help}.\n\
+                 # TYPE signal_sfu_{name}_total counter\nsignal_sfu_{name}_total {total}"
             );
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP signal_sfu_published_tracks SFU: tracks being forwarded.\n# TYPE signal_sfu_published_tracks gauge"
-    );
-    for r in rooms {
-        let _ = writeln!(
-            out,
-            "signal_sfu_published_tracks{{room=\"{}\"}} {}",
-            r.room, r.totals.published_tracks
-        );
-    }
-    type Field = fn(&sfu::PeerSnapshot) -> u64;
-    let per_peer: [(&str, &str, Field); 7] = [
-        ("rtp_in", "RTP packets received from this publisher", |s| {
-            s.rtp_in
-        }),
-        (
-            "bytes_in",
-            "RTP payload bytes received from this publisher",
-            |s| s.bytes_in,
-        ),
-        (
-            "lost_in",
-            "packets missing in this publisher's sequence numbers",
-            |s| s.lost_in,
-        ),
-        ("rtp_out", "RTP packets forwarded to this subscriber", |s| {
-            s.rtp_out
-        }),
-        (
-            "bytes_out",
-            "RTP payload bytes forwarded to this subscriber",
-            |s| s.bytes_out,
-        ),
-        (
-            "dropped_out",
-            "packets this subscriber missed (its queue was full)",
-            |s| s.dropped_out,
-        ),
-        (
-            "lost_out",
-            "packets this subscriber reports lost (RTCP receiver reports)",
-            |s| s.lost_out,
-        ),
-    ];
-    for (name, help, field) in per_peer {
-        let _ = writeln!(
-            out,
-            "# HELP signal_sfu_peer_{name}_total SFU, per peer: {help}.\n# TYPE signal_sfu_peer_{name}_total counter"
-        );
-        for r in rooms {
-            for (peer, snap) in &r.peers {
-                let _ = writeln!(
-                    out,
-                    "signal_sfu_peer_{name}_total{{room=\"{}\",peer=\"{peer}\"}} {}",
-                    r.room,
-                    field(snap)
-                );
-            }
+}
+
+/// Running totals of `N` counters read from things that come and go.
+#[derive(Debug)]
+struct Carry<K, const N: usize> {
+    totals: [u64; N],
+    /// What each thing had counted at the previous reading.
+    last: HashMap<K, [u64; N]>,
+}
+
+impl<K, const N: usize> Default for Carry<K, N> {
+    fn default() -> Self {
+        Self {
+            totals: [0; N],
+            last: HashMap::new(),
         }
+    }
+}
+
+impl<K: Eq + Hash, const N: usize> Carry<K, N> {
+    /// Adds what each thing counted since the previous reading (all of it,
+    /// for a thing new since then or whose count went down: a new thing
+    /// under an old key) and forgets the things gone.
+    fn add(&mut self, now: impl Iterator<Item = (K, [u64; N])>) -> [u64; N] {
+        let mut next = HashMap::with_capacity(self.last.len());
+        for (key, counts) in now {
+            let before = self.last.remove(&key).unwrap_or([0; N]);
+            for ((total, now), before) in self.totals.iter_mut().zip(counts).zip(before) {
+                *total = total.saturating_add(if now >= before { now - before } else { now });
+            }
+            next.insert(key, counts);
+        }
+        self.last = next;
+        self.totals
+    }
+}
+
+/// What the HTTP server counts of its connections and refusals.
+#[derive(Debug, Default)]
+pub struct HttpCounters {
+    /// Connections speaking HTTP now (upgraded WebSockets have left).
+    open: AtomicI64,
+    header_timeouts: AtomicU64,
+    idle_closed: AtomicU64,
+    origin_refused: AtomicU64,
+    config_limited: AtomicU64,
+}
+
+/// An open HTTP connection, counted until dropped.
+#[derive(Debug)]
+pub struct OpenConnection<'a>(&'a HttpCounters);
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Relaxed);
+    }
+}
+
+impl HttpCounters {
+    pub fn connection_opened(&self) -> OpenConnection<'_> {
+        self.open.fetch_add(1, Relaxed);
+        OpenConnection(self)
+    }
+
+    /// A connection dropped: its request head did not arrive in time.
+    pub fn header_timeout(&self) {
+        self.header_timeouts.fetch_add(1, Relaxed);
+    }
+
+    /// An idle keep-alive connection closed.
+    pub fn idle_closed(&self) {
+        self.idle_closed.fetch_add(1, Relaxed);
+    }
+
+    /// A socket.io handshake refused for its `Origin`.
+    pub fn origin_refused(&self) {
+        self.origin_refused.fetch_add(1, Relaxed);
+    }
+
+    /// An `/api/config` request over its address's budget.
+    pub fn config_limited(&self) {
+        self.config_limited.fetch_add(1, Relaxed);
+    }
+
+    pub fn render(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP signal_http_connections HTTP connections open (upgraded WebSockets not included).\n\
+             # TYPE signal_http_connections gauge\nsignal_http_connections {}\n\
+             # HELP signal_http_closed_total HTTP connections the server closed, by reason.\n\
+             # TYPE signal_http_closed_total counter\n\
+             signal_http_closed_total{{reason=\"header_timeout\"}} {}\n\
+             signal_http_closed_total{{reason=\"idle\"}} {}\n\
+             # HELP signal_http_refused_total HTTP requests refused, by reason.\n\
+             # TYPE signal_http_refused_total counter\n\
+             signal_http_refused_total{{reason=\"origin\"}} {}\n\
+             signal_http_refused_total{{reason=\"config_rate\"}} {}",
+            self.open.load(Relaxed),
+            self.header_timeouts.load(Relaxed),
+            self.idle_closed.load(Relaxed),
+            self.origin_refused.load(Relaxed),
+            self.config_limited.load(Relaxed),
+        );
     }
 }
 
@@ -304,7 +452,7 @@ mod tests {
     #[test]
     fn renders_redis_and_an_empty_sfu() {
         let mut text = String::new();
-        render_sfu(&mut text, &[]);
+        Metrics::new(&["other"]).render_sfu(&mut text, &[]);
         render_redis(
             &mut text,
             RedisSnapshot {
@@ -314,7 +462,79 @@ mod tests {
             },
         );
         assert!(text.contains("signal_sfu_rooms 0\n"));
+        assert!(text.contains("signal_sfu_room_peers_count 0\n"));
+        assert!(text.contains("signal_sfu_rtp_in_total 0\n"));
         assert!(text.contains("signal_redis_up 1\n"));
         assert!(text.contains("signal_redis_errors_total 1\n"));
+    }
+
+    fn room(name: &str, rtp_in: u64, peers: &[(&str, u64)]) -> SfuRoomSnapshot {
+        SfuRoomSnapshot {
+            room: RoomName::parse(name).expect("a valid room name"),
+            totals: sfu::RoomTotals {
+                peers: peers.len() as u64,
+                rtp_in,
+                ..Default::default()
+            },
+            peers: peers
+                .iter()
+                .map(|&(id, bytes_in)| {
+                    let snap = sfu::PeerSnapshot {
+                        bytes_in,
+                        ..Default::default()
+                    };
+                    (PeerId::from(id.to_owned()), snap)
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn sfu_series_are_aggregates_that_never_name_a_room_or_peer() {
+        let m = Metrics::new(&["other"]);
+        let scrape = |rooms: &[SfuRoomSnapshot]| {
+            let mut text = String::new();
+            m.render_sfu(&mut text, rooms);
+            text
+        };
+        let text = scrape(&[
+            room("secret-room-a", 10, &[("peer-1", 100), ("peer-2", 5)]),
+            room("secret-room-b", 3, &[("peer-3", 7)]),
+        ]);
+        assert!(!text.contains("secret-room") && !text.contains("peer-"));
+        assert!(text.contains("signal_sfu_rooms 2\n"));
+        assert!(text.contains("signal_sfu_peers 3\n"));
+        assert!(text.contains("signal_sfu_rtp_in_total 13\n"));
+        assert!(text.contains("signal_sfu_bytes_in_total 112\n"));
+        assert!(text.contains("signal_sfu_room_peers_bucket{le=\"1\"} 1\n"));
+        assert!(text.contains("signal_sfu_room_peers_bucket{le=\"2\"} 2\n"));
+        assert!(text.contains("signal_sfu_room_peers_sum 3\n"));
+        // Room b ends, room a counts on, peer-2 leaves: totals keep what
+        // was counted and add the growth.
+        let text = scrape(&[room("secret-room-a", 15, &[("peer-1", 150)])]);
+        assert!(text.contains("signal_sfu_rooms 1\n"));
+        assert!(text.contains("signal_sfu_rtp_in_total 18\n"), "{text}");
+        assert!(text.contains("signal_sfu_bytes_in_total 162\n"), "{text}");
+        // A new room under an old name starts from zero.
+        let text = scrape(&[room("secret-room-a", 2, &[("peer-1", 1)])]);
+        assert!(text.contains("signal_sfu_rtp_in_total 20\n"), "{text}");
+        assert!(text.contains("signal_sfu_bytes_in_total 163\n"), "{text}");
+    }
+
+    #[test]
+    fn http_counters_render() {
+        let c = HttpCounters::default();
+        let open = c.connection_opened();
+        c.header_timeout();
+        c.origin_refused();
+        let mut text = String::new();
+        c.render(&mut text);
+        assert!(text.contains("signal_http_connections 1\n"));
+        assert!(text.contains("signal_http_closed_total{reason=\"header_timeout\"} 1\n"));
+        assert!(text.contains("signal_http_refused_total{reason=\"origin\"} 1\n"));
+        drop(open);
+        let mut text = String::new();
+        c.render(&mut text);
+        assert!(text.contains("signal_http_connections 0\n"));
     }
 }
