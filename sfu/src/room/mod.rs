@@ -12,9 +12,10 @@
 //!
 //! What a peer can make the room hold: one connection (and one port of the
 //! server's [`PortPool`]) per peer, built only for an offer that passed
-//! [`check_description`](crate::validate::check_description) and whose [`PeerAllowance`] (the server's
-//! per-address count) agreed; released when the peer leaves, says `bye`,
-//! its connection fails, its first offer cannot be applied, or the room ends.
+//! [`check_description`](crate::validate::check_description) and whose
+//! [`PeerAllowance`] (the server's per-address count) agreed; released when
+//! the peer leaves, says `bye`, its connection fails, its first offer cannot
+//! be applied, or the room ends.
 
 mod forward;
 mod metrics;
