@@ -27,6 +27,11 @@ use axum::response::{IntoResponse, Response};
 pub struct ConnLimiter {
     /// Sessions per address; 0 = unlimited.
     limit: usize,
+    /// Bytes queued for one socket, and for all sockets of one address.
+    queue_per_socket: usize,
+    queue_per_address: usize,
+    /// Sockets closed because their queue crossed a byte bound.
+    pub queue_overflows: Arc<AtomicU64>,
     trust_proxy: bool,
     open: Mutex<HashMap<IpAddr, (usize, Arc<AddrState>)>>,
     pub refused: AtomicU64,
@@ -38,6 +43,8 @@ pub struct ConnLimiter {
 pub struct AddrState {
     /// SFU peer connections of this address now.
     pub sfu_peers: AtomicUsize,
+    /// Bytes queued for this address's sockets (engineioxide counts them).
+    pub queued: Arc<AtomicUsize>,
 }
 
 /// One reserved session of one address; dropping the last clone frees it.
@@ -76,9 +83,14 @@ impl Drop for Slot {
 }
 
 impl ConnLimiter {
-    pub fn new(limit: usize, trust_proxy: bool) -> Arc<Self> {
+    /// `limit` sessions per address (0: unlimited); `queue` bytes queued per
+    /// socket and per address.
+    pub fn new(limit: usize, trust_proxy: bool, queue: (usize, usize)) -> Arc<Self> {
         Arc::new(Self {
             limit,
+            queue_per_socket: queue.0,
+            queue_per_address: queue.1,
+            queue_overflows: Arc::new(AtomicU64::new(0)),
             trust_proxy,
             open: Mutex::new(HashMap::new()),
             refused: AtomicU64::new(0),
@@ -159,6 +171,15 @@ pub async fn middleware(
     };
     match limiter.reserve(ip) {
         Some(slot) => {
+            // The session's outgoing queue is bounded in bytes, alone and
+            // with the other sessions of its address (engineioxide reads this).
+            let budget = engineioxide::QueueBudget {
+                per_socket: limiter.queue_per_socket,
+                shared: slot.addr().queued.clone(),
+                shared_limit: limiter.queue_per_address,
+                overflows: limiter.queue_overflows.clone(),
+            };
+            req.extensions_mut().insert(budget);
             req.extensions_mut().insert(Arc::new(slot));
             next.run(req).await
         }
@@ -184,7 +205,7 @@ mod tests {
 
     #[test]
     fn slots_are_counted_per_address_and_freed_on_drop() {
-        let l = ConnLimiter::new(2, false);
+        let l = ConnLimiter::new(2, false, (1, 1));
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let s1 = l.reserve(a).unwrap();
@@ -209,9 +230,9 @@ mod tests {
         h.append("x-forwarded-for", "1.1.1.1, 2.2.2.2".parse().unwrap());
         h.append("x-forwarded-for", "3.3.3.3".parse().unwrap());
         let peer = Some("127.0.0.1".parse().unwrap());
-        let trusted = ConnLimiter::new(1, true);
+        let trusted = ConnLimiter::new(1, true, (1, 1));
         assert_eq!(trusted.client_ip(&h, peer), "3.3.3.3".parse().ok());
-        let direct = ConnLimiter::new(1, false);
+        let direct = ConnLimiter::new(1, false, (1, 1));
         assert_eq!(direct.client_ip(&h, peer), peer);
         assert_eq!(trusted.client_ip(&HeaderMap::new(), peer), peer);
     }

@@ -289,13 +289,15 @@ async fn metrics(
     if let Some(redis) = node.redis() {
         render_redis(&mut text, redis);
     }
+    let limiter = &state.conn_limiter;
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     text.push_str(&format!(
         "# HELP signal_connections_refused_total New connections refused: too many from one address.\n\
-         # TYPE signal_connections_refused_total counter\nsignal_connections_refused_total {}\n",
-        state
-            .conn_limiter
-            .refused
-            .load(std::sync::atomic::Ordering::Relaxed)
+         # TYPE signal_connections_refused_total counter\nsignal_connections_refused_total {}\n\
+         # HELP signal_send_overflow_total Sockets disconnected because what waited for them crossed SEND_BUFFER_BYTES or SEND_BUFFER_BYTES_PER_IP.\n\
+         # TYPE signal_send_overflow_total counter\nsignal_send_overflow_total {}\n",
+        load(&limiter.refused),
+        load(&limiter.queue_overflows),
     ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

@@ -99,6 +99,9 @@ async fn build(
     let room_limits = RoomLimits {
         max_peers: limits.max_peers_per_room,
         history: limits.history,
+        history_bytes: limits.history_bytes,
+        history_bytes_per_ip: limits.history_bytes_per_ip,
+        rooms_per_conn: limits.max_rooms_per_socket,
         sfu: match (&config.sfu, &config.redis) {
             (Some(_), None) => Ok(()),
             (None, _) => Err("SFU mode is not enabled on this server; join with mode \"mesh\""),

@@ -100,7 +100,7 @@ impl<E: Engine> NodeStats for Node<E> {
     fn redis(&self) -> Option<RedisSnapshot> {
         use std::sync::atomic::Ordering::Relaxed;
         self.redis.as_ref().map(|h| RedisSnapshot {
-            up: h.is_up(),
+            up: h.is_healthy(),
             connects: h.connects.load(Relaxed),
             errors: h.errors.load(Relaxed),
         })

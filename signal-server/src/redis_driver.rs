@@ -45,11 +45,37 @@ pub struct RedisHealth {
     pub connects: AtomicU64,
     /// Calls that failed (publish, subscribe, count) and lost connections.
     pub errors: AtomicU64,
+    /// When a command last failed on a live connection (Redis out of memory,
+    /// a script error), as milliseconds of [`RedisHealth::clock`].
+    last_failure_ms: AtomicU64,
+    clock: std::sync::OnceLock<std::time::Instant>,
 }
 
+/// A node is degraded this long after a command failed.
+const DEGRADED_FOR: Duration = Duration::from_secs(5);
+
 impl RedisHealth {
+    /// Connected to Redis.
     pub fn is_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
+    }
+
+    /// Connected, and no command failed lately: what `/healthz` reports.
+    pub fn is_healthy(&self) -> bool {
+        let last = self.last_failure_ms.load(Ordering::Relaxed);
+        self.is_up()
+            && (last == 0 || self.now_ms().saturating_sub(last) > DEGRADED_FOR.as_millis() as u64)
+    }
+
+    fn now_ms(&self) -> u64 {
+        let t0 = *self.clock.get_or_init(std::time::Instant::now);
+        // Never 0, which means "never failed".
+        t0.elapsed().as_millis() as u64 + 1
+    }
+
+    fn failed_now(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.last_failure_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 }
 
@@ -134,7 +160,7 @@ impl ReconnectingDriver {
 
     /// Counts a failure; a failing connection is handed back to the supervisor.
     fn failed<T>(&self, e: redis::RedisError) -> Result<T, DriverError> {
-        self.0.health.errors.fetch_add(1, Ordering::Relaxed);
+        self.0.health.failed_now();
         if e.is_unrecoverable_error() || e.is_io_error() || e.is_timeout() {
             self.0.broken.notify_one();
         }

@@ -21,7 +21,12 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: Config, event_labels: &'static [&'static str]) -> Self {
-        let conn_limiter = ConnLimiter::new(config.limits.max_conns_per_ip, config.trust_proxy);
+        let limits = &config.limits;
+        let conn_limiter = ConnLimiter::new(
+            limits.max_conns_per_ip,
+            config.trust_proxy,
+            (limits.send_buffer_bytes, limits.send_buffer_bytes_per_ip),
+        );
         Self {
             conn_limiter,
             config,

@@ -6,14 +6,15 @@
 
 mod common;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use common::Redis;
 use protocol::{ChatText, DisplayName, MediaState, Mode, Password, PeerId, RoomName};
 use signal_server::redis_driver::ReconnectingDriver;
 use signal_server::rooms::{
-    Conn, JoinError, JoinSpec, Joined, LocalStore, NotInRoom, ReceiptError, RedisStore, RoomLimits,
-    RoomStore, RouteError, StoreError,
+    Conn, JoinError, JoinSpec, Joined, LocalStore, NewMessage, NotInRoom, ReceiptError, RedisStore,
+    RoomLimits, RoomStore, RouteError, StoreError,
 };
 use socketioxide::socket::Sid;
 
@@ -29,6 +30,9 @@ async fn all_rules<F: Stores>(f: &F) {
     media_state(f).await;
     leave_and_disconnect(f).await;
     sweep(f).await;
+    rooms_per_connection(f).await;
+    history_bytes_per_room(f).await;
+    history_bytes_per_address(f).await;
 }
 
 #[tokio::test]
@@ -141,6 +145,9 @@ impl Stores for OnRedis {
 const LIMITS: RoomLimits = RoomLimits {
     max_peers: 3,
     history: 3,
+    history_bytes: 64 << 10,
+    history_bytes_per_ip: 4 << 20,
+    rooms_per_conn: 4,
     sfu: Err("no SFU here"),
 };
 
@@ -166,8 +173,21 @@ fn id(s: &str) -> PeerId {
     PeerId::from(s.to_owned())
 }
 
-fn text(s: &str) -> ChatText {
-    ChatText::parse(s.to_owned()).expect("valid text")
+fn message(text: &str, id: &str, from_ip: Option<IpAddr>) -> NewMessage {
+    NewMessage {
+        text: ChatText::parse(text.to_owned()).expect("valid text"),
+        id: id.to_owned(),
+        ts: 1,
+        from_ip,
+    }
+}
+
+/// The texts of a late joiner's history in room `r`.
+async fn history_of<S: RoomStore>(store: &S, r: &str) -> Vec<String> {
+    let conn = Sid::new();
+    let j = joined(store, conn, spec(r, "Reader"), "reader").await;
+    store.leave(conn, &room(r), |_| ()).await.expect("leaves");
+    j.history.into_iter().map(|m| m.text).collect()
 }
 
 async fn join<S: RoomStore>(
@@ -189,7 +209,7 @@ fn ids(j: &Joined) -> Vec<&str> {
 
 async fn chat<S: RoomStore>(store: &S, conn: Sid, r: &RoomName, t: &str, msg: &str) {
     store
-        .chat(conn, r, text(t), msg.to_owned(), 1, |_, _| ())
+        .chat(conn, r, message(t, msg, None), |_, _| ())
         .await
         .expect("chat");
 }
@@ -297,7 +317,7 @@ async fn history<F: Stores>(f: &F) {
         chat(&*n.a, s1, &r, &format!("m{i}"), &format!("id{i}")).await;
     }
     let members =
-        n.a.chat(s1, &r, text("counted"), "id5".into(), 1, |msg, count| {
+        n.a.chat(s1, &r, message("counted", "id5", None), |msg, count| {
             (msg, count)
         })
         .await
@@ -309,7 +329,7 @@ async fn history<F: Stores>(f: &F) {
         "chat from carries id and name only"
     );
     assert!(matches!(
-        n.b.chat(s2, &r, text("x"), "nope".into(), 1, |_, _| ())
+        n.b.chat(s2, &r, message("x", "nope", None), |_, _| ())
             .await,
         Err(StoreError::Rule(NotInRoom))
     ));
@@ -479,4 +499,104 @@ async fn sweep<F: Stores>(f: &F) {
     assert!(n.a.sweep().await.expect("sweep again").is_empty());
     let m = n.a.member(s1, &r).await.expect("still in");
     assert_eq!((m.me.id.as_str(), m.count), ("p1", 1));
+}
+
+async fn rooms_per_connection<F: Stores>(f: &F) {
+    let n = f.nodes(LIMITS).await;
+    let s1 = Sid::new();
+    for i in 0..4 {
+        joined(&*n.a, s1, spec(&format!("cap{i}"), "A"), &format!("p{i}")).await;
+    }
+    assert!(matches!(
+        join(&*n.a, s1, spec("cap4", "A"), "p4").await,
+        Err(StoreError::Rule(JoinError::TooManyRooms(4)))
+    ));
+    let again = joined(&*n.a, s1, spec("cap0", "A"), "p9").await;
+    assert!(!again.fresh, "a room it is in can be joined again");
+    n.a.leave(s1, &room("cap1"), |_| ()).await.expect("leaves");
+    joined(&*n.a, s1, spec("cap4", "A"), "p4").await;
+    // Leaving every room (a disconnect, last room first) empties them all.
+    let rooms = n.a.rooms_of(s1).await.expect("rooms");
+    assert_eq!(rooms.len(), 4);
+    for r in rooms.iter().rev() {
+        n.a.leave(s1, r, |_| ()).await.expect("leaves");
+    }
+    assert!(n.a.rooms_of(s1).await.expect("rooms").is_empty());
+}
+
+async fn history_bytes_per_room<F: Stores>(f: &F) {
+    let limits = RoomLimits {
+        history: 100,
+        history_bytes: 20 << 10,
+        ..LIMITS
+    };
+    let n = f.nodes(limits).await;
+    let s1 = Sid::new();
+    let r = room("hb");
+    joined(&*n.a, s1, spec("hb", "A"), "p1").await;
+    // 2 000 four-byte characters: 8 000 bytes of text each.
+    let big = "😀".repeat(2000);
+    for i in 0..5 {
+        n.a.chat(s1, &r, message(&big, &format!("b{i}"), None), |_, _| ())
+            .await
+            .expect("chat");
+    }
+    n.a.chat(s1, &r, message("small", "s", None), |_, _| ())
+        .await
+        .expect("chat");
+    let kept = history_of(&*n.b, "hb").await;
+    assert_eq!(
+        kept.len(),
+        3,
+        "two big ones and the small one fit in 20 KiB"
+    );
+    assert_eq!(
+        kept.last().map(String::as_str),
+        Some("small"),
+        "oldest first, newest kept"
+    );
+}
+
+async fn history_bytes_per_address<F: Stores>(f: &F) {
+    let limits = RoomLimits {
+        history: 100,
+        history_bytes: 64 << 10,
+        history_bytes_per_ip: 40 << 10,
+        ..LIMITS
+    };
+    let n = f.nodes(limits).await;
+    let ip: IpAddr = "198.51.100.7".parse().expect("ip");
+    let other: IpAddr = "198.51.100.8".parse().expect("ip");
+    let big = "😀".repeat(2000);
+    // One address writes 8 messages of ~8 KB (8 132 bytes counted) over 4
+    // rooms: only its newest 5 (under 40 KiB) stay, wherever they are.
+    for i in 0..4 {
+        let s = Sid::new();
+        let name = format!("ip{i}");
+        joined(&*n.a, s, spec(&name, "A"), &format!("p{i}")).await;
+        for j in 0..2 {
+            let msg = message(&big, &format!("m{i}{j}"), Some(ip));
+            n.a.chat(s, &room(&name), msg, |_, _| ())
+                .await
+                .expect("chat");
+        }
+    }
+    let mut kept = Vec::new();
+    for i in 0..4 {
+        kept.push(history_of(&*n.b, &format!("ip{i}")).await.len());
+    }
+    assert_eq!(
+        kept,
+        [0, 1, 2, 2],
+        "the address's oldest messages went first"
+    );
+    // Another address's history is its own.
+    let s = Sid::new();
+    joined(&*n.b, s, spec("ip0", "B"), "q").await;
+    let msg = message(&big, "o", Some(other));
+    n.b.chat(s, &room("ip0"), msg, |_, _| ())
+        .await
+        .expect("chat");
+    assert_eq!(history_of(&*n.a, "ip0").await.len(), 1);
+    assert_eq!(history_of(&*n.a, "ip3").await.len(), 2, "untouched");
 }

@@ -40,7 +40,7 @@ impl From<JoinError> for Failure {
         let code = match e {
             JoinError::RoomFull(_) => ErrorCode::RoomFull,
             JoinError::Unauthorized => ErrorCode::Unauthorized,
-            JoinError::ModeUnavailable(_) => ErrorCode::BadRequest,
+            JoinError::ModeUnavailable(_) | JoinError::TooManyRooms(_) => ErrorCode::BadRequest,
         };
         Failure::new(code, e.to_string())
     }
@@ -53,10 +53,15 @@ where
     fn from(e: StoreError<E>) -> Self {
         match e {
             StoreError::Rule(e) => e.into(),
-            StoreError::Unavailable(e) => Failure::new(
-                ErrorCode::Internal,
-                format!("room state is unavailable ({e}); try again shortly"),
-            ),
+            StoreError::Unavailable(e) => {
+                // What Redis said stays in the log: it names scripts, keys
+                // and memory, nothing a client should read.
+                tracing::debug!("room state unavailable: {e}");
+                Failure::new(
+                    ErrorCode::Internal,
+                    "room state is unavailable; try again shortly",
+                )
+            }
         }
     }
 }
@@ -69,10 +74,15 @@ impl From<std::convert::Infallible> for Failure {
 
 impl From<Undelivered> for Failure {
     fn from(e: Undelivered) -> Self {
-        let code = match e {
-            Undelivered::Gone => ErrorCode::UnknownPeer,
-            Undelivered::Unreachable(_) => ErrorCode::Internal,
-        };
-        Failure::new(code, e.to_string())
+        match e {
+            Undelivered::Gone => Failure::new(ErrorCode::UnknownPeer, e.to_string()),
+            Undelivered::Unreachable(why) => {
+                tracing::debug!("relay to another node failed: {why}");
+                Failure::new(
+                    ErrorCode::Internal,
+                    "cannot reach the peer's server; try again shortly",
+                )
+            }
+        }
     }
 }

@@ -69,7 +69,8 @@ macro_rules! events {
                 match kind {
                     $(EventKind::$variant => Ok(Request::$variant(self::list::payload(s, v)?)),)+
                     EventKind::Other => Err(Failure::bad_request(format!(
-                        "unknown event {name:?}; expected {}",
+                        "unknown event {}; expected {}",
+                        self::list::quote_short(name),
                         EventKind::expected()
                     ))),
                 }
@@ -106,6 +107,16 @@ use socketioxide::socket::Socket;
 
 use crate::ack::Failure;
 
+/// An event name as an error message quotes it: at most 64 characters, so
+/// an answer never echoes a long name back.
+pub(super) fn quote_short(name: &str) -> String {
+    const MAX: usize = 64;
+    match name.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{:?}", format!("{}…", &name[..cut])),
+        None => format!("{name:?}"),
+    }
+}
+
 /// Reads an event's payload as one JSON object of type `T`.
 pub(super) fn payload<T: DeserializeOwned, A: Adapter>(
     s: &Arc<Socket<A>>,
@@ -114,4 +125,19 @@ pub(super) fn payload<T: DeserializeOwned, A: Adapter>(
     let Ok(TryData(res)) = TryData::<Object<T>>::from_message_parts(s, v, &None);
     res.map(|Object(t)| t)
         .map_err(|e| Failure::bad_request(format!("invalid payload: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_names_are_cut() {
+        assert_eq!(super::quote_short("nope"), "\"nope\"");
+        let long = "é".repeat(100);
+        let q = super::quote_short(&long);
+        assert_eq!(
+            q.chars().count(),
+            64 + 3,
+            "64 characters, an ellipsis, two quotes"
+        );
+    }
 }

@@ -49,7 +49,6 @@ impl<E: Engine> Ctx<'_, E> {
 
     /// The sender's client address and its per-address counters (every
     /// session has one, from its handshake).
-    #[allow(dead_code)] // the SFU's per-address cap uses it next
     pub fn client(&self) -> Option<&Arc<crate::conn_limit::Slot>> {
         self.socket
             .req_parts()

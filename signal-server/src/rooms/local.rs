@@ -9,13 +9,13 @@
 use std::future::{Future, ready};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use protocol::{ChatMessage, ChatText, MediaState, PeerId, RoomName};
+use protocol::{ChatMessage, MediaState, PeerId, RoomName};
 use socketioxide::socket::Sid;
 
 use super::registry::Registry;
 use super::{
-    JoinError, JoinSpec, Joined, Left, Member, NotInRoom, Receipt, ReceiptError, Result,
-    RoomLimits, RoomStore, RouteError, StoreError,
+    JoinError, JoinSpec, Joined, Left, Member, NewMessage, NotInRoom, Receipt, ReceiptError,
+    Result, RoomLimits, RoomStore, RouteError, StoreError,
 };
 
 /// All rooms of this node.
@@ -105,14 +105,12 @@ impl RoomStore for LocalStore {
         &self,
         conn: Sid,
         room: &RoomName,
-        text: ChatText,
-        id: String,
-        ts: u64,
+        msg: NewMessage,
         publish: impl FnOnce(ChatMessage, usize) -> R + Send,
     ) -> impl Future<Output = Result<R, NotInRoom>> + Send {
         let mut reg = self.lock();
         let res = reg
-            .chat(conn, room, text, id, ts)
+            .chat(conn, room, msg)
             .map(|(msg, count)| publish(msg, count));
         drop(reg);
         ready(rule(res))

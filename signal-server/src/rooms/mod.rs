@@ -24,6 +24,7 @@ mod registry;
 
 use std::fmt::Debug;
 use std::future::Future;
+use std::net::IpAddr;
 
 use protocol::RoomName;
 use protocol::{ChatMessage, ChatText, DisplayName, MediaState, Mode, Password, PeerId, PeerInfo};
@@ -39,8 +40,15 @@ pub use redis::{Conn, HEARTBEAT_TTL, RedisStore};
 pub struct RoomLimits {
     /// Peers per room; a join beyond gets `room_full`.
     pub max_peers: usize,
-    /// Chat messages kept per room for late joiners.
+    /// Chat messages kept per room for late joiners...
     pub history: usize,
+    /// ...and their bytes ([`NewMessage::bytes`]); the oldest go first.
+    pub history_bytes: usize,
+    /// Bytes of kept history written from one client address, over all
+    /// rooms; beyond, that address's oldest kept messages go first.
+    pub history_bytes_per_ip: usize,
+    /// Rooms one connection may be in at once.
+    pub rooms_per_conn: usize,
     /// Whether a join may create an SFU room here: `Ok`, or why not.
     pub sfu: std::result::Result<(), &'static str>,
 }
@@ -53,6 +61,24 @@ pub struct JoinSpec {
     /// Mode for a room this join creates; ignored for an existing room.
     pub mode: Mode,
     pub password: Option<Password>,
+}
+
+/// A chat message to record: what the sender wrote, and the client address
+/// it came from (whose history budget it counts against).
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub text: ChatText,
+    pub id: String,
+    pub ts: u64,
+    pub from_ip: Option<IpAddr>,
+}
+
+impl NewMessage {
+    /// What a kept message counts against the history budgets: its text,
+    /// its author's name and room, and a fixed allowance for the rest.
+    pub fn bytes(&self, room: &RoomName, author: &str) -> usize {
+        self.text.as_str().len() + author.len() + room.as_str().len() + 128
+    }
 }
 
 /// What a successful join returns: everything the ack needs.
@@ -105,6 +131,8 @@ pub enum JoinError {
     /// The reason comes with the deployment ([`RoomLimits::sfu`]).
     #[error("{0}")]
     ModeUnavailable(&'static str),
+    #[error("a connection may be in at most {0} rooms at once; leave one first")]
+    TooManyRooms(usize),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -204,9 +232,7 @@ pub trait RoomStore: Send + Sync + 'static {
         &self,
         conn: Sid,
         room: &RoomName,
-        text: ChatText,
-        id: String,
-        ts: u64,
+        msg: NewMessage,
         publish: impl FnOnce(ChatMessage, usize) -> R + Send,
     ) -> impl Future<Output = Result<R, NotInRoom>> + Send;
 

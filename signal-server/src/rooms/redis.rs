@@ -5,10 +5,11 @@
 //!
 //! | key | type | what |
 //! |---|---|---|
-//! | `P:r:{room}` | hash | `mode`, `pw` (SHA-256 of the password, or empty), `seq` (join counter) |
+//! | `P:r:{room}` | hash | `mode`, `pw` (SHA-256 of the password, or empty), `seq` (join counter), `hb` (history bytes) |
 //! | `P:r:{room}:m` | hash | connection → `seq` `\n` member JSON |
 //! | `P:r:{room}:p` | hash | peer id → connection |
-//! | `P:r:{room}:h` | list | chat history, JSON, oldest first |
+//! | `P:r:{room}:h` | list | chat history, oldest first: `bytes \t ip \t json` |
+//! | `P:ip:{ip}:b`, `:k`, `:o` | string, string, list | history an address wrote and that is still kept: bytes, messages, and where (`room \n id`, oldest first) |
 //! | `P:c:{conn}` | set | rooms of a connection |
 //! | `P:n:{node}` | string with TTL | the node's heartbeat |
 //! | `P:n:{node}:mark` | string with TTL | set only by the heartbeat: its absence means Redis lost this node's state |
@@ -33,21 +34,23 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use protocol::{ChatMessage, ChatText, MediaState, Mode, PeerId, PeerInfo, RoomName};
+use protocol::{ChatMessage, MediaState, Mode, PeerId, PeerInfo, RoomName};
 use redis::Script;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use socketioxide::socket::Sid;
 
 use super::{
-    JoinError, JoinSpec, Joined, Left, Member, NotInRoom, Receipt, ReceiptError, Result,
-    RoomLimits, RoomStore, RouteError, StoreError,
+    JoinError, JoinSpec, Joined, Left, Member, NewMessage, NotInRoom, Receipt, ReceiptError,
+    Result, RoomLimits, RoomStore, RouteError, StoreError,
 };
 use crate::redis_driver::{DriverError, ReconnectingDriver};
 
 /// How long a node's heartbeat lives; nodes refresh it well within that.
 pub const HEARTBEAT_TTL: Duration = Duration::from_secs(10);
 
+/// The functions the scripts that remove members or history share.
+const HISTORY_FN: &str = include_str!("lua/history.lua");
 const REMOVE_FN: &str = include_str!("lua/remove.lua");
 
 /// One member as stored.
@@ -143,9 +146,15 @@ impl RedisStore {
             limits,
             scripts: Arc::new(Scripts {
                 join: Script::new(include_str!("lua/join.lua")),
-                leave: Script::new(&format!("{REMOVE_FN}{}", include_str!("lua/leave.lua"))),
-                sweep: Script::new(&format!("{REMOVE_FN}{}", include_str!("lua/sweep.lua"))),
-                chat: Script::new(include_str!("lua/chat.lua")),
+                leave: Script::new(&format!(
+                    "{HISTORY_FN}{REMOVE_FN}{}",
+                    include_str!("lua/leave.lua")
+                )),
+                sweep: Script::new(&format!(
+                    "{HISTORY_FN}{REMOVE_FN}{}",
+                    include_str!("lua/sweep.lua")
+                )),
+                chat: Script::new(&format!("{HISTORY_FN}{}", include_str!("lua/chat.lua"))),
                 media: Script::new(include_str!("lua/media.lua")),
             }),
             mine: Arc::new(Mutex::new(HashMap::new())),
@@ -255,7 +264,8 @@ impl RedisStore {
             .arg(self.limits.max_peers)
             .arg(&*self.node)
             .arg(HEARTBEAT_TTL.as_millis() as u64)
-            .arg(if self.limits.sfu.is_ok() { "1" } else { "0" });
+            .arg(if self.limits.sfu.is_ok() { "1" } else { "0" })
+            .arg(self.limits.rooms_per_conn);
         let reply: Vec<redis::Value> = self.invoke(inv).await?;
         let outcome: String = field(&reply, 0);
         match outcome.as_str() {
@@ -264,6 +274,10 @@ impl RedisStore {
             "mode" => {
                 let why = self.limits.sfu.err().unwrap_or_default();
                 return Err(StoreError::Rule(JoinError::ModeUnavailable(why)));
+            }
+            "rooms" => {
+                let max = self.limits.rooms_per_conn;
+                return Err(StoreError::Rule(JoinError::TooManyRooms(max)));
             }
             _ => {}
         }
@@ -277,7 +291,7 @@ impl RedisStore {
         others.sort_by_key(|(n, _)| *n);
         let history = field::<Vec<String>>(&reply, 4)
             .iter()
-            .filter_map(|h| serde_json::from_str::<ChatMessage>(h).ok())
+            .filter_map(|h| decode_history(h))
             .collect();
         let me = me.ok_or(StoreError::Unavailable(DriverError::Down))?;
         Ok(Joined {
@@ -393,32 +407,45 @@ impl RoomStore for RedisStore {
         &self,
         conn: Sid,
         room: &RoomName,
-        text: ChatText,
-        id: String,
-        ts: u64,
+        new: NewMessage,
         publish: impl FnOnce(ChatMessage, usize) -> R + Send,
     ) -> Result<R, NotInRoom> {
         let me = self
             .stored(room, conn)
             .await?
             .ok_or(StoreError::Rule(NotInRoom))?;
+        let bytes = new.bytes(room, &me.name);
+        let ip = new
+            .from_ip
+            .map_or_else(|| "-".to_owned(), |ip| ip.to_string());
         let msg = ChatMessage {
             room: room.clone(),
-            id,
+            id: new.id,
             from: me.ident(),
-            text: text.as_str().to_owned(),
-            ts,
+            text: new.text.as_str().to_owned(),
+            ts: new.ts,
         };
         // Membership checked again with the push: a message must not
         // outlive its room (it would show up in a new room of that name).
         let r = self.room_key(room);
-        let json = serde_json::to_string(&msg).unwrap_or_default();
+        let entry = format!(
+            "{bytes}\t{ip}\t{}",
+            serde_json::to_string(&msg).unwrap_or_default()
+        );
         let mut inv = self.scripts.chat.prepare_invoke();
-        inv.key(format!("{r}:m"))
+        inv.key(&r)
+            .key(format!("{r}:m"))
             .key(format!("{r}:h"))
             .arg(self.conn_key(conn))
-            .arg(json)
-            .arg(self.limits.history);
+            .arg(entry)
+            .arg(self.limits.history)
+            .arg(bytes)
+            .arg(self.limits.history_bytes)
+            .arg(self.limits.history_bytes_per_ip)
+            .arg(&*self.prefix)
+            .arg(ip)
+            .arg(room.as_str())
+            .arg(&msg.id);
         let count: usize = self.invoke(inv).await?;
         if count == 0 {
             return Err(StoreError::Rule(NotInRoom));
@@ -465,7 +492,7 @@ impl RoomStore for RedisStore {
         let history: Vec<String> = self.run(cmd).await?;
         let author = history
             .iter()
-            .filter_map(|h| serde_json::from_str::<ChatMessage>(h).ok())
+            .filter_map(|h| decode_history(h))
             .find(|m| m.id == msg)
             .map(|m| m.from.id)
             .ok_or(StoreError::Rule(ReceiptError::UnknownMessage))?;
@@ -568,6 +595,11 @@ impl RoomStore for RedisStore {
     fn forget(&self, conn: Sid) {
         self.mine().retain(|(c, _), _| *c != conn);
     }
+}
+
+/// A kept history entry (`bytes \t ip \t json`) → the message.
+fn decode_history(entry: &str) -> Option<ChatMessage> {
+    serde_json::from_str(entry.splitn(3, '\t').nth(2)?).ok()
 }
 
 /// `seq \n json` → (seq, member).

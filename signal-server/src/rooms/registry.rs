@@ -5,14 +5,15 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
+use std::net::IpAddr;
 
 use protocol::RoomName;
-use protocol::{ChatMessage, ChatText, DisplayName, MediaState, Mode, Password, PeerId, PeerInfo};
+use protocol::{ChatMessage, DisplayName, MediaState, Mode, Password, PeerId, PeerInfo};
 use subtle::ConstantTimeEq;
 
 use super::{
-    JoinError, JoinSpec, Joined, Left, Member, NotInRoom, Receipt, ReceiptError, RoomLimits,
-    RouteError,
+    JoinError, JoinSpec, Joined, Left, Member, NewMessage, NotInRoom, Receipt, ReceiptError,
+    RoomLimits, RouteError,
 };
 
 #[derive(Debug)]
@@ -43,6 +44,14 @@ impl<C> Seat<C> {
     }
 }
 
+/// A message in a room's history, with what it counts against.
+#[derive(Debug)]
+struct Kept {
+    msg: ChatMessage,
+    from_ip: Option<IpAddr>,
+    bytes: usize,
+}
+
 #[derive(Debug)]
 struct Room<C> {
     mode: Mode,
@@ -50,7 +59,36 @@ struct Room<C> {
     /// In join order; rooms are small enough that a scan beats a map.
     seats: Vec<Seat<C>>,
     /// Dropped with the room: no message outlives it.
-    history: VecDeque<ChatMessage>,
+    history: VecDeque<Kept>,
+    /// The bytes of `history`.
+    history_bytes: usize,
+}
+
+/// The kept history written from one client address, over all rooms.
+#[derive(Debug, Default)]
+struct Author {
+    bytes: usize,
+    /// Messages of this address still kept somewhere.
+    kept: usize,
+    /// Where its messages went, oldest first; entries of messages already
+    /// gone (their room bounded or removed them) are skipped, and dropped
+    /// when they outnumber the live ones.
+    order: VecDeque<(RoomName, String)>,
+}
+
+/// Every address's [`Author`] record, while it has kept messages.
+type Authors = HashMap<IpAddr, Author>;
+
+/// Takes a message that left its room's history off its author's count.
+fn forget(authors: &mut Authors, kept: &Kept) {
+    let Some(ip) = kept.from_ip else { return };
+    if let Some(a) = authors.get_mut(&ip) {
+        a.bytes = a.bytes.saturating_sub(kept.bytes);
+        a.kept = a.kept.saturating_sub(1);
+        if a.kept == 0 {
+            authors.remove(&ip);
+        }
+    }
 }
 
 impl<C: PartialEq> Room<C> {
@@ -87,6 +125,7 @@ pub(super) struct Registry<C> {
     conns: HashMap<C, Vec<RoomName>>,
     peers: usize,
     limits: RoomLimits,
+    authors: Authors,
 }
 
 impl<C: Copy + Eq + Hash> Registry<C> {
@@ -96,6 +135,7 @@ impl<C: Copy + Eq + Hash> Registry<C> {
             conns: HashMap::new(),
             peers: 0,
             limits,
+            authors: HashMap::new(),
         }
     }
 
@@ -126,7 +166,7 @@ impl<C: Copy + Eq + Hash> Registry<C> {
                         .filter(|m| m.conn != conn)
                         .map(Seat::info)
                         .collect(),
-                    history: room.history.iter().cloned().collect(),
+                    history: room.history.iter().map(|k| k.msg.clone()).collect(),
                     fresh: false,
                 });
             }
@@ -139,11 +179,15 @@ impl<C: Copy + Eq + Hash> Registry<C> {
         } else if spec.mode == Mode::Sfu {
             limits.sfu.map_err(JoinError::ModeUnavailable)?;
         }
+        if self.conns.get(&conn).map_or(0, Vec::len) >= limits.rooms_per_conn {
+            return Err(JoinError::TooManyRooms(limits.rooms_per_conn));
+        }
         let room = self.rooms.entry(spec.room.clone()).or_insert_with(|| Room {
             mode: spec.mode,
             password: spec.password,
             seats: Vec::new(),
             history: VecDeque::new(),
+            history_bytes: 0,
         });
         let me = Seat {
             id,
@@ -155,7 +199,7 @@ impl<C: Copy + Eq + Hash> Registry<C> {
             me: me.ident(),
             mode: room.mode,
             peers: room.seats.iter().map(Seat::info).collect(),
-            history: room.history.iter().cloned().collect(),
+            history: room.history.iter().map(|k| k.msg.clone()).collect(),
             fresh: true,
         };
         room.seats.push(me);
@@ -174,11 +218,19 @@ impl<C: Copy + Eq + Hash> Registry<C> {
             .ok_or(NotInRoom)?;
         let seat = r.seats.remove(idx);
         let remaining = r.seats.len();
-        if remaining == 0 {
-            self.rooms.remove(room);
+        if remaining == 0
+            && let Some(gone) = self.rooms.remove(room)
+        {
+            for kept in &gone.history {
+                forget(&mut self.authors, kept);
+            }
         }
         if let Some(rooms) = self.conns.get_mut(&conn) {
-            rooms.retain(|r| r != room);
+            // From the end: a disconnect leaves the rooms last first, so
+            // leaving all of them is linear.
+            if let Some(i) = rooms.iter().rposition(|r| r == room) {
+                rooms.swap_remove(i);
+            }
             if rooms.is_empty() {
                 self.conns.remove(&conn);
             }
@@ -229,8 +281,8 @@ impl<C: Copy + Eq + Hash> Registry<C> {
             .history
             .iter()
             .rev()
-            .find(|m| m.id == msg)
-            .map(|m| &m.from.id)
+            .find(|k| k.msg.id == msg)
+            .map(|k| &k.msg.from.id)
             .ok_or(ReceiptError::UnknownMessage)?;
         let author = r.by_id(author).ok_or(ReceiptError::AuthorGone)?;
         Ok(Receipt {
@@ -259,32 +311,88 @@ impl<C: Copy + Eq + Hash> Registry<C> {
         Ok((from.id.clone(), target.conn))
     }
 
-    /// Records a chat message in the room's bounded history; returns it and
-    /// the room's size.
+    /// Records a chat message in the room's bounded history (in messages
+    /// and bytes, and within its address's budget over all rooms); returns
+    /// it and the room's size.
     pub(super) fn chat(
         &mut self,
         conn: C,
         room: &RoomName,
-        text: ChatText,
-        id: String,
-        ts: u64,
+        new: NewMessage,
     ) -> Result<(ChatMessage, usize), NotInRoom> {
-        let limit = self.limits.history;
+        let limits = self.limits;
         let r = self.rooms.get_mut(room).ok_or(NotInRoom)?;
         let from = r.by_conn(&conn).ok_or(NotInRoom)?.ident();
+        let bytes = new.bytes(room, &from.name);
         let msg = ChatMessage {
             room: room.clone(),
-            id,
+            id: new.id,
             from,
-            text: text.as_str().to_owned(),
-            ts,
+            text: new.text.as_str().to_owned(),
+            ts: new.ts,
         };
-        if limit > 0 {
-            if r.history.len() >= limit {
-                r.history.pop_front();
-            }
-            r.history.push_back(msg.clone());
+        let members = r.seats.len();
+        if limits.history == 0 || bytes > limits.history_bytes {
+            return Ok((msg, members));
         }
-        Ok((msg, r.seats.len()))
+        if let Some(ip) = new.from_ip {
+            let a = self.authors.entry(ip).or_default();
+            a.bytes += bytes;
+            a.kept += 1;
+            a.order.push_back((room.clone(), msg.id.clone()));
+        }
+        r.history.push_back(Kept {
+            msg: msg.clone(),
+            from_ip: new.from_ip,
+            bytes,
+        });
+        r.history_bytes += bytes;
+        while r.history.len() > limits.history || r.history_bytes > limits.history_bytes {
+            let Some(old) = r.history.pop_front() else {
+                break;
+            };
+            r.history_bytes -= old.bytes;
+            forget(&mut self.authors, &old);
+        }
+        if let Some(ip) = new.from_ip {
+            self.bound_author(ip);
+        }
+        Ok((msg, members))
+    }
+
+    /// Removes `ip`'s oldest kept messages while it is over its budget.
+    fn bound_author(&mut self, ip: IpAddr) {
+        let budget = self.limits.history_bytes_per_ip;
+        loop {
+            let Some(a) = self.authors.get_mut(&ip) else {
+                return;
+            };
+            if a.bytes <= budget {
+                // Entries of messages that went otherwise pile up: drop them
+                // once they outnumber the live ones.
+                if a.order.len() > 2 * a.kept + 32 {
+                    let rooms = &self.rooms;
+                    a.order.retain(|(room, id)| {
+                        rooms
+                            .get(room)
+                            .is_some_and(|r| r.history.iter().any(|k| &k.msg.id == id))
+                    });
+                }
+                return;
+            }
+            let Some((room, id)) = a.order.pop_front() else {
+                return;
+            };
+            let Some(r) = self.rooms.get_mut(&room) else {
+                continue;
+            };
+            let Some(i) = r.history.iter().position(|k| k.msg.id == id) else {
+                continue;
+            };
+            if let Some(old) = r.history.remove(i) {
+                r.history_bytes -= old.bytes;
+                forget(&mut self.authors, &old);
+            }
+        }
     }
 }

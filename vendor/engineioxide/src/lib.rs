@@ -3,6 +3,7 @@
 #![doc = include_str!("../README.md")]
 
 pub use engineioxide_core::{ProtocolVersion, Str, TransportType};
+pub use budget::QueueBudget;
 pub use socket::{DisconnectReason, Socket};
 
 #[doc(hidden)]
@@ -22,6 +23,7 @@ pub mod sid {
 }
 
 mod body;
+mod budget;
 mod engine;
 mod errors;
 mod transport;

@@ -64,6 +64,7 @@ use std::{
     time::Duration,
 };
 
+use crate::budget::{QueueAccount, QueueBudget, cost};
 use crate::{config::EngineIoConfig, errors::Error};
 use bytes::Bytes;
 use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Str, TransportType};
@@ -116,6 +117,8 @@ impl From<&Error> for Option<DisconnectReason> {
 /// A permit holds a place in the internal channel to send one packet to the client.
 pub struct Permit<'a> {
     inner: mpsc::Permit<'a, Queued>,
+    /// The socket's byte budget (patched): a packet over it is not queued.
+    queue: &'a QueueAccount,
 }
 
 /// What a socket's outgoing queue holds: boxed, so that the tokio channel's
@@ -126,12 +129,16 @@ impl Permit<'_> {
     /// Consume the permit and emit a message to the client.
     #[inline]
     pub fn emit(self, msg: Str) {
-        self.inner.send(Box::new(smallvec![Packet::Message(msg)]));
+        if self.queue.charge(msg.len()) {
+            self.inner.send(Box::new(smallvec![Packet::Message(msg)]));
+        }
     }
     /// Consume the permit and emit a binary message to the client.
     #[inline]
     pub fn emit_binary(self, data: Bytes) {
-        self.inner.send(Box::new(smallvec![Packet::Binary(data)]));
+        if self.queue.charge(data.len()) {
+            self.inner.send(Box::new(smallvec![Packet::Binary(data)]));
+        }
     }
 
     /// Consume the permit and emit a message with multiple binary data to the client.
@@ -143,7 +150,9 @@ impl Permit<'_> {
         for d in data {
             packets.push(Packet::Binary(d));
         }
-        self.inner.send(Box::new(packets));
+        if self.queue.charge(packets.iter().map(cost).sum()) {
+            self.inner.send(Box::new(packets));
+        }
     }
 
     /// Consume the permit and emit a message with multiple binary data to the client.
@@ -155,7 +164,9 @@ impl Permit<'_> {
         for d in data {
             packets.push(Packet::Binary(d));
         }
-        self.inner.send(Box::new(packets));
+        if self.queue.charge(packets.iter().map(cost).sum()) {
+            self.inner.send(Box::new(packets));
+        }
     }
 }
 
@@ -221,6 +232,10 @@ where
     /// Channel to send [PacketBuf] to the internal connection
     pub(crate) internal_tx: mpsc::Sender<Queued>,
 
+    /// Bytes queued in `internal_tx` against the socket's [`QueueBudget`]
+    /// (patched).
+    pub(crate) queue: QueueAccount,
+
     /// Channel to send volatile [PacketBuf]s that bypass the internal buffer.
     /// Uses a [`watch`](tokio::sync::watch) channel so only the latest volatile
     /// message is retained; subsequent volatile sends overwrite the previous one.
@@ -263,6 +278,7 @@ where
         let (internal_tx, internal_rx) = mpsc::channel(config.max_buffer_size);
         let (heartbeat_tx, heartbeat_rx) = mpsc::channel(1);
         let (volatile_tx, volatile_rx) = watch::channel(None);
+        let queue = QueueAccount::new(req_parts.extensions.get::<QueueBudget>().cloned());
 
         Self {
             id: Sid::new(),
@@ -272,6 +288,7 @@ where
 
             internal_rx: Mutex::new(InternalRx::new(internal_rx, volatile_rx)),
             internal_tx,
+            queue,
 
             volatile_tx,
 
@@ -293,11 +310,22 @@ where
         #[cfg(feature = "tracing")]
         tracing::debug!(?packet, "sending packet");
 
+        if !self.queue.charge(cost(&packet)) {
+            return Err(TrySendError::Full(packet));
+        }
         self.internal_tx
             .try_send(Box::new(smallvec![packet]))
-            .map_err(|p| match p {
-                TrySendError::Full(mut p) => TrySendError::Full(p.pop().unwrap()),
-                TrySendError::Closed(mut p) => TrySendError::Closed(p.pop().unwrap()),
+            .map_err(|p| {
+                let mut p = match p {
+                    TrySendError::Full(p) => TrySendError::Full(p),
+                    TrySendError::Closed(p) => TrySendError::Closed(p),
+                };
+                let (TrySendError::Full(buf) | TrySendError::Closed(buf)) = &mut p;
+                self.queue.release(buf.iter());
+                match p {
+                    TrySendError::Full(mut p) => TrySendError::Full(p.pop().unwrap()),
+                    TrySendError::Closed(mut p) => TrySendError::Closed(p.pop().unwrap()),
+                }
             })?;
         Ok(())
     }
@@ -317,10 +345,22 @@ where
         tokio::spawn(
             cancellation_token
                 .run_until_cancelled_owned(async move {
-                    if let Err(_e) = self.heartbeat_job(interval, timeout).await {
-                        self.close(DisconnectReason::HeartbeatTimeout);
-                        #[cfg(feature = "tracing")]
-                        tracing::debug!(id = ?self.id, "heartbeat error: {_e}");
+                    tokio::select! {
+                        res = self.heartbeat_job(interval, timeout) => {
+                            if let Err(_e) = res {
+                                self.close(DisconnectReason::HeartbeatTimeout);
+                                #[cfg(feature = "tracing")]
+                                tracing::debug!(id = ?self.id, "heartbeat error: {_e}");
+                            }
+                        }
+                        // Patched: a send crossed the socket's byte budget (it
+                        // stopped reading). Closed here, on this task, never
+                        // from the sender's call.
+                        () = self.queue.overflow.notified() => {
+                            #[cfg(feature = "tracing")]
+                            tracing::debug!(id = ?self.id, "outgoing queue over its byte budget: closing");
+                            self.close(DisconnectReason::TransportError);
+                        }
                     }
                 })
                 .inspect(|_v| {
@@ -448,7 +488,10 @@ where
     #[inline]
     pub fn reserve(&self) -> Result<Permit<'_>, TrySendError<()>> {
         let permit = self.internal_tx.try_reserve()?;
-        Ok(Permit { inner: permit })
+        Ok(Permit {
+            inner: permit,
+            queue: &self.queue,
+        })
     }
 
     /// Emits a message to the client.
@@ -623,6 +666,7 @@ where
 
             internal_rx: Mutex::new(InternalRx::new(internal_rx, volatile_rx)),
             internal_tx,
+            queue: QueueAccount::default(),
 
             volatile_tx,
 

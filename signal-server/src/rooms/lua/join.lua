@@ -1,6 +1,7 @@
 -- Takes a seat. KEYS: room, members, peers, history, connrooms, nodeconns,
 -- nodes, node heartbeat. ARGV: conn, room name, member json, mode, pw hash,
--- max peers, node, heartbeat ttl ms, sfu allowed ('1' or '0').
+-- max peers, node, heartbeat ttl ms, sfu allowed ('1' or '0'), rooms per conn.
+-- History entries are returned as stored ("bytes\tip\tjson").
 -- This node is alive (it runs this): a lapsed heartbeat must not get the
 -- new member swept before the next refresh.
 redis.call('SET', KEYS[8], 1, 'PX', ARGV[8], 'NX')
@@ -15,9 +16,12 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   if pw ~= '' and pw ~= ARGV[5] then return {'unauthorized'} end
   if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[6]) then return {'full'} end
   mode = redis.call('HGET', KEYS[1], 'mode')
-else
-  if mode == 'sfu' and ARGV[9] ~= '1' then return {'mode'} end
-  redis.call('HSET', KEYS[1], 'mode', mode, 'pw', ARGV[5], 'seq', 0)
+elseif mode == 'sfu' and ARGV[9] ~= '1' then
+  return {'mode'}
+end
+if redis.call('SCARD', KEYS[5]) >= tonumber(ARGV[10]) then return {'rooms'} end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'mode', mode, 'pw', ARGV[5], 'seq', 0, 'hb', 0)
 end
 local n = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local me = n .. '\n' .. ARGV[3]

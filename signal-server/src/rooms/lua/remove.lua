@@ -1,4 +1,4 @@
--- Removes one member; shared by leave and sweep. Returns {peer id, members left}.
+-- Removes one member; shared by LEAVE and SWEEP. Returns {peer id, members left}.
 local function remove(prefix, room, conn)
   local r = prefix .. ':r:' .. room
   local v = redis.call('HGET', r .. ':m', conn)
@@ -15,6 +15,9 @@ local function remove(prefix, room, conn)
   end
   local left = redis.call('HLEN', r .. ':m')
   -- The room's history goes with the room: no message outlives it.
-  if left == 0 then redis.call('DEL', r, r .. ':m', r .. ':p', r .. ':h') end
+  if left == 0 then
+    forget_room(prefix, r)
+    redis.call('DEL', r, r .. ':m', r .. ':p', r .. ':h')
+  end
   return {id, left}
 end

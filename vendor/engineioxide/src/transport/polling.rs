@@ -123,10 +123,14 @@ where
             peeked_packet,
         } = &mut *rx;
 
+        let taken = |queued: &crate::socket::Queued| socket.queue.release(queued.iter());
         // Prepend the packet peeked during the previous
         // polling request so it is encoded first, ahead of the newly received packets.
         let rx_stream = stream::iter(peeked_packet.take())
-            .chain(rx_stream::EncoderStream::new(buffered_rx, volatile_rx).map(|queued| *queued));
+            .chain(
+                rx_stream::EncoderStream::new(buffered_rx, volatile_rx, &taken)
+                    .map(|queued| *queued),
+            );
 
         // Stop waiting for the next packet as soon as the session is closed. The combinator is biased
         // towards the encoder completion, so any buffered close packet is still flushed to the client.
@@ -233,13 +237,16 @@ mod rx_stream {
 
     /// [`ReceiverStream`] is a stream that wraps a [`mpsc::Receiver`] by reference.
     /// Allowing to use it as a stream even if it is behind a mutex.
+    /// Patched: `taken` sees every item as it leaves the channel (the
+    /// socket's byte budget gives back what it took).
     pub struct ReceiverStream<'a, T> {
         inner: &'a mut mpsc::Receiver<T>,
+        taken: &'a (dyn Fn(&T) + Send + Sync),
     }
 
     impl<'a, T> ReceiverStream<'a, T> {
-        pub fn new(inner: &'a mut mpsc::Receiver<T>) -> Self {
-            Self { inner }
+        pub fn new(inner: &'a mut mpsc::Receiver<T>, taken: &'a (dyn Fn(&T) + Send + Sync)) -> Self {
+            Self { inner, taken }
         }
     }
 
@@ -247,7 +254,11 @@ mod rx_stream {
         type Item = T;
 
         fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-            self.inner.poll_recv(cx)
+            let item = ready!(self.inner.poll_recv(cx));
+            if let Some(item) = &item {
+                (self.taken)(item);
+            }
+            Poll::Ready(item)
         }
     }
 
@@ -313,9 +324,10 @@ mod rx_stream {
         pub fn new(
             rx: &'a mut mpsc::Receiver<T>,
             watch: &'a mut watch::Receiver<Option<T>>,
+            taken: &'a (dyn Fn(&T) + Send + Sync),
         ) -> Self {
             Self {
-                rx: ReceiverStream::new(rx),
+                rx: ReceiverStream::new(rx, taken),
                 watch: WatchStream::new(watch),
             }
         }

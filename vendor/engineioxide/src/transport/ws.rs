@@ -307,16 +307,23 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
         }
 
     // Forward buffered packets until the channel is closed or the session is cancelled.
+    // Patched: writing to the socket is cancellable too, so a client that
+    // stopped reading (its TCP window full) cannot hold the queue's lock, and
+    // with it the session's close, until the kernel gives up on it.
+    let cancelled = socket.cancellation_token.clone();
+    let forward = async {
     loop {
         tokio::select! {
             biased;
             items = buffered_rx.recv() => {
                 match items {
                     Some(packets) => {
+                        socket.queue.release(packets.iter());
                         for item in *packets {
                             map_fn!(item);
                         }
                         while let Ok(packets) = buffered_rx.try_recv() {
+                            socket.queue.release(packets.iter());
                             for item in *packets {
                                 map_fn!(item);
                             }
@@ -342,12 +349,23 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
         tracing::trace!(sid = %socket.id, "ws flush");
         tx.flush().await.ok();
     }
+    };
+    tokio::select! {
+        biased;
+        () = cancelled.cancelled() => {}
+        () = forward => {}
+    }
+    // The session may close now; the last flush is best effort, and bounded.
+    drop(internal_rx);
 
     #[cfg(feature = "tracing")]
     tracing::trace!(sid = %socket.id, "ws closing flush");
 
-    tx.flush().await.ok();
-    tx.close().await.ok();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        tx.flush().await.ok();
+        tx.close().await.ok();
+    })
+    .await;
 }
 /// Send a Engine.IO [`OpenPacket`] to initiate a websocket connection
 async fn init_handshake<S>(
