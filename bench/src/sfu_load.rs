@@ -27,7 +27,8 @@ const MAX_SUBSCRIBERS: usize = 1000;
 /// UDP ports of the SFU range beyond one per peer connection.
 const PORT_SLACK: usize = 32;
 
-/// The SFU's RTP counters of one room, from `/metrics`.
+/// The SFU's RTP counters, from `/metrics` (summed over rooms: /metrics names
+/// no room; the bench's server hosts one SFU room).
 #[derive(Debug, Clone, Copy, Default)]
 struct RoomRtp {
     rtp_in: u64,
@@ -36,7 +37,7 @@ struct RoomRtp {
 }
 
 /// `GET /metrics` over a plain loopback TCP connection, bounded.
-async fn room_rtp(target: &Target, room: &str) -> Result<RoomRtp> {
+async fn room_rtp(target: &Target) -> Result<RoomRtp> {
     let body = tokio::time::timeout(Duration::from_secs(5), async {
         let mut s = TcpStream::connect(target.addr).await?;
         s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
@@ -48,10 +49,9 @@ async fn room_rtp(target: &Target, room: &str) -> Result<RoomRtp> {
     .await
     .context("GET /metrics timed out")?
     .context("GET /metrics")?;
-    let label = format!("{{room=\"{room}\"}} ");
     let mut r = RoomRtp::default();
     for line in body.lines() {
-        let Some((name, value)) = line.split_once(&label) else {
+        let Some((name, value)) = line.split_once(' ') else {
             continue;
         };
         let Ok(v) = value.trim().parse::<u64>() else {
@@ -79,14 +79,8 @@ struct Snap {
     rtp: Option<RoomRtp>,
 }
 
-async fn snap(
-    publisher: &Bot,
-    subs: &[Bot],
-    pid: Option<u32>,
-    target: &Target,
-    room: &str,
-) -> Snap {
-    let rtp = match room_rtp(target, room).await {
+async fn snap(publisher: &Bot, subs: &[Bot], pid: Option<u32>, target: &Target) -> Snap {
+    let rtp = match room_rtp(target).await {
         Ok(r) => Some(r),
         Err(e) => {
             eprintln!("bench: cannot read /metrics: {e:#}");
@@ -264,10 +258,10 @@ pub async fn run(args: SfuArgs) -> Result<bool> {
     let mut result = None;
     if ready > 0 {
         timed_out |= !sleep_bounded(Duration::from_secs(args.warmup_secs), deadline).await;
-        let a = snap(&publisher, &subs, pid, &target, &room).await;
+        let a = snap(&publisher, &subs, pid, &target).await;
         eprintln!("bench: measuring for {} s", args.seconds);
         timed_out |= !sleep_bounded(Duration::from_secs(args.seconds), deadline).await;
-        let b = snap(&publisher, &subs, pid, &target, &room).await;
+        let b = snap(&publisher, &subs, pid, &target).await;
         window_s = (b.at - a.at).as_secs_f64();
         result = Some((a, b));
     }

@@ -98,32 +98,17 @@ impl SfuRooms {
         self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts the SFU of `room` unless it runs already (or this node has no
-    /// SFU); returns what the new room will say to its peers.
-    pub fn open(&self, room: &RoomName) -> Option<SfuOutbox> {
-        let sfu = self.sfu.as_ref()?;
-        let mut rooms = self.lock();
-        if rooms.contains_key(room) {
-            return None;
-        }
-        let (tx, rx) = mpsc::unbounded_channel();
-        let entry = SfuRoom {
-            handle: sfu.spawn_room(tx),
-            seats: HashMap::new(),
-        };
-        rooms.insert(room.clone(), entry);
-        Some(rx)
-    }
-
     /// Checks a signal from `from` for the SFU of `room` and queues it, in
     /// order. An offer also needs a connection counted for the sender's
-    /// address, unless the peer has one.
+    /// address, unless the peer has one. The room's SFU starts with the
+    /// first offer accepted (a room whose members never offer costs no
+    /// task); then what it will say to its peers is returned, to relay.
     pub fn signal(
         &self,
         room: &RoomName,
         from: Sender,
         data: SignalData,
-    ) -> Result<(), SfuRefusal> {
+    ) -> Result<Option<SfuOutbox>, SfuRefusal> {
         // Checked before any lock is taken or anything is built.
         match &data {
             SignalData::Offer { sdp } => sfu::validate_offer(sdp)?,
@@ -132,9 +117,29 @@ impl SfuRooms {
             SignalData::Candidate { candidate: None } | SignalData::Bye => {}
         }
         let mut rooms = self.lock();
-        let entry = rooms
-            .get_mut(room)
-            .ok_or(SfuRefusal::Unavailable("the SFU room is gone"))?;
+        let is_offer = matches!(data, SignalData::Offer { .. });
+        let mut started = None;
+        if !rooms.contains_key(room) {
+            let sfu = self
+                .sfu
+                .as_ref()
+                .ok_or(SfuRefusal::Unavailable("this server has no SFU"))?;
+            if !is_offer {
+                return Err(SfuRefusal::Unavailable(
+                    "the SFU of this room has not started: send an offer first",
+                ));
+            }
+            let (tx, rx) = mpsc::unbounded_channel();
+            let entry = SfuRoom {
+                handle: sfu.spawn_room(tx),
+                seats: HashMap::new(),
+            };
+            rooms.insert(room.clone(), entry);
+            started = Some(rx);
+        }
+        let Some(entry) = rooms.get_mut(room) else {
+            unreachable!("the room was found or inserted above, under the same lock");
+        };
         let mut newly_counted = None;
         let allowance = if matches!(data, SignalData::Offer { .. }) {
             let seat = entry
@@ -149,7 +154,13 @@ impl SfuRooms {
                 })
                 .clone();
             match seat.take() {
-                Taken::Refused => return Err(SfuRefusal::TooMany(from.limit)),
+                Taken::Refused => {
+                    if started.is_some() {
+                        // Nobody else is in an SFU room started for this offer.
+                        rooms.remove(room);
+                    }
+                    return Err(SfuRefusal::TooMany(from.limit));
+                }
                 Taken::Now => newly_counted = Some(seat.clone()),
                 Taken::Already => {}
             }
@@ -166,7 +177,8 @@ impl SfuRooms {
                     seat.give_back();
                 }
                 SfuRefusal::Unavailable("the SFU room is busy; try again")
-            })
+            })?;
+        Ok(started)
     }
 
     /// `peer` left `room`; with the last one the room's task ends (dropping

@@ -1,8 +1,8 @@
 //! `join`: take a seat in a room (creating it), or get one's seat back.
 
-use protocol::{JoinAck, JoinRequest, Mode, PeerId, PeerJoined, RoomInfo};
+use protocol::{JoinAck, JoinRequest, PeerId, PeerJoined, RoomInfo};
 
-use super::{Ctx, signal};
+use super::Ctx;
 use crate::ack::{Ack, Answered, Reply};
 use crate::delivery::Delivery;
 use crate::node::Engine;
@@ -27,11 +27,6 @@ pub(super) async fn handle<E: Engine>(
         // In the room's critical section: the joiner is subscribed and
         // answered before any other event of the room can reach it.
         let announce = joined.fresh.then(|| {
-            if joined.mode == Mode::Sfu
-                && let Some(outbox) = node.sfu.open(&room)
-            {
-                signal::relay_from_sfu(node.clone(), room.clone(), outbox);
-            }
             node.out.subscribe(cx.socket, &room);
             let ev = PeerJoined {
                 room: room.clone(),

@@ -47,7 +47,8 @@ async fn to_sfu<E: Engine>(cx: &Ctx<'_, E>, req: SignalRequest) -> Result<Reply,
         addr: cx.client().map(|slot| slot.addr().clone()),
         limit: cx.node.state.config.limits.sfu_peers_per_ip,
     };
-    cx.node
+    let started = cx
+        .node
         .sfu
         .signal(&req.room, from, req.data)
         .map_err(|e| {
@@ -58,12 +59,15 @@ async fn to_sfu<E: Engine>(cx: &Ctx<'_, E>, req: SignalRequest) -> Result<Reply,
             };
             Failure::new(code, e.to_string())
         })?;
+    if let Some(outbox) = started {
+        relay_from_sfu(cx.node.clone(), req.room, outbox);
+    }
     Ok(Reply::ok())
 }
 
 /// Relays what the SFU of `room` says to each peer, as `signal` from
 /// `"sfu"`, until the room ends.
-pub(super) fn relay_from_sfu<E: Engine>(node: Arc<Node<E>>, room: RoomName, mut outbox: SfuOutbox) {
+fn relay_from_sfu<E: Engine>(node: Arc<Node<E>>, room: RoomName, mut outbox: SfuOutbox) {
     tokio::spawn(async move {
         while let Some((peer, data)) = outbox.recv().await {
             let Ok(Some(to)) = node.store.addr_of(&room, &peer).await else {
