@@ -106,7 +106,7 @@ impl Default for Config {
                 send_buffer: 1024,
                 max_conns_per_ip: 256,
                 send_buffer_bytes: 1 << 20,
-                send_buffer_bytes_per_ip: 16 << 20,
+                send_buffer_bytes_per_ip: 8 << 20,
                 history_bytes: 64 << 10,
                 history_bytes_per_ip: 4 << 20,
                 max_rooms_per_socket: 16,
@@ -177,7 +177,7 @@ pub struct Cli {
     pub send_buffer_bytes: usize,
     /// Bytes queued for all the sockets of one client address together; beyond,
     /// the socket whose queue would cross it is disconnected.
-    #[arg(long, env = "SEND_BUFFER_BYTES_PER_IP", default_value_t = 16 << 20)]
+    #[arg(long, env = "SEND_BUFFER_BYTES_PER_IP", default_value_t = 8 << 20)]
     pub send_buffer_bytes_per_ip: usize,
     /// Chat history kept per room, in bytes (the oldest messages go first).
     #[arg(long, env = "HISTORY_BYTES", default_value_t = 64 << 10)]

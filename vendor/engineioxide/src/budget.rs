@@ -86,10 +86,14 @@ impl QueueAccount {
 
     /// Gives back what queued packets took, once they left the queue.
     pub(crate) fn release<'a>(&self, packets: impl IntoIterator<Item = &'a Packet>) {
+        self.release_bytes(packets.into_iter().map(cost).sum());
+    }
+
+    /// Gives back `n` bytes (the sum of [`cost`] of what was written).
+    pub(crate) fn release_bytes(&self, n: usize) {
         let Some(b) = &self.budget else {
             return;
         };
-        let n: usize = packets.into_iter().map(cost).sum();
         if n > 0 {
             self.queued.fetch_sub(n, Relaxed);
             b.shared.fetch_sub(n, Relaxed);

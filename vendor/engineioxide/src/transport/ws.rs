@@ -25,6 +25,7 @@ use tokio_util::future::FutureExt as _;
 
 use engineioxide_core::{Packet, ProtocolVersion, Sid, Str, TransportType};
 
+use crate::budget::cost;
 use crate::{
     DisconnectReason, Socket, body::ResponseBody, config::EngineIoConfig, engine::EngineIo,
     errors::Error, handler::EngineIoHandler, socket::InternalRx, transport::make_open_packet,
@@ -310,20 +311,24 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
     // Patched: writing to the socket is cancellable too, so a client that
     // stopped reading (its TCP window full) cannot hold the queue's lock, and
     // with it the session's close, until the kernel gives up on it.
+    // What was taken from the queue stays counted against the socket's byte
+    // budget until it is written out: the WebSocket's own write buffer of a
+    // client that stopped reading is bounded by the budget too.
     let cancelled = socket.cancellation_token.clone();
     let forward = async {
     loop {
+        let mut taken = 0;
         tokio::select! {
             biased;
             items = buffered_rx.recv() => {
                 match items {
                     Some(packets) => {
-                        socket.queue.release(packets.iter());
+                        taken += packets.iter().map(cost).sum::<usize>();
                         for item in *packets {
                             map_fn!(item);
                         }
                         while let Ok(packets) = buffered_rx.try_recv() {
-                            socket.queue.release(packets.iter());
+                            taken += packets.iter().map(cost).sum::<usize>();
                             for item in *packets {
                                 map_fn!(item);
                             }
@@ -348,6 +353,7 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
         #[cfg(feature = "tracing")]
         tracing::trace!(sid = %socket.id, "ws flush");
         tx.flush().await.ok();
+        socket.queue.release_bytes(taken);
     }
     };
     tokio::select! {
