@@ -58,15 +58,23 @@ impl Server {
             ),
             None => Stdio::null(),
         };
-        // Every connection of the load comes from a few loopback addresses.
-        let unlimited: &[&str] = if args.iter().any(|a| a.starts_with("--max-conns-per-ip")) {
-            &[]
-        } else {
-            &["--max-conns-per-ip", "0"]
-        };
+        // Every connection of the load comes from a few loopback addresses,
+        // standing for thousands of clients: the per-address bounds are
+        // lifted (the per-socket ones stay). The Node.js reference ignores
+        // the flags it does not know.
+        let per_address: [(&str, &str); 3] = [
+            ("--max-conns-per-ip", "0"),
+            ("--send-buffer-bytes-per-ip", "1073741824"),
+            ("--history-bytes-per-ip", "1073741824"),
+        ];
+        let unlimited: Vec<&str> = per_address
+            .iter()
+            .filter(|(flag, _)| !args.iter().any(|a| a.starts_with(flag)))
+            .flat_map(|(flag, value)| [*flag, *value])
+            .collect();
         let mut child = Command::new(path)
             .args(["--host", "127.0.0.1", "--port", "0"])
-            .args(unlimited)
+            .args(&unlimited)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

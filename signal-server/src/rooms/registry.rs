@@ -3,9 +3,10 @@
 //! `C` is whatever identifies a connection. [`super::LocalStore`] puts it
 //! behind a lock; [`super::RedisStore`] holds the same rules in Lua.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::Hash;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use protocol::RoomName;
 use protocol::{ChatMessage, DisplayName, MediaState, Mode, Password, PeerId, PeerInfo};
@@ -48,12 +49,16 @@ impl<C> Seat<C> {
 #[derive(Debug)]
 struct Kept {
     msg: ChatMessage,
+    /// Registry-wide number, oldest first: how an author's record finds it.
+    seq: u64,
     from_ip: Option<IpAddr>,
     bytes: usize,
 }
 
 #[derive(Debug)]
 struct Room<C> {
+    /// Its name, shared with the authors' records that point into it.
+    name: Arc<RoomName>,
     mode: Mode,
     password: Option<Password>,
     /// In join order; rooms are small enough that a scan beats a map.
@@ -70,14 +75,15 @@ struct Author {
     bytes: usize,
     /// Messages of this address still kept somewhere.
     kept: usize,
-    /// Where its messages went, oldest first; entries of messages already
-    /// gone (their room bounded or removed them) are skipped, and dropped
-    /// when they outnumber the live ones.
-    order: VecDeque<(RoomName, String)>,
+    /// Where its messages went (room, message number), oldest first;
+    /// entries of messages already gone (their room bounded or removed
+    /// them) are skipped, and dropped when they outnumber the live ones.
+    order: VecDeque<(Arc<RoomName>, u64)>,
 }
 
-/// Every address's [`Author`] record, while it has kept messages.
-type Authors = HashMap<IpAddr, Author>;
+/// Every address's [`Author`] record, while it has kept messages (a B-tree:
+/// cheaper to look up than a SipHash map for the few addresses that chat).
+type Authors = BTreeMap<IpAddr, Author>;
 
 /// Takes a message that left its room's history off its author's count.
 fn forget(authors: &mut Authors, kept: &Kept) {
@@ -126,6 +132,8 @@ pub(super) struct Registry<C> {
     peers: usize,
     limits: RoomLimits,
     authors: Authors,
+    /// The number of the next kept message.
+    next_seq: u64,
 }
 
 impl<C: Copy + Eq + Hash> Registry<C> {
@@ -135,7 +143,8 @@ impl<C: Copy + Eq + Hash> Registry<C> {
             conns: HashMap::new(),
             peers: 0,
             limits,
-            authors: HashMap::new(),
+            authors: BTreeMap::new(),
+            next_seq: 0,
         }
     }
 
@@ -183,6 +192,7 @@ impl<C: Copy + Eq + Hash> Registry<C> {
             return Err(JoinError::TooManyRooms(limits.rooms_per_conn));
         }
         let room = self.rooms.entry(spec.room.clone()).or_insert_with(|| Room {
+            name: Arc::new(spec.room.clone()),
             mode: spec.mode,
             password: spec.password,
             seats: Vec::new(),
@@ -335,14 +345,17 @@ impl<C: Copy + Eq + Hash> Registry<C> {
         if limits.history == 0 || bytes > limits.history_bytes {
             return Ok((msg, members));
         }
+        let seq = self.next_seq;
+        self.next_seq += 1;
         if let Some(ip) = new.from_ip {
             let a = self.authors.entry(ip).or_default();
             a.bytes += bytes;
             a.kept += 1;
-            a.order.push_back((room.clone(), msg.id.clone()));
+            a.order.push_back((r.name.clone(), seq));
         }
         r.history.push_back(Kept {
             msg: msg.clone(),
+            seq,
             from_ip: new.from_ip,
             bytes,
         });
@@ -372,21 +385,21 @@ impl<C: Copy + Eq + Hash> Registry<C> {
                 // once they outnumber the live ones.
                 if a.order.len() > 2 * a.kept + 32 {
                     let rooms = &self.rooms;
-                    a.order.retain(|(room, id)| {
+                    a.order.retain(|(room, seq)| {
                         rooms
-                            .get(room)
-                            .is_some_and(|r| r.history.iter().any(|k| &k.msg.id == id))
+                            .get(&**room)
+                            .is_some_and(|r| r.history.iter().any(|k| k.seq == *seq))
                     });
                 }
                 return;
             }
-            let Some((room, id)) = a.order.pop_front() else {
+            let Some((room, seq)) = a.order.pop_front() else {
                 return;
             };
-            let Some(r) = self.rooms.get_mut(&room) else {
+            let Some(r) = self.rooms.get_mut(&*room) else {
                 continue;
             };
-            let Some(i) = r.history.iter().position(|k| k.msg.id == id) else {
+            let Some(i) = r.history.iter().position(|k| k.seq == seq) else {
                 continue;
             };
             if let Some(old) = r.history.remove(i) {

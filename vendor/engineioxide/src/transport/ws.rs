@@ -308,9 +308,11 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
         }
 
     // Forward buffered packets until the channel is closed or the session is cancelled.
-    // Patched: writing to the socket is cancellable too, so a client that
-    // stopped reading (its TCP window full) cannot hold the queue's lock, and
-    // with it the session's close, until the kernel gives up on it.
+    // Patched: the whole loop, writing included, is raced against the
+    // session's cancellation (one check instead of one per batch), so a
+    // client that stopped reading (its TCP window full) cannot hold the
+    // queue's lock, and with it the session's close, until the kernel gives
+    // up on it.
     // What was taken from the queue stays counted against the socket's byte
     // budget until it is written out: the WebSocket's own write buffer of a
     // client that stopped reading is bounded by the budget too.
@@ -337,7 +339,6 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
                     None => break
                 }
             }
-            _ = socket.cancellation_token.cancelled() => break,
             Ok(()) = volatile_rx.changed() => {
                 let val = volatile_rx.borrow_and_update().clone();
                 if let Some(packets) = val {
