@@ -8,4 +8,8 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --locked -p signal-server
 ./scripts/build-client.sh
+# Every mode the lobby offers works out of the box: SFU rooms are on, their
+# media bound to loopback (SFU_IP), unless SFU=false. Serving other machines:
+# docs/deploy.md (SFU_IP, SFU_PUBLIC_IP, SFU_PORTS).
+export SFU="${SFU:-true}"
 exec ./target/release/signal-server --static-dir dist "$@"

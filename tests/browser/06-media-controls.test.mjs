@@ -42,9 +42,9 @@ async function tileView(page, peerId) {
     const v = document.querySelector(`video${s}`);
     return {
       micOn: mic?.getAttribute('data-on') ?? null,
-      micText: mic?.textContent.trim() ?? null,
+      micText: mic?.getAttribute('aria-label') ?? null,
       camOn: cam?.getAttribute('data-on') ?? null,
-      camText: cam?.textContent.trim() ?? null,
+      camText: cam?.getAttribute('aria-label') ?? null,
       frames: Number(t.getAttribute('data-frames-decoded')),
       conn: t.getAttribute('data-connection-state'),
       w: v?.videoWidth ?? 0,
@@ -226,7 +226,7 @@ e2e('screen sharing replaces the outgoing video track without a new offer/answer
   await waitTiles(ben, [anaId]);
   await waitMediaFlowing(ben, anaId);
   const cam = await waitTileView(ben, anaId, 'camera: "cam", video has a size',
-    (x) => x.camText === 'cam' && x.w > 0 && x.h > 0);
+    (x) => x.camText === 'Camera on' && x.w > 0 && x.h > 0);
   // Negotiation is settled once both sides are connected and media flows;
   // from here on, replaceTrack must not need another offer/answer.
   const before = { ana: await sdpCounts(ana), ben: await sdpCounts(ben) };
@@ -247,7 +247,7 @@ e2e('screen sharing replaces the outgoing video track without a new offer/answer
   assert.match(outcome.button.label ?? '', /stop/i, '#screen-button aria-label offers to stop sharing');
 
   const shared = await waitTileView(ben, anaId, 'camera indicator says "screen"',
-    (x) => x.camText === 'screen' && x.camOn === 'true');
+    (x) => x.camText === 'Sharing the screen' && x.camOn === 'true');
   // The screen's picture replaces the camera's: its shape changes (fake
   // screen 16:9, fake camera 4:3), and frames keep being decoded.
   const screenView = await waitTileView(ben, anaId, 'video shape differs from the camera\'s',
@@ -258,7 +258,7 @@ e2e('screen sharing replaces the outgoing video track without a new offer/answer
   // Stop sharing: back to the camera.
   await clickControl(ana, '#screen-button');
   await waitButton(ana, '#screen-button', 'false');
-  await waitTileView(ben, anaId, 'camera indicator back to "cam"', (x) => x.camText === 'cam' && x.camOn === 'true');
+  await waitTileView(ben, anaId, 'camera indicator back to "cam"', (x) => x.camText === 'Camera on' && x.camOn === 'true');
   const back = await waitTileView(ben, anaId, 'video shape back to the camera\'s',
     (x) => x.w > 0 && Math.abs(aspect(x) - aspect(cam)) <= 0.05, { timeout: 20_000 });
   await waitFramesIncreasing(ben, anaId);
@@ -317,13 +317,13 @@ e2e('a peer who joins during a screen share receives the screen, not the camera'
   await clickControl(ana, '#screen-button');
   await waitButton(ana, '#screen-button', 'true', { timeout: 20_000 });
   const screen = await waitTileView(ben, anaId, 'the screen: "screen", shape differs from the camera\'s',
-    (x) => x.camText === 'screen' && x.w > 0 && Math.abs(aspect(x) - aspect(cam)) > 0.05, { timeout: 20_000 });
+    (x) => x.camText === 'Sharing the screen' && x.w > 0 && Math.abs(aspect(x) - aspect(cam)) > 0.05, { timeout: 20_000 });
 
   const cai = await ctx.joiner('chromium', server, room, 'cai');
   await waitTiles(cai, [anaId, benId], { timeout: 45_000 });
   await waitVideoPlaying(cai, anaId, { timeout: 45_000 });
   const late = await waitTileView(cai, anaId, `"screen" with the screen's shape (${screen.w}x${screen.h}, as ben sees it)`,
     // ben got the screen's shape within a second or two; 10 s is plenty.
-    (x) => x.camText === 'screen' && x.w > 0 && Math.abs(aspect(x) - aspect(screen)) <= 0.05, { timeout: 10_000 });
+    (x) => x.camText === 'Sharing the screen' && x.w > 0 && Math.abs(aspect(x) - aspect(screen)) <= 0.05, { timeout: 10_000 });
   ctx.note(`cai sees ana as ${JSON.stringify(late)}`);
 }, { timeout: 240_000 });

@@ -70,3 +70,19 @@ pub fn clock(ts_ms: f64) -> String {
     let d = js_sys::Date::new(&JsValue::from_f64(ts_ms));
     format!("{:02}:{:02}", d.get_hours(), d.get_minutes())
 }
+
+/// GETs `url` from this origin and reads the body as JSON; `None` on any
+/// failure (network, status, body).
+pub async fn fetch_json(url: &str) -> Option<JsValue> {
+    let window = web_sys::window()?;
+    let resp = wasm_bindgen_futures::JsFuture::from(window.fetch_with_str(url))
+        .await
+        .ok()?;
+    let resp: web_sys::Response = resp.unchecked_into();
+    if !resp.ok() {
+        return None;
+    }
+    wasm_bindgen_futures::JsFuture::from(resp.json().ok()?)
+        .await
+        .ok()
+}

@@ -8,6 +8,7 @@
 //! the `Ui` signals and the `ActiveCall` whose methods the components call.
 //! Selectors the tests rely on: docs/client-contract.md.
 
+mod audio;
 mod call;
 mod components;
 mod js;
@@ -21,6 +22,7 @@ use protocol::Mode;
 /// Installs the panic hook and mounts the app on `<body>`.
 pub fn start() {
     console_error_panic_hook::set_once();
+    audio::install();
     leptos::mount::mount_to_body(components::App);
 }
 

@@ -25,6 +25,14 @@ impl Kind {
         }
     }
 
+    /// The device, as a person names it.
+    pub fn device_name(self) -> &'static str {
+        match self {
+            Kind::Audio => "microphone",
+            Kind::Video => "camera",
+        }
+    }
+
     /// `MediaStreamTrack.kind`.
     pub fn of(track: &MediaStreamTrack) -> Option<Kind> {
         match track.kind().as_str() {
@@ -73,25 +81,77 @@ fn device_constraint(id: &Option<String>, video: bool) -> serde_json::Value {
     }
 }
 
+/// Why the browser gave no camera or microphone: the exception's name
+/// (`NotFoundError`, …) and its message, for the log.
+#[derive(Debug, Clone)]
+pub struct MediaError {
+    pub name: String,
+    pub message: String,
+}
+
+impl MediaError {
+    fn from_js(e: &JsValue) -> Self {
+        Self {
+            name: crate::js::get_str(e, "name").unwrap_or_default(),
+            message: error_text(e),
+        }
+    }
+
+    /// The reason, as a person reads it.
+    pub fn reason(&self) -> &'static str {
+        match self.name.as_str() {
+            "NotAllowedError" | "SecurityError" => {
+                "access was blocked: allow the camera and microphone for this site (in the address bar), then reload"
+            }
+            "NotFoundError" | "OverconstrainedError" => "none was found on this device",
+            "NotReadableError" | "AbortError" => "it is in use by another app",
+            "NoSecureContext" => "the page must be opened over https (or on localhost)",
+            _ => "the browser could not start it",
+        }
+    }
+}
+
+impl std::fmt::Display for MediaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
 async fn get_user_media(
     audio: serde_json::Value,
     video: serde_json::Value,
-) -> Result<MediaStream, String> {
+) -> Result<MediaStream, MediaError> {
+    let no_access = || MediaError {
+        name: "NoSecureContext".into(),
+        message: "navigator.mediaDevices is missing".into(),
+    };
     let devices = web_sys::window()
-        .ok_or("no window")?
+        .ok_or_else(no_access)?
         .navigator()
         .media_devices()
-        .map_err(
-            |_| "this browser has no camera/microphone access (a secure context is required)",
-        )?;
+        .map_err(|_| no_access())?;
     let constraints: MediaStreamConstraints = to_js(&Constraints { audio, video }).unchecked_into();
     let promise = devices
         .get_user_media_with_constraints(&constraints)
-        .map_err(|e| error_text(&e))?;
+        .map_err(|e| MediaError::from_js(&e))?;
     JsFuture::from(promise)
         .await
         .map(|s| s.unchecked_into())
-        .map_err(|e| error_text(&e))
+        .map_err(|e| MediaError::from_js(&e))
+}
+
+/// One track of `kind` from `device` (switching devices during a call).
+pub async fn one_track(kind: Kind, device: &str) -> Result<MediaStreamTrack, MediaError> {
+    let id = Some(device.to_owned());
+    let off = serde_json::Value::Bool(false);
+    let stream = match kind {
+        Kind::Audio => get_user_media(device_constraint(&id, false), off).await?,
+        Kind::Video => get_user_media(off, device_constraint(&id, true)).await?,
+    };
+    first_track(&stream, kind).ok_or(MediaError {
+        name: "NotFoundError".into(),
+        message: "no track".into(),
+    })
 }
 
 /// Camera and microphone; falls back to one of them, then to nothing.
@@ -108,11 +168,12 @@ pub async fn acquire(choice: &Choice) -> Acquired {
         }
         Err(e) => e,
     };
+    web_sys::console::info_1(&format!("camera and microphone: {}", err.message).into());
     if let Ok(s) = get_user_media(audio, serde_json::Value::Bool(false)).await {
         return Acquired {
             stream: Some(s),
             notice: Some(format!(
-                "No camera ({err}): others will hear you but not see you."
+                "Camera unavailable: {err}. Others will hear you but not see you."
             )),
         };
     }
@@ -120,14 +181,14 @@ pub async fn acquire(choice: &Choice) -> Acquired {
         return Acquired {
             stream: Some(s),
             notice: Some(format!(
-                "No microphone ({err}): others will see you but not hear you."
+                "Microphone unavailable: {err}. Others will see you but not hear you."
             )),
         };
     }
     Acquired {
         stream: None,
         notice: Some(format!(
-            "No camera or microphone ({err}). You can still join and see and hear the others."
+            "Camera and microphone unavailable: {err}. You can still join to see and hear the others."
         )),
     }
 }

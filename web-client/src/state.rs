@@ -38,6 +38,10 @@ pub enum StatusKind {
     Unreachable,
     RoomFull,
     Unauthorized,
+    /// The room name in the address is not a valid one.
+    InvalidRoom,
+    /// The room's mode (SFU) is not offered by this server.
+    ModeUnavailable,
     /// A peer connection failed; ICE is being restarted.
     IceFailed,
     /// Anything else, including one refused action (dismissable in the room).
@@ -52,6 +56,8 @@ impl StatusKind {
             StatusKind::Unreachable => "unreachable",
             StatusKind::RoomFull => "room_full",
             StatusKind::Unauthorized => "unauthorized",
+            StatusKind::InvalidRoom => "invalid_room",
+            StatusKind::ModeUnavailable => "mode_unavailable",
             StatusKind::IceFailed => "ice-failed",
             StatusKind::Error => "error",
         }
@@ -327,6 +333,14 @@ pub struct Ui {
     pub media_notice: RwSignal<Option<String>>,
     /// The browser refused to play remote sound without a click.
     pub sound_blocked: RwSignal<bool>,
+    /// The joined room's mode (from the join ack).
+    pub mode: RwSignal<Option<protocol::Mode>>,
+    /// Seconds since the server was lost, while reconnecting.
+    pub outage_secs: RwSignal<u32>,
+    /// Our microphone's level, 0..1, while someone measures it.
+    pub mic_level: RwSignal<f64>,
+    /// In an SFU room: the media path's round trip to the server (ICE), ms.
+    pub sfu_rtt: RwSignal<Option<f64>>,
 }
 
 impl Ui {
@@ -350,6 +364,10 @@ impl Ui {
             local_rev: RwSignal::new(0),
             media_notice: RwSignal::new(None),
             sound_blocked: RwSignal::new(false),
+            mode: RwSignal::new(None),
+            outage_secs: RwSignal::new(0),
+            mic_level: RwSignal::new(0.0),
+            sfu_rtt: RwSignal::new(None),
         }
     }
 
@@ -447,6 +465,8 @@ mod tests {
             (StatusKind::Unreachable, "unreachable"),
             (StatusKind::RoomFull, "room_full"),
             (StatusKind::Unauthorized, "unauthorized"),
+            (StatusKind::InvalidRoom, "invalid_room"),
+            (StatusKind::ModeUnavailable, "mode_unavailable"),
             (StatusKind::IceFailed, "ice-failed"),
             (StatusKind::Error, "error"),
         ];

@@ -19,13 +19,24 @@ pub(super) struct LocalMedia {
     /// False while the camera/microphone are still being acquired: joining
     /// does not wait for them, offers do.
     ready: Cell<bool>,
+    /// Whether the user wants the microphone and the camera on (a track
+    /// that is off is sent disabled: turning it on needs no negotiation).
+    want_mic: Cell<bool>,
+    want_cam: Cell<bool>,
 }
 
 impl LocalMedia {
-    pub(super) fn new(camera: Option<MediaStream>, codec: Option<String>, ready: bool) -> Self {
+    pub(super) fn new(
+        camera: Option<MediaStream>,
+        codec: Option<String>,
+        ready: bool,
+        (mic, cam): (bool, bool),
+    ) -> Self {
         Self {
             outgoing: Rc::new(Outgoing::new(camera, codec)),
             ready: Cell::new(ready),
+            want_mic: Cell::new(mic),
+            want_cam: Cell::new(cam),
         }
     }
 }
@@ -43,10 +54,15 @@ impl Call {
     pub(super) fn show_local_media(&self) {
         let stream = self.media.outgoing.camera();
         let ui = self.ui;
+        let (mic, cam) = (self.media.want_mic.get(), self.media.want_cam.get());
+        media::set_enabled(stream.as_ref(), Kind::Audio, mic);
+        media::set_enabled(stream.as_ref(), Kind::Video, cam);
         ui.has_mic.set(media::has(stream.as_ref(), Kind::Audio));
         ui.has_cam.set(media::has(stream.as_ref(), Kind::Video));
-        ui.mic_on.set(media::has(stream.as_ref(), Kind::Audio));
-        ui.cam_on.set(media::has(stream.as_ref(), Kind::Video));
+        ui.mic_on
+            .set(mic && media::has(stream.as_ref(), Kind::Audio));
+        ui.cam_on
+            .set(cam && media::has(stream.as_ref(), Kind::Video));
         ui.local_rev.update(|r| *r += 1);
     }
 
@@ -91,17 +107,90 @@ impl Call {
     }
 
     pub(super) fn toggle_mic(&self) {
+        if self.is_over() || !self.ui.has_mic.get_untracked() {
+            return;
+        }
         let on = !self.ui.mic_on.get_untracked();
+        self.media.want_mic.set(on);
         media::set_enabled(self.media.outgoing.camera().as_ref(), Kind::Audio, on);
         self.ui.mic_on.set(on);
         self.announce_media();
     }
 
     pub(super) fn toggle_camera(&self) {
+        if self.is_over() || !self.ui.has_cam.get_untracked() {
+            return;
+        }
         let on = !self.ui.cam_on.get_untracked();
+        self.media.want_cam.set(on);
         media::set_enabled(self.media.outgoing.camera().as_ref(), Kind::Video, on);
         self.ui.cam_on.set(on);
         self.announce_media();
+    }
+
+    /// Releases the camera and microphone (their lights go off): after
+    /// leaving, or when the join was refused.
+    pub(super) fn stop_local_media(&self) {
+        self.end_screen();
+        if let Some(stream) = self.media.outgoing.camera() {
+            media::stop(&stream);
+        }
+        self.media.outgoing.set_camera(None);
+        let ui = self.ui;
+        ui.has_mic.set(false);
+        ui.has_cam.set(false);
+        ui.mic_on.set(false);
+        ui.cam_on.set(false);
+        ui.screen_on.set(false);
+        ui.local_rev.update(|r| *r += 1);
+    }
+
+    /// Another camera or microphone, during the call: its track replaces
+    /// the old one in the local stream and on every connection (no
+    /// renegotiation), keeping the on/off state; the old device is released.
+    pub(super) fn switch_device(self: &Rc<Self>, kind: Kind, device: String) {
+        let this = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let track = match media::one_track(kind, &device).await {
+                Ok(track) => track,
+                Err(e) => {
+                    this.ui.set_status(
+                        StatusKind::Error,
+                        format!("Could not switch the {}: {e}", kind.device_name()),
+                    );
+                    return;
+                }
+            };
+            if this.is_over() {
+                track.stop();
+                return;
+            }
+            let on = match kind {
+                Kind::Audio => this.media.want_mic.get(),
+                Kind::Video => this.media.want_cam.get(),
+            };
+            track.set_enabled(on);
+            let stream = this
+                .media
+                .outgoing
+                .camera()
+                .or_else(|| MediaStream::new().ok());
+            let Some(stream) = stream else { return };
+            if let Some(old) = media::first_track(&stream, kind) {
+                stream.remove_track(&old);
+                old.stop();
+            }
+            stream.add_track(&track);
+            this.media.outgoing.set_camera(Some(stream));
+            let sharing = kind == Kind::Video && this.ui.screen_on.get_untracked();
+            if !sharing {
+                for (_, pc) in this.connections() {
+                    pc.replace_track(kind, Some(&track)).await;
+                }
+            }
+            this.show_local_media();
+            this.announce_media();
+        });
     }
 
     /// Starts or stops screen sharing: the outgoing video track is replaced
@@ -180,6 +269,11 @@ impl Call {
         for (_, pc) in self.connections() {
             pc.replace_track(Kind::Video, track).await;
         }
+    }
+
+    /// The camera/microphone stream.
+    pub(super) fn local_stream(&self) -> Option<MediaStream> {
+        self.media.outgoing.camera()
     }
 
     /// The stream the local preview shows: the screen while sharing.

@@ -43,6 +43,8 @@ pub(super) struct Lifecycle {
     joined_at: f64,
     /// What every new peer connection is made with (`/api/config`).
     ice: RefCell<RtcConfiguration>,
+    /// When the server was lost (`now_ms`), while it is being reached again.
+    lost_at: Cell<Option<f64>>,
 }
 
 impl Lifecycle {
@@ -69,6 +71,7 @@ impl Call {
         ui.self_name.set(params.name.clone());
         ui.phase.set(Phase::Connecting);
         ui.set_status(StatusKind::Connecting, "Connecting to the server…");
+        let want = (params.mic, params.camera);
         let call = Rc::new(Call {
             ui,
             sig: Signaling::connect(),
@@ -78,11 +81,12 @@ impl Call {
                 self_id: RefCell::new(None),
                 joined_at: clicked_at,
                 ice: RefCell::new(RtcConfiguration::new()),
+                lost_at: Cell::new(Some(crate::js::now_ms())),
             },
             topology: RefCell::new(Topology::default()),
             chat: ChatState::default(),
             probes: Probes::default(),
-            media: LocalMedia::new(local, codec, !media_pending),
+            media: LocalMedia::new(local, codec, !media_pending, want),
         });
         call.show_local_media();
         call.wire();
@@ -173,6 +177,7 @@ impl Call {
             Stage::Connected => true,
         };
         self.life.stage.set(Stage::Connected);
+        self.life.lost_at.set(None);
         if rejoin {
             self.ui.set_status(
                 StatusKind::Reconnecting,
@@ -189,8 +194,8 @@ impl Call {
     async fn join(self: Rc<Self>) {
         let Ok(room) = RoomName::parse(&self.params.room) else {
             self.fail(
-                StatusKind::Error,
-                "That room name is not valid (1–64 letters, digits, _ or -).",
+                StatusKind::InvalidRoom,
+                "This link's room name is not valid: room names are 1–64 letters, digits, '_' or '-'.",
             );
             return;
         };
@@ -202,8 +207,8 @@ impl Call {
             Some(Ok(p)) => p,
             Some(Err(_)) => {
                 self.fail(
-                    StatusKind::Error,
-                    "The password is too long (at most 128 characters).",
+                    StatusKind::Unauthorized,
+                    "That password is too long (at most 128 characters).",
                 );
                 return;
             }
@@ -218,28 +223,29 @@ impl Call {
         match self.sig.request::<_, JoinAck>(events::JOIN, &req).await {
             Ok(ack) => self.on_joined(ack),
             Err(RequestError::Server { code, message }) => {
-                let (kind, text) = match code {
-                    ErrorCode::RoomFull => (StatusKind::RoomFull, "This room is full.".to_owned()),
-                    ErrorCode::Unauthorized => (
-                        StatusKind::Unauthorized,
-                        "Wrong or missing room password.".to_owned(),
-                    ),
-                    _ => (StatusKind::Error, format!("Cannot join: {message}")),
-                };
+                log(&format!("join refused: {code}: {message}"));
+                let (kind, text) = refusal(code, &message, &self.params);
                 self.fail(kind, &text);
             }
-            Err(e @ RequestError::Transport(_)) => {
-                self.ui
-                    .set_status(StatusKind::Unreachable, format!("Cannot join: {e}"));
+            Err(RequestError::Transport(e)) => {
+                log(&format!("join not answered: {e}"));
+                self.ui.set_status(
+                    StatusKind::Unreachable,
+                    "The server did not answer — trying again…",
+                );
             }
         }
     }
 
-    /// The join was refused for good.
+    /// The join was refused for good: the error screen, the camera and
+    /// microphone released.
     fn fail(&self, kind: StatusKind, text: &str) {
+        self.life.stage.set(Stage::Over);
+        self.stop_probes();
+        self.close_connections();
+        self.stop_local_media();
         self.ui.phase.set(Phase::Error);
         self.ui.set_status(kind, text);
-        self.life.stage.set(Stage::Over);
         self.sig.close();
     }
 
@@ -247,6 +253,9 @@ impl Call {
         let me = ack.self_.id.to_string();
         *self.life.self_id.borrow_mut() = Some(me.clone());
         self.ui.self_id.set(me.clone());
+        self.ui.mode.set(Some(ack.room.mode));
+        self.life.lost_at.set(None);
+        self.ui.outage_secs.set(0);
         self.ui.phase.set(Phase::Joined);
         self.ui.clear_status(&[
             StatusKind::Connecting,
@@ -300,42 +309,56 @@ impl Call {
         if self.is_over() {
             return;
         }
+        log(&format!("signaling lost: {reason}"));
         // The server forgot us: every peer connection is stale; rebuild on rejoin.
         self.close_connections();
         self.ui.peers.set(Vec::new());
         self.ui.typing.set(Vec::new());
         self.ui.rtt.set(Vec::new());
         self.forget_pending_chat();
+        self.life.lost_at.set(Some(crate::js::now_ms()));
+        self.ui.outage_secs.set(0);
         self.ui.phase.set(Phase::Reconnecting);
-        self.ui.set_status(
-            StatusKind::Reconnecting,
-            format!("Connection lost ({reason}) — reconnecting…"),
-        );
+        self.ui
+            .set_status(StatusKind::Reconnecting, outage_text(true, 0));
     }
 
     fn on_connect_error(&self, e: String) {
-        match self.life.stage.get() {
-            Stage::Over => {}
-            Stage::Connected => self
-                .ui
-                .set_status(StatusKind::Reconnecting, format!("Reconnecting… ({e})")),
-            Stage::Connecting => self.ui.set_status(
-                StatusKind::Unreachable,
-                format!("Cannot reach the server ({e}) — retrying…"),
-            ),
-        }
+        log(&format!("cannot connect: {e}"));
+        self.show_outage(true);
     }
 
     fn on_reconnect_attempt(&self, attempt: f64) {
+        log(&format!("reconnect attempt {attempt}"));
+        self.show_outage(true);
+    }
+
+    /// Every second while the server is away: the banner says how long,
+    /// and after a while what to check and that one may give up.
+    /// `failed`: a connection attempt just failed (else: a second passed).
+    pub(super) fn show_outage(&self, failed: bool) {
+        let Some(lost_at) = self.life.lost_at.get() else {
+            return;
+        };
         let kind = match self.life.stage.get() {
             Stage::Over => return,
             Stage::Connected => StatusKind::Reconnecting,
             Stage::Connecting => StatusKind::Unreachable,
         };
-        self.ui.set_status(
-            kind,
-            format!("Connection lost — reconnecting (attempt {attempt})…"),
-        );
+        // A first connection still on its way is not an outage until it fails.
+        if kind == StatusKind::Unreachable
+            && !failed
+            && self
+                .ui
+                .status
+                .with_untracked(|s| s.as_ref().is_none_or(|s| s.kind != kind))
+        {
+            return;
+        }
+        let secs = ((crate::js::now_ms() - lost_at) / 1000.0).max(0.0) as u32;
+        self.ui.outage_secs.set(secs);
+        self.ui
+            .set_status(kind, outage_text(kind == StatusKind::Reconnecting, secs));
     }
 
     /// Leaves the room: tells the server and every peer, closes everything.
@@ -348,6 +371,7 @@ impl Call {
                 .send(events::LEAVE, LeaveRequest { room: self.room() });
         }
         self.shutdown();
+        self.stop_local_media();
         self.ui.phase.set(Phase::Left);
         self.ui.status.set(None);
     }
@@ -368,16 +392,63 @@ impl Call {
     }
 }
 
+/// What the user reads when the server refuses the join, and what kind of
+/// screen offers the way forward.
+fn refusal(code: ErrorCode, message: &str, params: &JoinParams) -> (StatusKind, String) {
+    match code {
+        ErrorCode::RoomFull => (
+            StatusKind::RoomFull,
+            "This room is full. Try again in a moment, or start another room.".to_owned(),
+        ),
+        ErrorCode::Unauthorized if params.password.is_some() => (
+            StatusKind::Unauthorized,
+            "That password is not right. Check it and try again.".to_owned(),
+        ),
+        ErrorCode::Unauthorized => (
+            StatusKind::Unauthorized,
+            "This room has a password. Enter it to join.".to_owned(),
+        ),
+        ErrorCode::BadRequest if params.mode == protocol::Mode::Sfu && message.contains("SFU") => (
+            StatusKind::ModeUnavailable,
+            "This server does not forward video itself (SFU), so this room cannot use that mode. \
+             You can join as a peer-to-peer call instead."
+                .to_owned(),
+        ),
+        ErrorCode::RateLimited => (
+            StatusKind::Error,
+            "Too many attempts in a short time. Wait a few seconds and try again.".to_owned(),
+        ),
+        ErrorCode::Internal => (
+            StatusKind::Error,
+            "The server could not let you in just now. Try again shortly.".to_owned(),
+        ),
+        _ => (
+            StatusKind::Error,
+            format!("The server refused the join: {message}"),
+        ),
+    }
+}
+
+/// The banner while the server is away, by how long it has been.
+fn outage_text(was_connected: bool, secs: u32) -> String {
+    match (was_connected, secs) {
+        (true, 0..10) => "Connection to the server lost — reconnecting…".to_owned(),
+        (true, 10..30) => {
+            format!("Still reconnecting ({secs} s)… check your internet connection.")
+        }
+        (true, _) => {
+            format!("No connection for {secs} s. We keep trying; you can also leave the call.")
+        }
+        (false, 0..10) => "Cannot reach the server — retrying…".to_owned(),
+        (false, _) => format!(
+            "Still cannot reach the server after {secs} s. Check your connection, or go back to the lobby."
+        ),
+    }
+}
+
 /// `/api/config` → the RTCConfiguration every new peer connection uses.
 async fn load_ice_config() -> Option<RtcConfiguration> {
-    let window = web_sys::window()?;
-    let resp = wasm_bindgen_futures::JsFuture::from(window.fetch_with_str("/api/config"))
-        .await
-        .ok()?;
-    let resp: web_sys::Response = wasm_bindgen::JsCast::unchecked_into(resp);
-    let json = wasm_bindgen_futures::JsFuture::from(resp.json().ok()?)
-        .await
-        .ok()?;
+    let json = crate::js::fetch_json("/api/config").await?;
     Some(rtc::rtc_config(&crate::js::get(&json, "iceServers")))
 }
 

@@ -44,6 +44,27 @@ pub struct JoinParams {
     pub name: String,
     pub mode: Mode,
     pub password: Option<String>,
+    /// Join with the microphone on (else muted until the user unmutes).
+    pub mic: bool,
+    /// Join with the camera on.
+    pub camera: bool,
+    /// The devices picked in the lobby.
+    pub devices: crate::media::Choice,
+}
+
+impl JoinParams {
+    /// A join of `room` as `name`, microphone and camera on, default devices.
+    pub fn new(room: String, name: String, mode: Mode) -> Self {
+        Self {
+            room,
+            name,
+            mode,
+            password: None,
+            mic: true,
+            camera: true,
+            devices: crate::media::Choice::default(),
+        }
+    }
 }
 
 /// One join of one room.
@@ -79,6 +100,8 @@ pub struct ActiveCall {
     /// The video codec to prefer, from `?codec=` when the page opened.
     codec: StoredValue<Option<String>>,
     current: StoredValue<Option<Rc<Call>>, LocalStorage>,
+    /// What the last join asked for: "Rejoin" and "Try again" repeat it.
+    last: StoredValue<Option<JoinParams>>,
 }
 
 impl ActiveCall {
@@ -87,6 +110,62 @@ impl ActiveCall {
             ui,
             codec: StoredValue::new(codec),
             current: StoredValue::new_local(None),
+            last: StoredValue::new(None),
+        }
+    }
+
+    /// Joins `params.room`: the call starts at once, and the camera and
+    /// microphone (the lobby's preview when it is still live, or freshly
+    /// acquired) join it as soon as they are ready, so connecting and
+    /// joining overlap with the browser's media start-up.
+    pub fn join(&self, params: JoinParams, preview: Option<MediaStream>, clicked_at: f64) {
+        let live = |s: &MediaStream| {
+            crate::media::tracks(s)
+                .iter()
+                .any(|t| crate::js::get_str(t.as_ref(), "readyState").as_deref() == Some("live"))
+        };
+        let preview = preview.filter(live);
+        let pending = preview.is_none();
+        let choice = params.devices.clone();
+        self.last.set_value(Some(params.clone()));
+        self.start(params, preview, pending, clicked_at);
+        if pending {
+            let this = *self;
+            let ui = self.ui;
+            wasm_bindgen_futures::spawn_local(async move {
+                let got = crate::media::acquire(&choice).await;
+                ui.media_notice.set(got.notice);
+                this.set_local_media(got.stream);
+            });
+        }
+    }
+
+    /// Joins again with what the last join asked for, changed by `edit`
+    /// (a password typed on the error screen, another mode).
+    pub fn rejoin(&self, edit: impl FnOnce(&mut JoinParams)) {
+        let Some(mut params) = self.last.get_value() else {
+            return;
+        };
+        edit(&mut params);
+        self.join(params, None, crate::js::now_ms());
+    }
+
+    /// What the last join asked for.
+    pub fn last_params(&self) -> Option<JoinParams> {
+        self.last.get_value()
+    }
+
+    /// Switches the camera or microphone during the call.
+    pub fn switch_device(&self, kind: crate::media::Kind, device: String) {
+        if let Some(c) = self.get() {
+            c.switch_device(kind, device);
+        }
+    }
+
+    /// Ends the call without a trace (back to the lobby).
+    pub fn end(&self) {
+        if let Some(c) = self.current.try_update_value(Option::take).flatten() {
+            c.leave();
         }
     }
 
@@ -166,6 +245,19 @@ impl ActiveCall {
     /// The stream the local preview shows: the screen while sharing.
     pub fn preview_stream(&self) -> Option<MediaStream> {
         self.get().and_then(|c| c.preview_stream())
+    }
+
+    /// The camera/microphone stream (not the screen).
+    pub fn local_stream(&self) -> Option<MediaStream> {
+        self.get().and_then(|c| c.local_stream())
+    }
+
+    /// The id of the camera or microphone in use.
+    pub fn current_device(&self, kind: crate::media::Kind) -> Option<String> {
+        let stream = self.local_stream()?;
+        let track = crate::media::first_track(&stream, kind)?;
+        let settings = track.get_settings();
+        crate::js::get_str(settings.as_ref(), "deviceId").filter(|d| !d.is_empty())
     }
 
     /// What we receive from `peer`.

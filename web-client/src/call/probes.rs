@@ -58,6 +58,7 @@ impl Call {
     /// Every second: pings on both paths, typing expiry, stats for the tiles.
     fn tick(self: &Rc<Self>) {
         if self.ui.phase.get_untracked() != Phase::Joined {
+            self.show_outage(false);
             return;
         }
         let seq = self.probes.seq.get().wrapping_add(1);
@@ -119,23 +120,26 @@ impl Call {
         let quality = Quality::from_stats(loss, s.rtt_ms, received > 0);
         match link {
             // One connection for everyone: attribute tracks by stream.
-            Link::Sfu => self.ui.peers.update(|ps| {
-                for p in ps {
-                    let ids: Vec<String> = pc
-                        .stream_of(&p.id)
-                        .map(|st| media::tracks(&st).iter().map(|t| t.id()).collect())
-                        .unwrap_or_default();
-                    let mine: Vec<_> = s
-                        .per_track
-                        .iter()
-                        .filter(|t| ids.contains(&t.track))
-                        .collect();
-                    p.frames = mine.iter().map(|t| t.frames_decoded).sum();
-                    p.audio_packets = mine.iter().map(|t| t.audio_packets).sum();
-                    p.video_codec = mine.iter().find_map(|t| t.codec.clone());
-                    p.quality = quality;
-                }
-            }),
+            Link::Sfu => {
+                self.ui.sfu_rtt.set(s.rtt_ms);
+                self.ui.peers.update(|ps| {
+                    for p in ps {
+                        let ids: Vec<String> = pc
+                            .stream_of(&p.id)
+                            .map(|st| media::tracks(&st).iter().map(|t| t.id()).collect())
+                            .unwrap_or_default();
+                        let mine: Vec<_> = s
+                            .per_track
+                            .iter()
+                            .filter(|t| ids.contains(&t.track))
+                            .collect();
+                        p.frames = mine.iter().map(|t| t.frames_decoded).sum();
+                        p.audio_packets = mine.iter().map(|t| t.audio_packets).sum();
+                        p.video_codec = mine.iter().find_map(|t| t.codec.clone());
+                        p.quality = quality;
+                    }
+                })
+            }
             Link::Peer(id) => self.ui.update_peer(&id, |p| {
                 p.frames = s.frames_decoded;
                 p.audio_packets = s.audio_packets;

@@ -3,14 +3,87 @@
 
 use leptos::prelude::*;
 
+use super::when;
+
+use protocol::Mode;
+
+use super::room::RoomUi;
 use crate::call::ActiveCall;
 use crate::js::clock;
-use crate::state::{Author, ChatEntry, Ticks, Ui, Via};
+use crate::state::{Author, ChatEntry, Phase, Ticks, Ui, Via};
+
+/// A piece of a message: text, or a web address shown as a link.
+#[derive(Debug, PartialEq, Eq)]
+enum Piece<'a> {
+    Text(&'a str),
+    Link(&'a str),
+}
+
+/// Splits `text` at `http://` and `https://` addresses (up to whitespace,
+/// minus trailing punctuation).
+fn pieces(text: &str) -> Vec<Piece<'_>> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest
+        .find("https://")
+        .into_iter()
+        .chain(rest.find("http://"))
+        .min()
+    {
+        let (before, from) = rest.split_at(at);
+        let end = from.find(char::is_whitespace).unwrap_or(from.len());
+        let link = from[..end].trim_end_matches(['.', ',', ')', '!', '?', ';', ':', '"', '\'']);
+        let scheme = if link.starts_with("https://") { 8 } else { 7 };
+        if link.len() <= scheme {
+            out.push(Piece::Text(&rest[..at + end]));
+            rest = &rest[at + end..];
+            continue;
+        }
+        if !before.is_empty() {
+            out.push(Piece::Text(before));
+        }
+        out.push(Piece::Link(link));
+        rest = &from[link.len()..];
+    }
+    if !rest.is_empty() {
+        out.push(Piece::Text(rest));
+    }
+    out
+}
+
+/// A message's text: plain text nodes, and `<a>` for web addresses.
+fn message_text(text: &str) -> impl IntoView + use<> {
+    pieces(text)
+        .into_iter()
+        .map(|p| match p {
+            Piece::Text(t) => t.to_owned().into_any(),
+            Piece::Link(l) => view! {
+                <a href=l.to_owned() target="_blank" rel="noopener noreferrer nofollow">{l.to_owned()}</a>
+            }
+            .into_any(),
+        })
+        .collect_view()
+}
 
 #[component]
 pub fn ChatPanel() -> impl IntoView {
     let ui = expect_context::<Ui>();
     let call = expect_context::<ActiveCall>();
+    let room_ui = expect_context::<RoomUi>();
+    let sfu = move || ui.mode.get() == Some(Mode::Sfu);
+    // Through the SFU there is no channel between browsers.
+    Effect::new(move |_| {
+        if sfu() && ui.via.get_untracked() == Via::P2p {
+            ui.via.set(Via::Relay);
+        }
+    });
+    let joined = move || ui.phase.get() == Phase::Joined;
+    let author = move |id: &str, name: &str| {
+        room_ui
+            .labels
+            .with_untracked(|l| l.get(id).cloned())
+            .unwrap_or_else(|| name.to_owned())
+    };
     let draft = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let log = NodeRef::<leptos::html::Ol>::new();
@@ -43,17 +116,21 @@ pub fn ChatPanel() -> impl IntoView {
         })
     };
     view! {
-        <section class="card chat" aria-label="Chat">
+        <section class="chat" aria-label="Chat">
             <header class="chat-head">
-                <h2>"Chat"</h2>
                 <label class="via">"via "
                     <select id="chat-transport" aria-label="Send chat via"
                         on:change=move |ev| ui.via.set(if event_target_value(&ev) == "p2p" { Via::P2p } else { Via::Relay })>
                         <option value="relay" selected=move || ui.via.get() == Via::Relay>"server relay (WebSocket)"</option>
-                        <option value="p2p" selected=move || ui.via.get() == Via::P2p>"peer-to-peer (DataChannel)"</option>
+                        <option value="p2p" selected=move || ui.via.get() == Via::P2p disabled=sfu>
+                            {move || if sfu() { "peer-to-peer (not in SFU rooms)" } else { "peer-to-peer (DataChannel)" }}
+                        </option>
                     </select>
                 </label>
             </header>
+            {when(sfu, move || view! {
+                <p class="hint">"This room sends everything through the server (SFU): chat goes by the relay."</p>
+            })}
             <ol id="chat-log" node_ref=log aria-live="polite">
                 <For each=move || ui.chat.get() key=|e| (e.key(), entry_rev(e)) let:entry>
                     {match entry {
@@ -63,14 +140,14 @@ pub fn ChatPanel() -> impl IntoView {
                             view! {
                                 <li class="msg" class:mine=mine data-msg-id=m.id.clone() data-from=m.from.data_from().to_owned()
                                     data-via=m.via.as_str()>
-                                    <span class="msg-author">{m.name.clone()}</span>
-                                    <span class="msg-text">{m.text.clone()}</span>
+                                    <span class="msg-author">{author(m.from.data_from(), &m.name)}</span>
+                                    <span class="msg-text">{message_text(&m.text)}</span>
                                     <span class="msg-meta">
                                         <span class="msg-via">{if m.via == Via::P2p { "p2p" } else { "relay" }}</span>
                                         <time class="msg-time">{clock(m.ts)}</time>
-                                        <Show when=move || mine>
+                                        {when(move || mine, move || view! {
                                             <span class="msg-ticks" data-ticks=m.ticks.as_data() title=m.ticks.title()>{m.ticks.glyph()}</span>
-                                        </Show>
+                                        })}
                                     </span>
                                 </li>
                             }.into_any()
@@ -79,17 +156,19 @@ pub fn ChatPanel() -> impl IntoView {
                 </For>
             </ol>
             <p id="typing" class="typing" aria-live="polite">{typing}</p>
-            <Show when=move || error.get().is_some()>
+            {when(move || error.get().is_some(), move || view! {
                 <p class="form-error" role="alert">{move || error.get().unwrap_or_default()}</p>
-            </Show>
+            })}
             <form class="chat-form" on:submit=move |ev| { ev.prevent_default(); send(); }>
-                <input id="chat-input" aria-label="Message" placeholder="Message" maxlength="2000" autocomplete="off"
+                <input id="chat-input" aria-label="Message" maxlength="2000" autocomplete="off"
+                    placeholder=move || if joined() { "Message everyone" } else { "Waiting for the connection…" }
+                    disabled=move || !joined()
                     prop:value=move || draft.get()
                     on:input=move |ev| {
                         draft.set(event_target_value(&ev));
                         call.typed();
                     } />
-                <button id="chat-send" type="submit" aria-label="Send message">"Send"</button>
+                <button id="chat-send" type="submit" class="primary" aria-label="Send message" disabled=move || !joined()>"Send"</button>
             </form>
         </section>
     }
@@ -100,5 +179,39 @@ fn entry_rev(e: &ChatEntry) -> Option<Ticks> {
     match e {
         ChatEntry::Msg(m) => Some(m.ticks),
         ChatEntry::Notice { .. } => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_found() {
+        assert_eq!(pieces("hi"), vec![Piece::Text("hi")]);
+        assert_eq!(
+            pieces("see https://example.com/a?b=1, then"),
+            vec![
+                Piece::Text("see "),
+                Piece::Link("https://example.com/a?b=1"),
+                Piece::Text(", then")
+            ]
+        );
+        assert_eq!(
+            pieces("(http://x.org)"),
+            vec![
+                Piece::Text("("),
+                Piece::Link("http://x.org"),
+                Piece::Text(")")
+            ]
+        );
+        assert_eq!(
+            pieces("https:// nothing"),
+            vec![Piece::Text("https://"), Piece::Text(" nothing")]
+        );
+        assert_eq!(
+            pieces("javascript:alert(1)"),
+            vec![Piece::Text("javascript:alert(1)")]
+        );
     }
 }

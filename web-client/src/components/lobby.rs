@@ -1,13 +1,20 @@
-//! The lobby: room, name, mode, password, camera/microphone preview and
-//! device choice, and the link to share.
+//! The lobby (pre-join screen): camera preview with microphone and camera
+//! switches and a level meter, name, room, Join, then the options (mode,
+//! password, devices) and the link to share.
 
 use leptos::prelude::*;
+
+use super::when;
 use protocol::Mode;
 use web_sys::MediaStream;
 
+use super::icons::{Icon, Svg, either};
+use super::share::ShareLink;
+use super::{InRoom, push_path};
 use crate::Route;
+use crate::audio::LevelWatch;
 use crate::call::{ActiveCall, JoinParams};
-use crate::media::{self, Choice, Device};
+use crate::media::{self, Choice, Device, Kind};
 use crate::state::Ui;
 
 /// The lobby's camera preview, handed to the call on join.
@@ -21,41 +28,19 @@ fn set_preview(preview: Preview, stream: Option<MediaStream>) {
     }
 }
 
-/// Starts the call at once; the camera and microphone (the preview's, or
-/// freshly acquired) join it as soon as they are ready, so connecting to the
-/// server and joining overlap with the browser's media start-up.
-pub fn join_now(
+/// Shows the room and starts the call (with the preview's stream when it
+/// is still live).
+pub fn enter(
     call: ActiveCall,
-    ui: Ui,
-    in_room: RwSignal<bool>,
+    in_room: InRoom,
     params: JoinParams,
     preview: Option<MediaStream>,
-    choice: Option<Choice>,
     clicked_at: f64,
 ) {
-    let live = |s: &MediaStream| {
-        media::tracks(s)
-            .iter()
-            .any(|t| crate::js::get_str(t.as_ref(), "readyState").as_deref() == Some("live"))
-    };
-    let preview = preview.filter(live);
-    if let Some(w) = web_sys::window() {
-        let path = format!("/r/{}", params.room);
-        let _ = w
-            .history()
-            .and_then(|h| h.push_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path)));
-    }
+    push_path(&format!("/r/{}", params.room));
     remember_name(&params.name);
-    in_room.set(true);
-    let pending = preview.is_none();
-    call.start(params, preview, pending, clicked_at);
-    if pending {
-        wasm_bindgen_futures::spawn_local(async move {
-            let got = media::acquire(&choice.unwrap_or_default()).await;
-            ui.media_notice.set(got.notice);
-            call.set_local_media(got.stream);
-        });
-    }
+    in_room.0.set(true);
+    call.join(params, preview, clicked_at);
 }
 
 const NAME_KEY: &str = "rooms.name";
@@ -75,28 +60,75 @@ fn remember_name(name: &str) {
     }
 }
 
+/// What `/api/config` offers: the modes a join may create, and the default.
+async fn offered_modes() -> Option<(Vec<Mode>, Mode)> {
+    let json = crate::js::fetch_json("/api/config").await?;
+    let modes: Vec<Mode> = crate::js::from_js(&crate::js::get(&json, "modes")).ok()?;
+    let default = crate::js::from_js(&crate::js::get(&json, "defaultMode")).unwrap_or_default();
+    Some((modes, default))
+}
+
+const NAME_MAX: usize = 32;
+
 #[component]
-pub fn Lobby(route: Route, in_room: RwSignal<bool>) -> impl IntoView {
+pub fn Lobby() -> impl IntoView {
     let ui = expect_context::<Ui>();
     let call = expect_context::<ActiveCall>();
+    let in_room = expect_context::<InRoom>();
+    let route = Route::current();
+    let last = call.last_params();
     let preview: Preview = StoredValue::new_local(None);
-    let room = RwSignal::new(route.room.clone().unwrap_or_else(crate::random_room));
+    let room = RwSignal::new(
+        route
+            .room
+            .clone()
+            .or_else(|| last.as_ref().map(|p| p.room.clone()))
+            .filter(|r| protocol::RoomName::parse(r).is_ok())
+            .unwrap_or_else(crate::random_room),
+    );
+    let long_name = route
+        .name
+        .as_ref()
+        .is_some_and(|n| n.trim().chars().count() > NAME_MAX);
     let name = RwSignal::new(
         route
             .name
             .clone()
+            .map(|n| n.trim().chars().take(NAME_MAX).collect())
             .or_else(remembered_name)
             .unwrap_or_default(),
     );
     let mode = RwSignal::new(route.mode.unwrap_or_default());
+    // Until /api/config answers: mesh only (every server has it).
+    let modes = RwSignal::new(vec![Mode::Mesh]);
     let password = RwSignal::new(String::new());
     let cams = RwSignal::new(Vec::<Device>::new());
     let mics = RwSignal::new(Vec::<Device>::new());
-    let cam = RwSignal::new(None::<String>);
-    let mic = RwSignal::new(None::<String>);
-    let error = RwSignal::new(None::<String>);
+    let cam = RwSignal::new(last.as_ref().and_then(|p| p.devices.camera.clone()));
+    let mic = RwSignal::new(last.as_ref().and_then(|p| p.devices.mic.clone()));
+    let mic_on = RwSignal::new(last.as_ref().is_none_or(|p| p.mic));
+    let cam_on = RwSignal::new(last.as_ref().is_none_or(|p| p.camera));
+    let has_mic = RwSignal::new(false);
+    let has_cam = RwSignal::new(false);
+    let error = RwSignal::new(long_name.then(|| {
+        format!("Names are at most {NAME_MAX} characters: yours was shortened. Check it and join.")
+    }));
     let preview_rev = RwSignal::new(0u32);
     let video = NodeRef::<leptos::html::Video>::new();
+    let level = ui.mic_level;
+    let meter: StoredValue<Option<LevelWatch>, LocalStorage> = StoredValue::new_local(None);
+
+    leptos::task::spawn_local(async move {
+        if let Some((offered, default)) = offered_modes().await {
+            if route.mode.is_none() && offered.contains(&default) {
+                mode.set(default);
+            }
+            if !offered.contains(&mode.get_untracked()) {
+                mode.set(Mode::Mesh);
+            }
+            modes.set(offered);
+        }
+    });
 
     // (Re)acquire the preview whenever the device choice changes.
     Effect::new(move |_| {
@@ -107,7 +139,7 @@ pub fn Lobby(route: Route, in_room: RwSignal<bool>) -> impl IntoView {
         wasm_bindgen_futures::spawn_local(async move {
             set_preview(preview, None);
             let got = media::acquire(&choice).await;
-            if in_room.get_untracked() {
+            if in_room.0.get_untracked() {
                 // Joined meanwhile: the call acquires its own stream.
                 if let Some(s) = got.stream {
                     media::stop(&s);
@@ -122,121 +154,187 @@ pub fn Lobby(route: Route, in_room: RwSignal<bool>) -> impl IntoView {
             preview_rev.update(|r| *r += 1);
         });
     });
+    // The preview follows the stream and the two switches.
     Effect::new(move |_| {
         preview_rev.track();
-        if let Some(v) = video.get() {
-            preview.with_value(|p| media::attach(&v, p.as_ref(), || {}));
+        let (m, c) = (mic_on.get(), cam_on.get());
+        preview.with_value(|p| {
+            media::set_enabled(p.as_ref(), Kind::Audio, m);
+            media::set_enabled(p.as_ref(), Kind::Video, c);
+            has_mic.set(media::has(p.as_ref(), Kind::Audio));
+            has_cam.set(media::has(p.as_ref(), Kind::Video));
+            if let Some(v) = video.get() {
+                media::attach(&v, p.as_ref(), || {});
+            }
+        });
+    });
+    Effect::new(move |_| {
+        preview_rev.track();
+        let stream = preview.with_value(Clone::clone);
+        meter.set_value(Some(LevelWatch::new(stream, level)));
+    });
+    on_cleanup(move || {
+        meter.set_value(None);
+        // Not joined (back, or away): release the camera.
+        if !in_room.0.get_untracked() {
+            set_preview(preview, None);
         }
     });
 
-    let share = move || {
-        let origin = web_sys::window()
-            .and_then(|w| w.location().origin().ok())
-            .unwrap_or_default();
-        format!("{origin}/r/{}", room.get())
-    };
+    let valid_room = Signal::derive(move || protocol::RoomName::parse(&room.get()).is_ok());
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let r = room.get_untracked();
+        let r = room.get_untracked().trim().to_owned();
         if protocol::RoomName::parse(&r).is_err() {
             error.set(Some(
-                "Room names are 1–64 letters, digits, '_' or '-'.".into(),
+                "Room names are 1–64 letters, digits, '_' or '-' (no spaces).".into(),
             ));
             return;
         }
         let n = name.get_untracked();
         if protocol::DisplayName::parse(&n).is_err() {
-            error.set(Some("Please enter a name (1–32 characters).".into()));
+            error.set(Some("Please enter your name (1–32 characters).".into()));
             return;
         }
         error.set(None);
-        let choice = Choice {
+        let mut params = JoinParams::new(r, n.trim().to_owned(), mode.get_untracked());
+        params.password = Some(password.get_untracked()).filter(|p| !p.is_empty());
+        params.mic = mic_on.get_untracked();
+        params.camera = cam_on.get_untracked();
+        params.devices = Choice {
             camera: cam.get_untracked(),
             mic: mic.get_untracked(),
         };
-        let params = JoinParams {
-            room: r,
-            name: n.trim().to_owned(),
-            mode: mode.get_untracked(),
-            password: Some(password.get_untracked()).filter(|p| !p.is_empty()),
-        };
         let stream = preview.try_update_value(Option::take).flatten();
-        join_now(
-            call,
-            ui,
-            in_room,
-            params,
-            stream,
-            Some(choice),
-            crate::js::now_ms(),
-        );
+        enter(call, in_room, params, stream, crate::js::now_ms());
     };
+    let name_len = move || name.with(|n| n.chars().count());
 
     view! {
         <main class="lobby-page">
             <header class="brand"><span class="logo" aria-hidden="true">"◉"</span>" Rooms"</header>
-            <form id="lobby" class="card lobby" on:submit=submit>
-                <h1>"Join a video room"</h1>
+            <form id="lobby" class="card lobby" on:submit=submit novalidate=true>
+                <h1>"Ready to join?"</h1>
                 <div class="lobby-grid">
                     <div class="preview-box">
-                        <video id="preview" node_ref=video autoplay=true playsinline=true
-                            prop:muted=true aria-label="Your camera preview"></video>
-                        <Show when=move || ui.media_notice.get().is_some()>
+                        <div class="preview-frame">
+                            <video id="preview" node_ref=video autoplay=true playsinline=true
+                                prop:muted=true aria-label="Your camera preview"
+                                class:hidden=move || !cam_on.get() || !has_cam.get()></video>
+                            {when(move || !cam_on.get() || !has_cam.get(), move || view! {
+                                <div class="preview-off">{move || if has_cam.get() { "Camera is off" } else { "No camera" }}</div>
+                            })}
+                            <div class="preview-switches">
+                                <button id="prejoin-mic" type="button" class="round" class:off=move || !mic_on.get()
+                                    disabled=move || !has_mic.get()
+                                    aria-pressed=move || (!mic_on.get()).to_string()
+                                    aria-label=move || if !has_mic.get() { "No microphone" } else if mic_on.get() { "Join with the microphone off" } else { "Join with the microphone on" }
+                                    title=move || if mic_on.get() { "Microphone on" } else { "Microphone off" }
+                                    on:click=move |_| mic_on.update(|v| *v = !*v)>
+                                    <Svg icon=either(move || mic_on.get() && has_mic.get(), Icon::Mic, Icon::MicOff) />
+                                </button>
+                                <button id="prejoin-camera" type="button" class="round" class:off=move || !cam_on.get()
+                                    disabled=move || !has_cam.get()
+                                    aria-pressed=move || (!cam_on.get()).to_string()
+                                    aria-label=move || if !has_cam.get() { "No camera" } else if cam_on.get() { "Join with the camera off" } else { "Join with the camera on" }
+                                    title=move || if cam_on.get() { "Camera on" } else { "Camera off" }
+                                    on:click=move |_| cam_on.update(|v| *v = !*v)>
+                                    <Svg icon=either(move || cam_on.get() && has_cam.get(), Icon::Cam, Icon::CamOff) />
+                                </button>
+                            </div>
+                        </div>
+                        <div class="level-row" class:hidden=move || !has_mic.get()>
+                            <span class="muted">"Mic"</span>
+                            <div id="mic-level" class="level" role="meter" aria-label="Microphone level"
+                                aria-valuemin="0" aria-valuemax="100"
+                                aria-valuenow=move || ((level.get() * 100.0).round() as u32).to_string()
+                                data-level=move || format!("{:.2}", level.get())>
+                                <i style:width=move || format!("{:.0}%", if mic_on.get() { level.get() * 100.0 } else { 0.0 })></i>
+                            </div>
+                        </div>
+                        {when(move || ui.media_notice.get().is_some(), move || view! {
                             <p id="media-notice" class="notice-box" role="status">
                                 {move || ui.media_notice.get().unwrap_or_default()}
                             </p>
-                        </Show>
+                        })}
                     </div>
                     <div class="fields">
+                        <label>"Your name"
+                            <input id="name-input" aria-label="Your name" required=true maxlength="32"
+                                placeholder="Ana" autofocus=true autocomplete="nickname"
+                                prop:value=move || name.get()
+                                on:input=move |ev| name.set(event_target_value(&ev)) />
+                            {when(move || { name_len() >= NAME_MAX - 4 }, move || view! {
+                                <span id="name-count" class="hint" aria-live="polite">
+                                    {move || format!("{}/{NAME_MAX} characters", name_len())}
+                                </span>
+                            })}
+                        </label>
                         <label>"Room"
                             <input id="room-input" aria-label="Room name" required=true maxlength="64"
+                                autocapitalize="off" spellcheck="false"
                                 prop:value=move || room.get()
                                 on:input=move |ev| room.set(event_target_value(&ev)) />
                         </label>
-                        <label>"Your name"
-                            <input id="name-input" aria-label="Your name" required=true maxlength="32"
-                                placeholder="Ana" autofocus=true
-                                prop:value=move || name.get()
-                                on:input=move |ev| name.set(event_target_value(&ev)) />
-                        </label>
-                        <label>"Mode"
-                            <select id="mode-select" aria-label="Mode"
-                                on:change=move |ev| mode.set(event_target_value(&ev).parse().unwrap_or_default())>
-                                <option value="mesh" selected=move || mode.get() == Mode::Mesh>"Mesh (peer to peer)"</option>
-                                <option value="sfu" selected=move || mode.get() == Mode::Sfu>"SFU (through the server)"</option>
-                            </select>
-                        </label>
-                        <label>"Password (optional)"
-                            <input id="password-input" type="password" aria-label="Room password" maxlength="128"
-                                prop:value=move || password.get()
-                                on:input=move |ev| password.set(event_target_value(&ev)) />
-                        </label>
-                        <label>"Camera"
-                            <select id="camera-select" aria-label="Camera"
-                                on:change=move |ev| { let v = event_target_value(&ev); cam.set((!v.is_empty()).then_some(v)); }>
-                                <option value="">"Default"</option>
-                                <For each=move || cams.get() key=|d| d.id.clone() let:d>
-                                    <option value=d.id.clone()>{d.label.clone()}</option>
-                                </For>
-                            </select>
-                        </label>
-                        <label>"Microphone"
-                            <select id="mic-select" aria-label="Microphone"
-                                on:change=move |ev| { let v = event_target_value(&ev); mic.set((!v.is_empty()).then_some(v)); }>
-                                <option value="">"Default"</option>
-                                <For each=move || mics.get() key=|d| d.id.clone() let:d>
-                                    <option value=d.id.clone()>{d.label.clone()}</option>
-                                </For>
-                            </select>
-                        </label>
-                        <Show when=move || error.get().is_some()>
+                        {when(move || error.get().is_some(), move || view! {
                             <p class="form-error" role="alert">{move || error.get().unwrap_or_default()}</p>
+                        })}
+                        <button id="join-button" type="submit" class="primary join">"Join now"</button>
+                        <div class="options">
+                            {when(move || modes.with(|m| m.len() > 1), move || view! {
+                                <label>"Call type"
+                                    <select id="mode-select" aria-label="Mode"
+                                        on:change=move |ev| mode.set(event_target_value(&ev).parse().unwrap_or_default())>
+                                        <For each=move || modes.get() key=|m| *m let:m>
+                                            <option value=m.to_string() selected=move || mode.get() == m>{mode_label(m)}</option>
+                                        </For>
+                                    </select>
+                                </label>
+                            })}
+                            <label>"Room password (optional)"
+                                <input id="password-input" type="password" aria-label="Room password" maxlength="128"
+                                    autocomplete="off"
+                                    prop:value=move || password.get()
+                                    on:input=move |ev| password.set(event_target_value(&ev)) />
+                            </label>
+                            <DeviceSelect id="camera-select" label="Camera" devices=cams choice=cam />
+                            <DeviceSelect id="mic-select" label="Microphone" devices=mics choice=mic />
+                        </div>
+                        <Show when=move || valid_room.get()
+                            fallback=|| view! { <p class="share muted">"Pick a valid room name to get its link."</p> }>
+                            <ShareLink room=room.into() mode=mode.into() />
                         </Show>
-                        <button id="join-button" type="submit" class="primary">"Join room"</button>
-                        <p class="share">"Share this link: "<code id="share-link">{share}</code></p>
                     </div>
                 </div>
             </form>
         </main>
+    }
+}
+
+fn mode_label(m: Mode) -> &'static str {
+    match m {
+        Mode::Mesh => "Peer to peer (mesh), best up to 4 people",
+        Mode::Sfu => "Through the server (SFU), for larger rooms",
+    }
+}
+
+/// A camera or microphone `select`: "Default", then what the browser lists.
+#[component]
+pub fn DeviceSelect(
+    id: &'static str,
+    label: &'static str,
+    devices: RwSignal<Vec<Device>>,
+    choice: RwSignal<Option<String>>,
+) -> impl IntoView {
+    view! {
+        <label>{label}
+            <select id=id aria-label=label
+                on:change=move |ev| { let v = event_target_value(&ev); choice.set((!v.is_empty()).then_some(v)); }>
+                <option value="">"Default"</option>
+                <For each=move || devices.get() key=|d| d.id.clone() let:d>
+                    <option value=d.id.clone() selected={ let id = d.id.clone(); move || choice.get().as_deref() == Some(id.as_str()) }>{d.label.clone()}</option>
+                </For>
+            </select>
+        </label>
     }
 }

@@ -1,111 +1,442 @@
-//! The room: status banner, video grid (local preview and one tile per
-//! peer), and the controls.
+//! The room: header (room, people, link), the banner, the video grid, the
+//! control bar, and the side panel (chat, comparison); or, once the call is
+//! over, the screen that says why and offers the way forward.
+
+use std::collections::{HashMap, HashSet};
 
 use leptos::prelude::*;
 
+use super::when;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
+
 use super::chat::ChatPanel;
+use super::icons::{Icon, Svg, either};
+use super::lobby::DeviceSelect;
 use super::rtt::RttPanel;
-use crate::call::ActiveCall;
-use crate::media;
-use crate::state::{ConnState, Phase, StatusKind, Ui};
+use super::screens::{ErrorScreen, LeftScreen};
+use super::share::ShareLink;
+use super::{InRoom, hue, initials};
+use crate::audio::{self, Cue, LevelWatch};
+use crate::call::{ActiveCall, JoinParams};
+use crate::media::{self, Device, Kind};
+use crate::state::{Author, ChatEntry, ConnState, Phase, StatusKind, Ui};
+
+/// What the side panel shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Panel {
+    Closed,
+    Chat,
+    Compare,
+}
+
+impl Panel {
+    fn as_str(self) -> &'static str {
+        match self {
+            Panel::Closed => "closed",
+            Panel::Chat => "chat",
+            Panel::Compare => "compare",
+        }
+    }
+}
+
+/// The room page's own view state, shared by its parts.
+#[derive(Clone, Copy)]
+pub struct RoomUi {
+    pub panel: RwSignal<Panel>,
+    /// Messages from others not seen yet (chat closed or page hidden).
+    pub unread: RwSignal<u32>,
+    /// Join, leave and message sounds (remembered on this browser).
+    pub sounds: RwSignal<bool>,
+    /// Each member's label: the name, numbered when two share it.
+    pub labels: Memo<HashMap<String, String>>,
+}
+
+const SOUNDS_KEY: &str = "rooms.sounds";
+/// Below this width the page is laid out for a phone.
+const PHONE_MAX_PX: f64 = 760.0;
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window().and_then(|w| w.local_storage().ok().flatten())
+}
+
+fn is_phone() -> bool {
+    web_sys::window()
+        .and_then(|w| w.inner_width().ok())
+        .and_then(|w| w.as_f64())
+        .is_some_and(|w| w <= PHONE_MAX_PX)
+}
+
+fn page_hidden() -> bool {
+    web_sys::window()
+        .and_then(|w| w.document())
+        .is_some_and(|d| d.hidden())
+}
+
+/// Names as shown: "Ana", and "Ana (2)" for a second Ana (we are the
+/// first of ours).
+fn member_labels(me: (&str, &str), peers: &[(String, String)]) -> HashMap<String, String> {
+    let mut seen: HashMap<&str, u32> = HashMap::new();
+    let mut total: HashMap<&str, u32> = HashMap::new();
+    for name in std::iter::once(me.1).chain(peers.iter().map(|(_, n)| n.as_str())) {
+        *total.entry(name).or_default() += 1;
+    }
+    let mut out = HashMap::new();
+    for (id, name) in
+        std::iter::once((me.0, me.1)).chain(peers.iter().map(|(i, n)| (i.as_str(), n.as_str())))
+    {
+        let n = seen.entry(name).or_default();
+        *n += 1;
+        let label = if total[name] > 1 && *n > 1 {
+            format!("{name} ({n})")
+        } else {
+            name.to_owned()
+        };
+        out.insert(id.to_owned(), label);
+    }
+    out
+}
 
 #[component]
-pub fn RoomView(in_room: RwSignal<bool>) -> impl IntoView {
+pub fn RoomView() -> impl IntoView {
     let ui = expect_context::<Ui>();
-    let share = move || {
-        let origin = web_sys::window()
-            .and_then(|w| w.location().origin().ok())
-            .unwrap_or_default();
-        format!("{origin}/r/{}", ui.room.get())
+    let call = expect_context::<ActiveCall>();
+    let in_call = move || {
+        matches!(
+            ui.phase.get(),
+            Phase::Connecting | Phase::Joined | Phase::Reconnecting
+        )
     };
+    let labels = Memo::new(move |_| {
+        let me = (ui.self_id.get(), ui.self_name.get());
+        let peers: Vec<(String, String)> = ui
+            .peers
+            .with(|ps| ps.iter().map(|p| (p.id.clone(), p.name.clone())).collect());
+        member_labels((&me.0, &me.1), &peers)
+    });
+    let room_ui = RoomUi {
+        panel: RwSignal::new(if is_phone() {
+            Panel::Closed
+        } else {
+            Panel::Chat
+        }),
+        unread: RwSignal::new(0),
+        sounds: RwSignal::new(
+            storage()
+                .and_then(|s| s.get_item(SOUNDS_KEY).ok().flatten())
+                .is_none_or(|v| v != "off"),
+        ),
+        labels,
+    };
+    provide_context(room_ui);
+    notify(ui, room_ui);
+    // From a wide window to a phone's width, the panel (an overlay there)
+    // closes; back to a wide one, the chat shows again beside the videos.
+    let phone = StoredValue::new(is_phone());
+    let resize = window_event_listener(leptos::ev::resize, move |_| {
+        let now = is_phone();
+        if now != phone.get_value() {
+            phone.set_value(now);
+            room_ui
+                .panel
+                .set(if now { Panel::Closed } else { Panel::Chat });
+        }
+    });
+    on_cleanup(move || resize.remove());
+    let mode = Signal::derive(move || {
+        ui.mode
+            .get()
+            .or_else(|| call.last_params().map(|p: JoinParams| p.mode))
+            .unwrap_or_default()
+    });
+    let count = move || ui.peers.with(|p| p.len()) + 1;
     view! {
         <main id="room" class="room-page" data-room=move || ui.room.get()
-            data-state=move || ui.phase.get().as_str()>
+            data-state=move || ui.phase.get().as_str()
+            data-panel=move || room_ui.panel.get().as_str()>
             <header class="room-header">
-                <span class="brand"><span class="logo" aria-hidden="true">"◉"</span>" "{move || ui.room.get()}</span>
+                <span class="brand"><span class="logo" aria-hidden="true">"◉"</span>" "
+                    <span class="room-name">{move || ui.room.get()}</span></span>
+                {when(in_call, move || view! {
+                    <span class="people" title="People in the call" aria-label=move || format!("{} in the call", count())>
+                        <Svg icon=Icon::People />{count}
+                    </span>
+                })}
                 <span id="self-id" data-peer-id=move || ui.self_id.get() class="me">
                     {move || ui.self_name.get()}
                 </span>
-                <code class="share" title="Link to this room">{share}</code>
+                {when(in_call, move || view! {
+                    <div class="header-share"><ShareLink room=ui.room.into() mode=mode /></div>
+                })}
             </header>
-            <Show when=move || ui.status.get().is_some()>
-                <div id="status" role="status" class="status"
-                    data-kind=move || ui.status.get().map(|s| s.kind.as_str()).unwrap_or_default()>
-                    <span>{move || ui.status.get().map(|s| s.text).unwrap_or_default()}</span>
-                    // Errors about one action can be dismissed; connection states clear themselves.
-                    <Show when=move || ui.status.get().is_some_and(|s| s.kind == StatusKind::Error && ui.phase.get() == Phase::Joined)>
-                        <button class="dismiss" aria-label="Dismiss" on:click=move |_| ui.status.set(None)>"×"</button>
-                    </Show>
-                </div>
-            </Show>
-            <Show when=move || ui.phase.get() == Phase::Left>
-                <div class="card left-card">
-                    <p>"You left the room."</p>
-                    <button class="primary" on:click=move |_| {
-                        if let Some(w) = web_sys::window() { let _ = w.location().reload(); }
-                    }>"Rejoin"</button>
-                    <a href="/" class="button" on:click=move |_| in_room.set(false)>"Back to the lobby"</a>
-                </div>
-            </Show>
-            <Show when=move || ui.sound_blocked.get()>
+            <Banner />
+            {when(move || ui.sound_blocked.get() && in_call(), move || view! {
                 <div class="status" data-kind="sound-blocked">
-                    "The browser paused the others' sound until you click. "
+                    <span>"The browser paused the others' sound until you click."</span>
                     <button id="sound-button" class="primary" on:click=move |_| {
                         ui.sound_blocked.set(false);
                         unmute_remote_videos();
                     }>"Enable sound"</button>
                 </div>
-            </Show>
-            <Show when=move || ui.media_notice.get().is_some() && ui.phase.get() != Phase::Left>
-                <p id="media-notice" class="notice-box" data-kind="no-media">
+            })}
+            {when(move || ui.media_notice.get().is_some() && in_call(), move || view! {
+                <p id="media-notice" class="notice-box banner-notice" data-kind="no-media" role="status">
                     {move || ui.media_notice.get().unwrap_or_default()}
                 </p>
-            </Show>
-            <div class="room-body">
-                <section class="stage">
-                    <Grid />
-                    <Controls />
-                </section>
-                <aside class="side">
-                    <ChatPanel />
-                    <RttPanel />
-                </aside>
-            </div>
+            })}
+            {when(move || ui.phase.get() == Phase::Error, move || view! {<ErrorScreen />})}
+            {when(move || ui.phase.get() == Phase::Left, move || view! {<LeftScreen />})}
+            {when(in_call, move || view! {
+                <div class="room-body">
+                    <Stage />
+                    <SidePanel />
+                </div>
+                <Controls />
+            })}
         </main>
     }
 }
 
+/// Sounds, the unread count and the tab title, from what arrives.
+fn notify(ui: Ui, room_ui: RoomUi) {
+    // Messages: count the new ones from others; chime when not in view.
+    let seen = StoredValue::new(0usize);
+    Effect::new(move |_| {
+        let (len, fresh) = ui.chat.with(|c| {
+            let from = seen.get_value().min(c.len());
+            let fresh = c[from..]
+                .iter()
+                .filter(|e| matches!(e, ChatEntry::Msg(m) if m.from != Author::Me))
+                .count() as u32;
+            (c.len(), fresh)
+        });
+        seen.set_value(len);
+        if fresh == 0 {
+            return;
+        }
+        let visible = room_ui.panel.get_untracked() == Panel::Chat && !page_hidden();
+        if !visible {
+            room_ui.unread.update(|u| *u += fresh);
+        }
+        if room_ui.sounds.get_untracked() && (!visible || page_hidden()) {
+            audio::play(Cue::Message);
+        }
+    });
+    Effect::new(move |_| {
+        if room_ui.panel.get() == Panel::Chat {
+            room_ui.unread.set(0);
+        }
+    });
+    // Joins and leaves, after our own join (not the members we found there).
+    let members = StoredValue::new(None::<HashSet<String>>);
+    Effect::new(move |_| {
+        let now: HashSet<String> = ui
+            .peers
+            .with(|ps| ps.iter().map(|p| p.id.clone()).collect());
+        let joined = ui.phase.get() == Phase::Joined;
+        let before = members.get_value();
+        members.set_value(joined.then(|| now.clone()));
+        let Some(before) = before.filter(|_| joined) else {
+            return;
+        };
+        if !room_ui.sounds.get_untracked() {
+            return;
+        }
+        if now.difference(&before).next().is_some() {
+            audio::play(Cue::Joined);
+        } else if before.difference(&now).next().is_some() {
+            audio::play(Cue::Left);
+        }
+    });
+    // The tab's title: the room, and the unread count when there is one.
+    Effect::new(move |_| {
+        let room = ui.room.get();
+        let unread = room_ui.unread.get();
+        let title = match unread {
+            0 => format!("{room} · Rooms"),
+            n => format!("({n}) {room} · Rooms"),
+        };
+        if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+            doc.set_title(&title);
+        }
+    });
+    on_cleanup(|| {
+        if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+            doc.set_title("Rooms — video calls");
+        }
+    });
+}
+
+/// The banner: connecting, reconnecting (what to do after a while), an
+/// action refused.
 #[component]
-fn Grid() -> impl IntoView {
+fn Banner() -> impl IntoView {
     let ui = expect_context::<Ui>();
     let call = expect_context::<ActiveCall>();
-    let local = NodeRef::<leptos::html::Video>::new();
+    let in_room = expect_context::<InRoom>();
+    let kind = move || ui.status.get().map(|s| s.kind);
+    view! {
+        {when(move || ui.status.get().is_some() && ui.phase.get() != Phase::Error, move || view! {
+            <div id="status" role="status" class="status"
+                data-kind=move || kind().map(StatusKind::as_str).unwrap_or_default()>
+                <span>{move || ui.status.get().map(|s| s.text).unwrap_or_default()}</span>
+                {when(move || { kind() == Some(StatusKind::Reconnecting) && ui.outage_secs.get() >= 30 }, move || view! {
+                    <button id="give-up" class="danger" on:click=move |_| call.leave()>"Leave the call"</button>
+                })}
+                {when(move || { kind() == Some(StatusKind::Unreachable) && ui.outage_secs.get() >= 10 }, move || view! {
+                    <button id="banner-lobby" on:click=move |_| in_room.back_to_lobby(call, Some(&ui.room.get_untracked()))>
+                        "Back to the lobby"
+                    </button>
+                })}
+                // Errors about one action can be dismissed; connection states clear themselves.
+                {when(move || kind().is_some_and(|k| matches!(k, StatusKind::Error | StatusKind::IceFailed)) && ui.phase.get() == Phase::Joined, move || view! {
+                    <button class="dismiss" aria-label="Dismiss" on:click=move |_| ui.status.set(None)>
+                        <Svg icon=Icon::Close />
+                    </button>
+                })}
+            </div>
+        })}
+    }
+}
+
+/// The layout that makes `n` tiles of 4:3 largest in a `w`×`h` box:
+/// columns, and the tile's width and height (whole pixels).
+pub fn grid_layout(n: usize, w: f64, h: f64, gap: f64) -> (usize, f64, f64) {
+    let n = n.max(1);
+    let mut best = (1, 0.0, 0.0);
+    for cols in 1..=n {
+        let rows = n.div_ceil(cols);
+        let cw = (w - gap * (cols as f64 - 1.0)) / cols as f64;
+        let ch = (h - gap * (rows as f64 - 1.0)) / rows as f64;
+        let tw = cw.min(ch * 4.0 / 3.0).max(0.0).floor();
+        if tw > best.1 + 0.5 {
+            best = (cols, tw, (tw * 3.0 / 4.0).floor());
+        }
+    }
+    best
+}
+
+/// A resize observer and the callback it calls.
+type Observer = (web_sys::ResizeObserver, Closure<dyn FnMut()>);
+
+/// The video area: the grid laid out to fill it, whatever the window.
+#[component]
+fn Stage() -> impl IntoView {
+    let ui = expect_context::<Ui>();
+    let stage = NodeRef::<leptos::html::Section>::new();
+    let size = RwSignal::new((0.0f64, 0.0f64));
+    // Follow the stage's size (window, side panel, banners).
+    let observer: StoredValue<Option<Observer>, LocalStorage> = StoredValue::new_local(None);
     Effect::new(move |_| {
-        ui.local_rev.track();
-        if let Some(v) = local.get() {
-            let stream = call.preview_stream();
-            media::attach(&v, stream.as_ref(), || {});
+        let Some(el) = stage.get() else { return };
+        let measure = {
+            let el = el.clone();
+            move || {
+                let _ = size.try_set((f64::from(el.client_width()), f64::from(el.client_height())));
+            }
+        };
+        measure();
+        let cb = Closure::<dyn FnMut()>::new(measure);
+        if let Ok(obs) = web_sys::ResizeObserver::new(cb.as_ref().unchecked_ref()) {
+            obs.observe(&el);
+            observer.set_value(Some((obs, cb)));
+        }
+    });
+    on_cleanup(move || {
+        if let Some(Some((obs, _))) = observer.try_update_value(Option::take) {
+            obs.disconnect();
         }
     });
     let count = move || ui.peers.with(|p| p.len()) + 1;
+    // The stage's padding (8 px each side) and the gap between tiles.
+    let layout = Memo::new(move |_| {
+        let (w, h) = size.get();
+        grid_layout(count(), w - 16.0, h - 16.0, 8.0)
+    });
     view! {
-        <div class="grid" data-count=count>
-            <div class="tile local">
-                <video id="local-video" node_ref=local autoplay=true playsinline=true prop:muted=true
-                    class:mirrored=move || !ui.screen_on.get()
-                    aria-label="Your video"></video>
-                <div class="tile-bar">
-                    <span class="tile-name">{move || format!("{} (you)", ui.self_name.get())}</span>
-                    <span class="mic-state" data-on=move || ui.mic_on.get().to_string()
-                        title="Microphone">{move || if ui.mic_on.get() { "mic" } else { "muted" }}</span>
-                    <span class="cam-state" data-on=move || (ui.cam_on.get() || ui.screen_on.get()).to_string()
-                        title="Camera">{move || if ui.screen_on.get() { "screen" } else if ui.cam_on.get() { "cam" } else { "cam off" }}</span>
-                </div>
+        <section class="stage" node_ref=stage aria-label="Videos">
+            <div class="grid" data-count=count data-cols=move || layout.get().0
+                style:--tile-w=move || format!("{}px", layout.get().1)
+                style:--tile-h=move || format!("{}px", layout.get().2)>
+                <LocalTile />
+                <For each=move || ui.peers.with(|ps| ps.iter().map(|p| p.id.clone()).collect::<Vec<_>>())
+                    key=|id| id.clone() let:id>
+                    <Tile id=id />
+                </For>
             </div>
-            <For each=move || ui.peers.with(|ps| ps.iter().map(|p| p.id.clone()).collect::<Vec<_>>())
-                key=|id| id.clone() let:id>
-                <Tile id=id />
-            </For>
+        </section>
+    }
+}
+
+/// A microphone state badge: an icon with its meaning for screen readers.
+#[component]
+fn MicBadge(on: Signal<bool>) -> impl IntoView {
+    view! {
+        <span class="mic-state" data-on=move || on.get().to_string() role="img"
+            aria-label=move || if on.get() { "Microphone on" } else { "Microphone muted" }
+            title=move || if on.get() { "Microphone on" } else { "Muted" }>
+            <Svg icon=either(move || on.get(), Icon::Mic, Icon::MicOff) />
+        </span>
+    }
+}
+
+/// A camera state badge.
+#[component]
+fn CamBadge(on: Signal<bool>, screen: Signal<bool>) -> impl IntoView {
+    let label = move || {
+        if screen.get() {
+            "Sharing the screen"
+        } else if on.get() {
+            "Camera on"
+        } else {
+            "Camera off"
+        }
+    };
+    view! {
+        <span class="cam-state" data-on=move || on.get().to_string() role="img" aria-label=label title=label>
+            <Svg icon=Signal::derive(move || if screen.get() { Icon::Screen } else if on.get() { Icon::Cam } else { Icon::CamOff }) />
+        </span>
+    }
+}
+
+/// Initials on a coloured disc, for a tile without video.
+#[component]
+fn Avatar(name: Signal<String>) -> impl IntoView {
+    view! {
+        <div class="avatar" aria-hidden="true" data-hue=move || hue(&name.get()).to_string()>
+            <span>{move || initials(&name.get())}</span>
+        </div>
+    }
+}
+
+#[component]
+fn LocalTile() -> impl IntoView {
+    let ui = expect_context::<Ui>();
+    let call = expect_context::<ActiveCall>();
+    let local = NodeRef::<leptos::html::Video>::new();
+    let meter: StoredValue<Option<LevelWatch>, LocalStorage> = StoredValue::new_local(None);
+    Effect::new(move |_| {
+        ui.local_rev.track();
+        let stream = call.preview_stream();
+        if let Some(v) = local.get() {
+            media::attach(&v, stream.as_ref(), || {});
+        }
+        meter.set_value(Some(LevelWatch::new(call.local_stream(), ui.mic_level)));
+    });
+    on_cleanup(move || meter.set_value(None));
+    let video_on = move || ui.cam_on.get() || ui.screen_on.get();
+    let speaking = move || ui.mic_on.get() && ui.mic_level.get() > 0.45;
+    view! {
+        <div class="tile local" class:video-off=move || !video_on() class:speaking=speaking>
+            <video id="local-video" node_ref=local autoplay=true playsinline=true prop:muted=true
+                class:mirrored=move || !ui.screen_on.get()
+                aria-label="Your video"></video>
+            <Avatar name=ui.self_name.into() />
+            <div class="tile-bar">
+                <span class="tile-name">{move || format!("{} (you)", ui.self_name.get())}</span>
+                <MicBadge on=ui.mic_on.into() />
+                <CamBadge on=Signal::derive(video_on) screen=ui.screen_on.into() />
+            </div>
         </div>
     }
 }
@@ -114,6 +445,7 @@ fn Grid() -> impl IntoView {
 fn Tile(id: String) -> impl IntoView {
     let ui = expect_context::<Ui>();
     let call = expect_context::<ActiveCall>();
+    let room_ui = expect_context::<RoomUi>();
     let video = NodeRef::<leptos::html::Video>::new();
     let peer = {
         let id = id.clone();
@@ -140,12 +472,32 @@ fn Tile(id: String) -> impl IntoView {
     let field = move |f: fn(&crate::state::PeerView) -> String| {
         move || peer.with(|p| p.as_ref().map(f).unwrap_or_default())
     };
+    let flag = move |f: fn(&crate::state::PeerView) -> bool| {
+        Signal::derive(move || peer.with(|p| p.as_ref().is_some_and(f)))
+    };
     let loaded = {
         let id = id.clone();
         move |_| call.first_frame(&id)
     };
+    let label = {
+        let id = id.clone();
+        Signal::derive(move || {
+            room_ui
+                .labels
+                .with(|l| l.get(&id).cloned())
+                .unwrap_or_else(|| {
+                    peer.with(|p| p.as_ref().map(|p| p.name.clone()).unwrap_or_default())
+                })
+        })
+    };
+    let name = Signal::derive(move || {
+        peer.with(|p| p.as_ref().map(|p| p.name.clone()).unwrap_or_default())
+    });
+    let video_on = flag(|p| p.media.video);
+    let screen = flag(|p| p.media.screen);
     view! {
         <div class="tile" data-peer-id=id.clone()
+            class:video-off=move || !video_on.get() class:screen=move || screen.get()
             data-connection-state=field(|p| p.connection.as_str().to_owned())
             data-frames-decoded=field(|p| p.frames.to_string())
             data-audio-packets=field(|p| p.audio_packets.to_string())
@@ -153,14 +505,14 @@ fn Tile(id: String) -> impl IntoView {
             data-quality=field(|p| p.quality.as_str().to_owned())
             data-video-codec=field(|p| p.video_codec.clone().unwrap_or_default())>
             <video data-peer-id=id.clone() node_ref=video autoplay=true playsinline=true
-                on:loadeddata=loaded aria-label=field(|p| format!("Video of {}", p.name))></video>
+                on:loadeddata=loaded aria-label=move || format!("Video of {}", label.get())></video>
+            <Avatar name=name />
             <div class="tile-bar">
-                <span class="tile-name">{field(|p| p.name.clone())}</span>
-                <span class="mic-state" data-on=field(|p| p.media.audio.to_string())
-                    title="Microphone">{field(|p| if p.media.audio { "mic".into() } else { "muted".into() })}</span>
-                <span class="cam-state" data-on=field(|p| p.media.video.to_string())
-                    title="Camera">{field(|p| if p.media.screen { "screen".into() } else if p.media.video { "cam".into() } else { "cam off".into() })}</span>
-                <span class="quality" data-quality=field(|p| p.quality.as_str().to_owned())
+                <span class="tile-name" title=move || label.get()>{move || label.get()}</span>
+                <MicBadge on=flag(|p| p.media.audio) />
+                <CamBadge on=video_on screen=screen />
+                <span class="quality" data-quality=field(|p| p.quality.as_str().to_owned()) role="img"
+                    aria-label=field(|p| format!("Connection {}", p.quality.as_str()))
                     title=field(|p| match &p.video_codec {
                         Some(codec) => format!("Connection: {} ({}), video {}", p.quality.as_str(), p.connection.as_str(), codec.trim_start_matches("video/")),
                         None => format!("Connection: {} ({})", p.quality.as_str(), p.connection.as_str()),
@@ -168,10 +520,38 @@ fn Tile(id: String) -> impl IntoView {
                     <i></i><i></i><i></i>
                 </span>
             </div>
-            <Show when=move || peer.with(|p| p.as_ref().is_some_and(|p| p.connection != ConnState::Connected))>
+            {when(move || peer.with(|p| p.as_ref().is_some_and(|p| p.connection != ConnState::Connected)), move || view! {
                 <div class="tile-overlay">{field(|p| p.connection.overlay_text().to_owned())}</div>
-            </Show>
+            })}
         </div>
+    }
+}
+
+/// Chat and the comparison, as tabs of one panel (an overlay on phones).
+#[component]
+fn SidePanel() -> impl IntoView {
+    let room_ui = expect_context::<RoomUi>();
+    let panel = room_ui.panel;
+    let tab = move |p: Panel| panel.get() == p;
+    view! {
+        <aside class="side" class:hidden=move || panel.get() == Panel::Closed
+            aria-label="Side panel">
+            <div class="tabs" role="tablist">
+                <button id="tab-chat" role="tab" aria-selected=move || tab(Panel::Chat).to_string()
+                    on:click=move |_| panel.set(Panel::Chat)>
+                    "Chat"
+                    {when(move || { room_ui.unread.get() > 0 }, move || view! {
+                        <span class="badge">{move || room_ui.unread.get()}</span>
+                    })}
+                </button>
+                <button id="tab-compare" role="tab" aria-selected=move || tab(Panel::Compare).to_string()
+                    on:click=move |_| panel.set(Panel::Compare)>"Relay vs P2P"</button>
+                <button id="panel-close" class="icon-button" aria-label="Close the panel"
+                    on:click=move |_| panel.set(Panel::Closed)><Svg icon=Icon::Close /></button>
+            </div>
+            <div class="tab-body" class:hidden=move || panel.get() != Panel::Chat><ChatPanel /></div>
+            <div class="tab-body" class:hidden=move || panel.get() != Panel::Compare><RttPanel /></div>
+        </aside>
     }
 }
 
@@ -179,34 +559,139 @@ fn Tile(id: String) -> impl IntoView {
 fn Controls() -> impl IntoView {
     let ui = expect_context::<Ui>();
     let call = expect_context::<ActiveCall>();
+    let room_ui = expect_context::<RoomUi>();
+    let panel = room_ui.panel;
+    let menu = RwSignal::new(false);
+    let toggle = move |p: Panel| {
+        panel.update(|cur| *cur = if *cur == p { Panel::Closed } else { p });
+    };
+    let can_share = screen_sharing_supported();
+    let level = move || {
+        if ui.mic_on.get() {
+            ui.mic_level.get()
+        } else {
+            0.0
+        }
+    };
     view! {
         <nav class="controls" aria-label="Call controls">
-            <button id="mic-button" class:off=move || !ui.mic_on.get()
+            <button id="mic-button" class="ctl" class:off=move || !ui.mic_on.get()
                 disabled=move || !ui.has_mic.get()
                 aria-pressed=move || (ui.has_mic.get() && !ui.mic_on.get()).to_string()
                 aria-label=move || if !ui.has_mic.get() { "No microphone" } else if ui.mic_on.get() { "Mute microphone" } else { "Unmute microphone" }
+                title="Microphone"
                 on:click=move |_| call.toggle_mic()>
-                {move || if ui.mic_on.get() { "Mute" } else { "Unmute" }}
+                <span class="mic-ring" style:--level=move || format!("{:.2}", level())>
+                    <Svg icon=either(move || ui.mic_on.get(), Icon::Mic, Icon::MicOff) />
+                </span>
+                <span class="label">{move || if ui.mic_on.get() { "Mute" } else { "Unmute" }}</span>
             </button>
-            <button id="camera-button" class:off=move || !ui.cam_on.get()
+            <button id="camera-button" class="ctl" class:off=move || !ui.cam_on.get()
                 disabled=move || !ui.has_cam.get()
                 aria-pressed=move || (ui.has_cam.get() && !ui.cam_on.get()).to_string()
                 aria-label=move || if !ui.has_cam.get() { "No camera" } else if ui.cam_on.get() { "Turn camera off" } else { "Turn camera on" }
+                title="Camera"
                 on:click=move |_| call.toggle_camera()>
-                {move || if ui.cam_on.get() { "Stop video" } else { "Start video" }}
+                <Svg icon=either(move || ui.cam_on.get(), Icon::Cam, Icon::CamOff) />
+                <span class="label">{move || if ui.cam_on.get() { "Stop video" } else { "Start video" }}</span>
             </button>
-            <button id="screen-button" class:on=move || ui.screen_on.get()
-                aria-pressed=move || ui.screen_on.get().to_string()
-                aria-label=move || if ui.screen_on.get() { "Stop sharing the screen" } else { "Share the screen" }
-                on:click=move |_| call.toggle_screen()>
-                {move || if ui.screen_on.get() { "Stop sharing" } else { "Share screen" }}
+            {when(move || can_share, move || view! {
+                <button id="screen-button" class="ctl" class:on=move || ui.screen_on.get()
+                    aria-pressed=move || ui.screen_on.get().to_string()
+                    aria-label=move || if ui.screen_on.get() { "Stop sharing the screen" } else { "Share the screen" }
+                    on:click=move |_| call.toggle_screen()>
+                    <Svg icon=Icon::Screen />
+                    <span class="label">{move || if ui.screen_on.get() { "Stop sharing" } else { "Share screen" }}</span>
+                </button>
+            })}
+            <div class="menu-anchor">
+                <button id="devices-button" class="ctl" aria-haspopup="true" aria-expanded=move || menu.get().to_string()
+                    aria-label="Devices and sounds" on:click=move |_| menu.update(|m| *m = !*m)>
+                    <Svg icon=Icon::Settings /><span class="label">"Settings"</span>
+                </button>
+                {when(move || menu.get(), move || view! {
+                    <DeviceMenu close=move || menu.set(false) />
+                })}
+            </div>
+            <button id="chat-toggle" class="ctl" class:on=move || panel.get() == Panel::Chat
+                aria-pressed=move || (panel.get() == Panel::Chat).to_string()
+                aria-label=move || match room_ui.unread.get() { 0 => "Chat".to_owned(), n => format!("Chat, {n} unread") }
+                on:click=move |_| toggle(Panel::Chat)>
+                <Svg icon=Icon::Chat /><span class="label">"Chat"</span>
+                {when(move || { room_ui.unread.get() > 0 }, move || view! {
+                    <span id="chat-unread" class="badge" aria-hidden="true">{move || room_ui.unread.get()}</span>
+                })}
             </button>
-            <button id="leave-button" class="danger" aria-label="Leave the room"
+            <button id="compare-toggle" class="ctl" class:on=move || panel.get() == Panel::Compare
+                aria-pressed=move || (panel.get() == Panel::Compare).to_string()
+                aria-label="Relay versus peer-to-peer"
+                on:click=move |_| toggle(Panel::Compare)>
+                <Svg icon=Icon::Chart /><span class="label">"Compare"</span>
+            </button>
+            <button id="leave-button" class="ctl danger" aria-label="Leave the room"
                 on:click=move |_| call.leave()>
-                "Leave"
+                <Svg icon=Icon::Leave /><span class="label">"Leave"</span>
             </button>
         </nav>
     }
+}
+
+/// Switch camera and microphone during the call; sounds on or off.
+#[component]
+fn DeviceMenu(close: impl Fn() + Copy + 'static) -> impl IntoView {
+    let call = expect_context::<ActiveCall>();
+    let room_ui = expect_context::<RoomUi>();
+    let cams = RwSignal::new(Vec::<Device>::new());
+    let mics = RwSignal::new(Vec::<Device>::new());
+    let cam = RwSignal::new(call.current_device(Kind::Video));
+    let mic = RwSignal::new(call.current_device(Kind::Audio));
+    leptos::task::spawn_local(async move {
+        let (c, m) = media::devices().await;
+        let _ = cams.try_set(c);
+        let _ = mics.try_set(m);
+    });
+    Effect::new(move |prev: Option<(Option<String>, Option<String>)>| {
+        let now = (cam.get(), mic.get());
+        if let Some(prev) = prev {
+            if now.0 != prev.0
+                && let Some(id) = now.0.clone()
+            {
+                call.switch_device(Kind::Video, id);
+            }
+            if now.1 != prev.1
+                && let Some(id) = now.1.clone()
+            {
+                call.switch_device(Kind::Audio, id);
+            }
+        }
+        now
+    });
+    view! {
+        <div id="device-menu" class="menu card" role="dialog" aria-label="Devices and sounds"
+            on:keydown=move |ev| if ev.key() == "Escape" { close() }>
+            <DeviceSelect id="call-camera-select" label="Camera" devices=cams choice=cam />
+            <DeviceSelect id="call-mic-select" label="Microphone" devices=mics choice=mic />
+            <label class="check">
+                <input id="sound-toggle" type="checkbox" prop:checked=move || room_ui.sounds.get()
+                    on:change=move |ev| {
+                        let on = event_target_checked(&ev);
+                        room_ui.sounds.set(on);
+                        if let Some(s) = storage() { let _ = s.set_item(SOUNDS_KEY, if on { "on" } else { "off" }); }
+                    } />
+                "Sounds for joins and messages"
+            </label>
+            <button type="button" on:click=move |_| close()>"Done"</button>
+        </div>
+    }
+}
+
+/// `getDisplayMedia` exists (not on phones).
+fn screen_sharing_supported() -> bool {
+    web_sys::window()
+        .and_then(|w| w.navigator().media_devices().ok())
+        .is_some_and(|md| {
+            js_sys::Reflect::has(md.as_ref(), &"getDisplayMedia".into()).unwrap_or(false)
+        })
 }
 
 /// After a click: remote videos may now play with sound.
@@ -220,10 +705,44 @@ fn unmute_remote_videos() {
     for i in 0..list.length() {
         if let Some(v) = list
             .get(i)
-            .and_then(|n| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlVideoElement>(n).ok())
+            .and_then(|n| n.dyn_into::<web_sys::HtmlVideoElement>().ok())
         {
             v.set_muted(false);
             let _ = v.play();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_fill_the_area() {
+        // Three people in a 900×700 stage: two columns (two rows), not three in a row.
+        assert_eq!(grid_layout(3, 900.0, 700.0, 8.0), (2, 446.0, 334.0));
+        assert_eq!(grid_layout(1, 900.0, 700.0, 8.0).0, 1);
+        // A phone in portrait: one column.
+        assert_eq!(grid_layout(3, 390.0, 640.0, 8.0).0, 1);
+        assert_eq!(grid_layout(6, 1200.0, 700.0, 8.0).0, 3);
+        assert_eq!(grid_layout(2, 1200.0, 500.0, 8.0).0, 2);
+        // Tiles fit: columns × width plus gaps within the width.
+        let (cols, tw, th) = grid_layout(5, 1000.0, 600.0, 8.0);
+        assert!(cols as f64 * tw + 8.0 * (cols as f64 - 1.0) <= 1000.0);
+        assert!(5usize.div_ceil(cols) as f64 * th <= 600.0);
+    }
+
+    #[test]
+    fn duplicate_names_are_numbered() {
+        let peers = vec![
+            ("b".to_owned(), "Ana".to_owned()),
+            ("c".to_owned(), "Bo".to_owned()),
+            ("d".to_owned(), "Ana".to_owned()),
+        ];
+        let l = member_labels(("a", "Ana"), &peers);
+        assert_eq!(l["a"], "Ana");
+        assert_eq!(l["b"], "Ana (2)");
+        assert_eq!(l["c"], "Bo");
+        assert_eq!(l["d"], "Ana (3)");
     }
 }
