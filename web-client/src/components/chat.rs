@@ -130,7 +130,7 @@ pub fn ChatPanel() -> impl IntoView {
             </header>
             {when(sfu, move || view! {
                 <p class="hint">"This room sends everything through the server (SFU): chat goes by the relay."</p>
-            })}
+            }.into_any())}
             <ol id="chat-log" node_ref=log aria-live="polite">
                 <For each=move || ui.chat.get() key=|e| (e.key(), entry_rev(e)) let:entry>
                     {match entry {
@@ -147,7 +147,7 @@ pub fn ChatPanel() -> impl IntoView {
                                         <time class="msg-time">{clock(m.ts)}</time>
                                         {when(move || mine, move || view! {
                                             <span class="msg-ticks" data-ticks=m.ticks.as_data() title=m.ticks.title()>{m.ticks.glyph()}</span>
-                                        })}
+                                        }.into_any())}
                                     </span>
                                 </li>
                             }.into_any()
@@ -158,7 +158,7 @@ pub fn ChatPanel() -> impl IntoView {
             <p id="typing" class="typing" aria-live="polite">{typing}</p>
             {when(move || error.get().is_some(), move || view! {
                 <p class="form-error" role="alert">{move || error.get().unwrap_or_default()}</p>
-            })}
+            }.into_any())}
             <form class="chat-form" on:submit=move |ev| { ev.prevent_default(); send(); }>
                 <input id="chat-input" aria-label="Message" maxlength="2000" autocomplete="off"
                     placeholder=move || if joined() { "Message everyone" } else { "Waiting for the connection…" }

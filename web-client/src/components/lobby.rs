@@ -223,7 +223,7 @@ pub fn Lobby() -> impl IntoView {
                                 class:hidden=move || !cam_on.get() || !has_cam.get()></video>
                             {when(move || !cam_on.get() || !has_cam.get(), move || view! {
                                 <div class="preview-off">{move || if has_cam.get() { "Camera is off" } else { "No camera" }}</div>
-                            })}
+                            }.into_any())}
                             <div class="preview-switches">
                                 <button id="prejoin-mic" type="button" class="round" class:off=move || !mic_on.get()
                                     disabled=move || !has_mic.get()
@@ -256,7 +256,7 @@ pub fn Lobby() -> impl IntoView {
                             <p id="media-notice" class="notice-box" role="status">
                                 {move || ui.media_notice.get().unwrap_or_default()}
                             </p>
-                        })}
+                        }.into_any())}
                     </div>
                     <div class="fields">
                         <label>"Your name"
@@ -268,7 +268,7 @@ pub fn Lobby() -> impl IntoView {
                                 <span id="name-count" class="hint" aria-live="polite">
                                     {move || format!("{}/{NAME_MAX} characters", name_len())}
                                 </span>
-                            })}
+                            }.into_any())}
                         </label>
                         <label>"Room"
                             <input id="room-input" aria-label="Room name" required=true maxlength="64"
@@ -278,19 +278,19 @@ pub fn Lobby() -> impl IntoView {
                         </label>
                         {when(move || error.get().is_some(), move || view! {
                             <p class="form-error" role="alert">{move || error.get().unwrap_or_default()}</p>
-                        })}
+                        }.into_any())}
                         <button id="join-button" type="submit" class="primary join">"Join now"</button>
                         <div class="options">
                             {when(move || modes.with(|m| m.len() > 1), move || view! {
                                 <label>"Call type"
                                     <select id="mode-select" aria-label="Mode"
                                         on:change=move |ev| mode.set(event_target_value(&ev).parse().unwrap_or_default())>
-                                        <For each=move || modes.get() key=|m| *m let:m>
+                                        {move || modes.get().into_iter().map(|m| view! {
                                             <option value=m.to_string() selected=move || mode.get() == m>{mode_label(m)}</option>
-                                        </For>
+                                        }).collect_view()}
                                     </select>
                                 </label>
-                            })}
+                            }.into_any())}
                             <label>"Room password (optional)"
                                 <input id="password-input" type="password" aria-label="Room password" maxlength="128"
                                     autocomplete="off"
@@ -300,10 +300,8 @@ pub fn Lobby() -> impl IntoView {
                             <DeviceSelect id="camera-select" label="Camera" devices=cams choice=cam />
                             <DeviceSelect id="mic-select" label="Microphone" devices=mics choice=mic />
                         </div>
-                        <Show when=move || valid_room.get()
-                            fallback=|| view! { <p class="share muted">"Pick a valid room name to get its link."</p> }>
-                            <ShareLink room=room.into() mode=mode.into() />
-                        </Show>
+                        {when(move || valid_room.get(), move || view! { <ShareLink room=room.into() mode=mode.into() /> }.into_any())}
+                        {when(move || !valid_room.get(), || view! { <p class="share muted">"Pick a valid room name to get its link."</p> }.into_any())}
                     </div>
                 </div>
             </form>
@@ -331,9 +329,13 @@ pub fn DeviceSelect(
             <select id=id aria-label=label
                 on:change=move |ev| { let v = event_target_value(&ev); choice.set((!v.is_empty()).then_some(v)); }>
                 <option value="">"Default"</option>
-                <For each=move || devices.get() key=|d| d.id.clone() let:d>
-                    <option value=d.id.clone() selected={ let id = d.id.clone(); move || choice.get().as_deref() == Some(id.as_str()) }>{d.label.clone()}</option>
-                </For>
+                {move || {
+                    let picked = choice.get();
+                    devices.get().into_iter().map(|d| {
+                        let selected = picked.as_deref() == Some(d.id.as_str());
+                        view! { <option value=d.id selected=selected>{d.label}</option> }
+                    }).collect_view()
+                }}
             </select>
         </label>
     }

@@ -59,23 +59,26 @@ pub fn App() -> impl IntoView {
         lobby::enter(call, in_room, params, None, crate::js::now_ms());
     }
     view! {
-        <Show
-            when=move || in_room.0.get()
-            fallback=move || view! { <lobby::Lobby /> }
-        >
-            <room::RoomView />
-        </Show>
+        {when(move || in_room.0.get(), || view! { <room::RoomView /> }.into_any())}
+        {when(move || !in_room.0.get(), || view! { <lobby::Lobby /> }.into_any())}
     }
 }
 
-/// `view` while `cond` holds: what `<Show>` does, in less code (no
-/// fallback, no boxed children).
-pub fn when<V: IntoView + 'static>(
+/// `view` while `cond` holds: what `<Show>` does, in less code. The
+/// reactive part is one function for every use (the condition and the view
+/// arrive type-erased), which keeps the WASM bundle small.
+pub fn when(
     cond: impl Fn() -> bool + Send + Sync + 'static,
-    view: impl Fn() -> V + Send + Sync + 'static,
-) -> impl IntoView {
-    let shown = Memo::new(move |_| cond());
-    move || shown.get().then(&view)
+    view: impl Fn() -> AnyView + Send + Sync + 'static,
+) -> AnyView {
+    show(Signal::derive(cond), std::sync::Arc::new(view))
+}
+
+type ViewMaker = std::sync::Arc<dyn Fn() -> AnyView + Send + Sync>;
+
+fn show(cond: Signal<bool>, view: ViewMaker) -> AnyView {
+    let shown = Memo::new(move |_| cond.get());
+    (move || shown.get().then(|| view())).into_any()
 }
 
 /// Up to two initials of a name, for a tile without video.

@@ -76,25 +76,21 @@ fn page_hidden() -> bool {
 /// Names as shown: "Ana", and "Ana (2)" for a second Ana (we are the
 /// first of ours).
 fn member_labels(me: (&str, &str), peers: &[(String, String)]) -> HashMap<String, String> {
-    let mut seen: HashMap<&str, u32> = HashMap::new();
-    let mut total: HashMap<&str, u32> = HashMap::new();
-    for name in std::iter::once(me.1).chain(peers.iter().map(|(_, n)| n.as_str())) {
-        *total.entry(name).or_default() += 1;
-    }
-    let mut out = HashMap::new();
-    for (id, name) in
-        std::iter::once((me.0, me.1)).chain(peers.iter().map(|(i, n)| (i.as_str(), n.as_str())))
-    {
-        let n = seen.entry(name).or_default();
-        *n += 1;
-        let label = if total[name] > 1 && *n > 1 {
-            format!("{name} ({n})")
-        } else {
-            name.to_owned()
-        };
-        out.insert(id.to_owned(), label);
-    }
-    out
+    let all: Vec<(&str, &str)> = std::iter::once(me)
+        .chain(peers.iter().map(|(i, n)| (i.as_str(), n.as_str())))
+        .collect();
+    all.iter()
+        .enumerate()
+        .map(|(at, (id, name))| {
+            let before = all[..at].iter().filter(|(_, n)| n == name).count();
+            let label = if before > 0 {
+                format!("{name} ({})", before + 1)
+            } else {
+                (*name).to_owned()
+            };
+            ((*id).to_owned(), label)
+        })
+        .collect()
 }
 
 #[component]
@@ -161,13 +157,13 @@ pub fn RoomView() -> impl IntoView {
                     <span class="people" title="People in the call" aria-label=move || format!("{} in the call", count())>
                         <Svg icon=Icon::People />{count}
                     </span>
-                })}
+                }.into_any())}
                 <span id="self-id" data-peer-id=move || ui.self_id.get() class="me">
                     {move || ui.self_name.get()}
                 </span>
                 {when(in_call, move || view! {
                     <div class="header-share"><ShareLink room=ui.room.into() mode=mode /></div>
-                })}
+                }.into_any())}
             </header>
             <Banner />
             {when(move || ui.sound_blocked.get() && in_call(), move || view! {
@@ -178,21 +174,21 @@ pub fn RoomView() -> impl IntoView {
                         unmute_remote_videos();
                     }>"Enable sound"</button>
                 </div>
-            })}
+            }.into_any())}
             {when(move || ui.media_notice.get().is_some() && in_call(), move || view! {
                 <p id="media-notice" class="notice-box banner-notice" data-kind="no-media" role="status">
                     {move || ui.media_notice.get().unwrap_or_default()}
                 </p>
-            })}
-            {when(move || ui.phase.get() == Phase::Error, move || view! {<ErrorScreen />})}
-            {when(move || ui.phase.get() == Phase::Left, move || view! {<LeftScreen />})}
+            }.into_any())}
+            {when(move || ui.phase.get() == Phase::Error, move || view! {<ErrorScreen />}.into_any())}
+            {when(move || ui.phase.get() == Phase::Left, move || view! {<LeftScreen />}.into_any())}
             {when(in_call, move || view! {
                 <div class="room-body">
                     <Stage />
                     <SidePanel />
                 </div>
                 <Controls />
-            })}
+            }.into_any())}
         </main>
     }
 }
@@ -222,11 +218,6 @@ fn notify(ui: Ui, room_ui: RoomUi) {
             audio::play(Cue::Message);
         }
     });
-    Effect::new(move |_| {
-        if room_ui.panel.get() == Panel::Chat {
-            room_ui.unread.set(0);
-        }
-    });
     // Joins and leaves, after our own join (not the members we found there).
     let members = StoredValue::new(None::<HashSet<String>>);
     Effect::new(move |_| {
@@ -248,8 +239,12 @@ fn notify(ui: Ui, room_ui: RoomUi) {
             audio::play(Cue::Left);
         }
     });
-    // The tab's title: the room, and the unread count when there is one.
+    // The tab's title: the room, and the unread count when there is one
+    // (none once the chat is open).
     Effect::new(move |_| {
+        if room_ui.panel.get() == Panel::Chat && room_ui.unread.get_untracked() != 0 {
+            room_ui.unread.set(0);
+        }
         let room = ui.room.get();
         let unread = room_ui.unread.get();
         let title = match unread {
@@ -282,20 +277,20 @@ fn Banner() -> impl IntoView {
                 <span>{move || ui.status.get().map(|s| s.text).unwrap_or_default()}</span>
                 {when(move || { kind() == Some(StatusKind::Reconnecting) && ui.outage_secs.get() >= 30 }, move || view! {
                     <button id="give-up" class="danger" on:click=move |_| call.leave()>"Leave the call"</button>
-                })}
+                }.into_any())}
                 {when(move || { kind() == Some(StatusKind::Unreachable) && ui.outage_secs.get() >= 10 }, move || view! {
                     <button id="banner-lobby" on:click=move |_| in_room.back_to_lobby(call, Some(&ui.room.get_untracked()))>
                         "Back to the lobby"
                     </button>
-                })}
+                }.into_any())}
                 // Errors about one action can be dismissed; connection states clear themselves.
                 {when(move || kind().is_some_and(|k| matches!(k, StatusKind::Error | StatusKind::IceFailed)) && ui.phase.get() == Phase::Joined, move || view! {
                     <button class="dismiss" aria-label="Dismiss" on:click=move |_| ui.status.set(None)>
                         <Svg icon=Icon::Close />
                     </button>
-                })}
+                }.into_any())}
             </div>
-        })}
+        }.into_any())}
     }
 }
 
@@ -522,7 +517,7 @@ fn Tile(id: String) -> impl IntoView {
             </div>
             {when(move || peer.with(|p| p.as_ref().is_some_and(|p| p.connection != ConnState::Connected)), move || view! {
                 <div class="tile-overlay">{field(|p| p.connection.overlay_text().to_owned())}</div>
-            })}
+            }.into_any())}
         </div>
     }
 }
@@ -542,7 +537,7 @@ fn SidePanel() -> impl IntoView {
                     "Chat"
                     {when(move || { room_ui.unread.get() > 0 }, move || view! {
                         <span class="badge">{move || room_ui.unread.get()}</span>
-                    })}
+                    }.into_any())}
                 </button>
                 <button id="tab-compare" role="tab" aria-selected=move || tab(Panel::Compare).to_string()
                     on:click=move |_| panel.set(Panel::Compare)>"Relay vs P2P"</button>
@@ -555,75 +550,82 @@ fn SidePanel() -> impl IntoView {
     }
 }
 
+/// What the control bar reads.
+#[derive(Clone, Copy)]
+struct Bar {
+    ui: Ui,
+    room: RoomUi,
+}
+
+/// A reactive value of the bar from a plain function: every use with the
+/// same output type is one closure type, so the view code that renders it
+/// is compiled once (what keeps the WASM bundle small), not once per use.
+fn rx<T: 'static>(bar: Bar, f: fn(&Bar) -> T) -> impl Fn() -> T + Copy + Send + Sync + 'static {
+    move || f(&bar)
+}
+
 #[component]
 fn Controls() -> impl IntoView {
     let ui = expect_context::<Ui>();
     let call = expect_context::<ActiveCall>();
     let room_ui = expect_context::<RoomUi>();
+    let bar = Bar { ui, room: room_ui };
     let panel = room_ui.panel;
     let menu = RwSignal::new(false);
     let toggle = move |p: Panel| {
         panel.update(|cur| *cur = if *cur == p { Panel::Closed } else { p });
     };
     let can_share = screen_sharing_supported();
-    let level = move || {
-        if ui.mic_on.get() {
-            ui.mic_level.get()
-        } else {
-            0.0
-        }
-    };
     view! {
         <nav class="controls" aria-label="Call controls">
-            <button id="mic-button" class="ctl" class:off=move || !ui.mic_on.get()
-                disabled=move || !ui.has_mic.get()
-                aria-pressed=move || (ui.has_mic.get() && !ui.mic_on.get()).to_string()
-                aria-label=move || if !ui.has_mic.get() { "No microphone" } else if ui.mic_on.get() { "Mute microphone" } else { "Unmute microphone" }
-                title="Microphone"
+            <button id="mic-button" class="ctl" class:off=rx(bar, |b| !b.ui.mic_on.get())
+                disabled=rx(bar, |b| !b.ui.has_mic.get())
+                aria-pressed=rx(bar, |b| if b.ui.has_mic.get() && !b.ui.mic_on.get() { "true" } else { "false" })
+                aria-label=rx(bar, |b| if !b.ui.has_mic.get() { "No microphone" } else if b.ui.mic_on.get() { "Mute microphone" } else { "Unmute microphone" })
                 on:click=move |_| call.toggle_mic()>
-                <span class="mic-ring" style:--level=move || format!("{:.2}", level())>
-                    <Svg icon=either(move || ui.mic_on.get(), Icon::Mic, Icon::MicOff) />
+                <span class="mic-ring" style:--level=rx(bar, |b| format!("{:.2}", if b.ui.mic_on.get() { b.ui.mic_level.get() } else { 0.0 }))>
+                    <Svg icon=Signal::derive(rx(bar, |b| if b.ui.mic_on.get() { Icon::Mic } else { Icon::MicOff })) />
                 </span>
-                <span class="label">{move || if ui.mic_on.get() { "Mute" } else { "Unmute" }}</span>
+                <span class="label">{rx(bar, |b| if b.ui.mic_on.get() { "Mute" } else { "Unmute" })}</span>
             </button>
-            <button id="camera-button" class="ctl" class:off=move || !ui.cam_on.get()
-                disabled=move || !ui.has_cam.get()
-                aria-pressed=move || (ui.has_cam.get() && !ui.cam_on.get()).to_string()
-                aria-label=move || if !ui.has_cam.get() { "No camera" } else if ui.cam_on.get() { "Turn camera off" } else { "Turn camera on" }
-                title="Camera"
+            <button id="camera-button" class="ctl" class:off=rx(bar, |b| !b.ui.cam_on.get())
+                disabled=rx(bar, |b| !b.ui.has_cam.get())
+                aria-pressed=rx(bar, |b| if b.ui.has_cam.get() && !b.ui.cam_on.get() { "true" } else { "false" })
+                aria-label=rx(bar, |b| if !b.ui.has_cam.get() { "No camera" } else if b.ui.cam_on.get() { "Turn camera off" } else { "Turn camera on" })
                 on:click=move |_| call.toggle_camera()>
-                <Svg icon=either(move || ui.cam_on.get(), Icon::Cam, Icon::CamOff) />
-                <span class="label">{move || if ui.cam_on.get() { "Stop video" } else { "Start video" }}</span>
+                <Svg icon=Signal::derive(rx(bar, |b| if b.ui.cam_on.get() { Icon::Cam } else { Icon::CamOff })) />
+                <span class="label">{rx(bar, |b| if b.ui.cam_on.get() { "Stop video" } else { "Start video" })}</span>
             </button>
-            {when(move || can_share, move || view! {
-                <button id="screen-button" class="ctl" class:on=move || ui.screen_on.get()
-                    aria-pressed=move || ui.screen_on.get().to_string()
-                    aria-label=move || if ui.screen_on.get() { "Stop sharing the screen" } else { "Share the screen" }
+            {can_share.then(|| view! {
+                <button id="screen-button" class="ctl" class:on=rx(bar, |b| b.ui.screen_on.get())
+                    aria-pressed=rx(bar, |b| if b.ui.screen_on.get() { "true" } else { "false" })
+                    aria-label=rx(bar, |b| if b.ui.screen_on.get() { "Stop sharing the screen" } else { "Share the screen" })
                     on:click=move |_| call.toggle_screen()>
                     <Svg icon=Icon::Screen />
-                    <span class="label">{move || if ui.screen_on.get() { "Stop sharing" } else { "Share screen" }}</span>
+                    <span class="label">{rx(bar, |b| if b.ui.screen_on.get() { "Stop sharing" } else { "Share screen" })}</span>
                 </button>
             })}
             <div class="menu-anchor">
-                <button id="devices-button" class="ctl" aria-haspopup="true" aria-expanded=move || menu.get().to_string()
+                <button id="devices-button" class="ctl" aria-haspopup="true" aria-expanded=move || if menu.get() { "true" } else { "false" }
                     aria-label="Devices and sounds" on:click=move |_| menu.update(|m| *m = !*m)>
                     <Svg icon=Icon::Settings /><span class="label">"Settings"</span>
                 </button>
                 {when(move || menu.get(), move || view! {
                     <DeviceMenu close=move || menu.set(false) />
-                })}
+                }.into_any())}
             </div>
-            <button id="chat-toggle" class="ctl" class:on=move || panel.get() == Panel::Chat
-                aria-pressed=move || (panel.get() == Panel::Chat).to_string()
-                aria-label=move || match room_ui.unread.get() { 0 => "Chat".to_owned(), n => format!("Chat, {n} unread") }
+            <button id="chat-toggle" class="ctl" class:on=rx(bar, |b| b.room.panel.get() == Panel::Chat)
+                aria-pressed=rx(bar, |b| if b.room.panel.get() == Panel::Chat { "true" } else { "false" })
+                aria-label="Chat"
                 on:click=move |_| toggle(Panel::Chat)>
                 <Svg icon=Icon::Chat /><span class="label">"Chat"</span>
-                {when(move || { room_ui.unread.get() > 0 }, move || view! {
-                    <span id="chat-unread" class="badge" aria-hidden="true">{move || room_ui.unread.get()}</span>
-                })}
+                <span id="chat-unread" class="badge" class:hidden=rx(bar, |b| b.room.unread.get() == 0)
+                    aria-label=rx(bar, |b| format!("{} unread", b.room.unread.get()))>
+                    {rx(bar, |b| b.room.unread.get().to_string())}
+                </span>
             </button>
-            <button id="compare-toggle" class="ctl" class:on=move || panel.get() == Panel::Compare
-                aria-pressed=move || (panel.get() == Panel::Compare).to_string()
+            <button id="compare-toggle" class="ctl" class:on=rx(bar, |b| b.room.panel.get() == Panel::Compare)
+                aria-pressed=rx(bar, |b| if b.room.panel.get() == Panel::Compare { "true" } else { "false" })
                 aria-label="Relay versus peer-to-peer"
                 on:click=move |_| toggle(Panel::Compare)>
                 <Svg icon=Icon::Chart /><span class="label">"Compare"</span>

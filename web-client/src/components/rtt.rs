@@ -166,17 +166,16 @@ pub fn RttPanel() -> impl IntoView {
                     "This room sends its media through the server (SFU), so there is no channel between the browsers to compare with: only the relay is measured. "
                     {move || ui.sfu_rtt.get().map(|ms| format!("Your media reaches the server in {} (round trip).", format_ms(ms))).unwrap_or_default()}
                 </p>
-            })}
+            }.into_any())}
             {when(move || ui.rtt.with(|r| r.is_empty()), move || view! {
                 <p class="muted">"Measured once someone else is in the room."</p>
-            })}
+            }.into_any())}
             <table class:hidden=move || ui.rtt.with(|r| r.is_empty())>
                 <thead>
                     <tr><th scope="col">"Person"</th><th scope="col">"Relay, now"</th><th scope="col">"Peer-to-peer, now"</th></tr>
                 </thead>
                 <tbody>
-                    <For each=move || ui.rtt.get() key=|r| (r.peer.clone(), r.relay.len(), r.p2p.len(), r.relay.back().map(|v| v.to_bits()), r.p2p.back().map(|v| v.to_bits())) let:row>
-                        {
+                    {move || ui.rtt.get().into_iter().map(|row| {
                             let (relay_ms, relay_text) = last(&row.relay, "—");
                             let none = if sfu() { "n/a" } else { "—" };
                             let (p2p_ms, p2p_text) = last(&row.p2p, none);
@@ -187,13 +186,10 @@ pub fn RttPanel() -> impl IntoView {
                                     <td class="rtt-p2p" data-ms=p2p_ms>{p2p_text}</td>
                                 </tr>
                             }
-                        }
-                    </For>
+                        }).collect_view()}
                 </tbody>
             </table>
-            <For each=move || ui.rtt.get() key=|r| (r.peer.clone(), r.relay.len(), r.p2p.len(), r.relay.back().map(|v| v.to_bits()), r.p2p.back().map(|v| v.to_bits())) let:row>
-                {chart(&row, label(&row.peer))}
-            </For>
+            {move || ui.rtt.get().into_iter().map(|row| chart(&row, label(&row.peer))).collect_view()}
         </section>
     }
 }
