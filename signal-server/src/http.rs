@@ -59,6 +59,7 @@ pub fn router<A: socketioxide::adapter::Adapter>(
                 within_budget,
             )),
         )
+        .route("/api/qr", get(crate::qr::qr))
         .route("/metrics", get(metrics).layer(Extension(counters)))
         .fallback_service(client)
         .with_state(state)

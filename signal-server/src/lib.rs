@@ -30,6 +30,7 @@ mod immediate;
 mod metrics;
 mod node;
 mod origin;
+mod qr;
 mod rate_limit;
 pub mod redis_driver;
 pub mod rooms;

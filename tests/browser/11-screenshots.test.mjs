@@ -88,6 +88,14 @@ e2e('screenshots of every screen, desktop and phone, with the layout checked', a
     assert.ok(l.join && l.join.bottom <= l.innerHeight, `lobby (${size}): the Join button is above the fold`);
   });
 
+  // The link as a QR code, for a phone.
+  await main.setViewport(PHONE);
+  await main.click('#qr-button');
+  await main.waitForFunction(() => document.querySelector('#qr-code')?.complete && document.querySelector('#qr-code').naturalWidth > 0, { timeout: 10_000 });
+  await main.evaluate(() => document.querySelector('#qr-button').scrollIntoView({ block: 'end' }));
+  await phoneOnly(main, 'lobby-qr');
+  await main.setViewport(DESKTOP);
+
   // Calls of 2 and 3 (mesh), chat and the comparison.
   const room = uniqueRoom('shots');
   await joinRoom(main, server, room, 'Ana Lima');

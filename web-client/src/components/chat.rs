@@ -3,8 +3,6 @@
 
 use leptos::prelude::*;
 
-use super::when;
-
 use protocol::Mode;
 
 use super::room::RoomUi;
@@ -128,9 +126,7 @@ pub fn ChatPanel() -> impl IntoView {
                     </select>
                 </label>
             </header>
-            {when(sfu, move || view! {
-                <p class="hint">"This room sends everything through the server (SFU): chat goes by the relay."</p>
-            }.into_any())}
+            <p class="hint" class:hidden=move || !sfu()>"This room sends everything through the server (SFU): chat goes by the relay."</p>
             <ol id="chat-log" node_ref=log aria-live="polite">
                 <For each=move || ui.chat.get() key=|e| (e.key(), entry_rev(e)) let:entry>
                     {match entry {
@@ -145,9 +141,9 @@ pub fn ChatPanel() -> impl IntoView {
                                     <span class="msg-meta">
                                         <span class="msg-via">{if m.via == Via::P2p { "p2p" } else { "relay" }}</span>
                                         <time class="msg-time">{clock(m.ts)}</time>
-                                        {when(move || mine, move || view! {
+                                        {mine.then(|| view! {
                                             <span class="msg-ticks" data-ticks=m.ticks.as_data() title=m.ticks.title()>{m.ticks.glyph()}</span>
-                                        }.into_any())}
+                                        })}
                                     </span>
                                 </li>
                             }.into_any()
@@ -156,9 +152,7 @@ pub fn ChatPanel() -> impl IntoView {
                 </For>
             </ol>
             <p id="typing" class="typing" aria-live="polite">{typing}</p>
-            {when(move || error.get().is_some(), move || view! {
-                <p class="form-error" role="alert">{move || error.get().unwrap_or_default()}</p>
-            }.into_any())}
+            <p class="form-error" role="alert" class:hidden=move || error.with(Option::is_none)>{move || error.get().unwrap_or_default()}</p>
             <form class="chat-form" on:submit=move |ev| { ev.prevent_default(); send(); }>
                 <input id="chat-input" aria-label="Message" maxlength="2000" autocomplete="off"
                     placeholder=move || if joined() { "Message everyone" } else { "Waiting for the connection…" }

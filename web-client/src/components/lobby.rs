@@ -264,11 +264,9 @@ pub fn Lobby() -> impl IntoView {
                                 placeholder="Ana" autofocus=true autocomplete="nickname"
                                 prop:value=move || name.get()
                                 on:input=move |ev| name.set(event_target_value(&ev)) />
-                            {when(move || { name_len() >= NAME_MAX - 4 }, move || view! {
-                                <span id="name-count" class="hint" aria-live="polite">
-                                    {move || format!("{}/{NAME_MAX} characters", name_len())}
-                                </span>
-                            }.into_any())}
+                            <span id="name-count" class="hint" aria-live="polite" class:hidden=move || { name_len() < NAME_MAX - 4 }>
+                                {move || format!("{}/{NAME_MAX} characters", name_len())}
+                            </span>
                         </label>
                         <label>"Room"
                             <input id="room-input" aria-label="Room name" required=true maxlength="64"
@@ -276,9 +274,7 @@ pub fn Lobby() -> impl IntoView {
                                 prop:value=move || room.get()
                                 on:input=move |ev| room.set(event_target_value(&ev)) />
                         </label>
-                        {when(move || error.get().is_some(), move || view! {
-                            <p class="form-error" role="alert">{move || error.get().unwrap_or_default()}</p>
-                        }.into_any())}
+                        <p class="form-error" role="alert" class:hidden=move || error.with(Option::is_none)>{move || error.get().unwrap_or_default()}</p>
                         <button id="join-button" type="submit" class="primary join">"Join now"</button>
                         <div class="options">
                             {when(move || modes.with(|m| m.len() > 1), move || view! {
@@ -301,7 +297,7 @@ pub fn Lobby() -> impl IntoView {
                             <DeviceSelect id="mic-select" label="Microphone" devices=mics choice=mic />
                         </div>
                         {when(move || valid_room.get(), move || view! { <ShareLink room=room.into() mode=mode.into() /> }.into_any())}
-                        {when(move || !valid_room.get(), || view! { <p class="share muted">"Pick a valid room name to get its link."</p> }.into_any())}
+                        <p class="share muted" class:hidden=move || valid_room.get()>"Pick a valid room name to get its link."</p>
                     </div>
                 </div>
             </form>

@@ -535,9 +535,7 @@ fn SidePanel() -> impl IntoView {
                 <button id="tab-chat" role="tab" aria-selected=move || tab(Panel::Chat).to_string()
                     on:click=move |_| panel.set(Panel::Chat)>
                     "Chat"
-                    {when(move || { room_ui.unread.get() > 0 }, move || view! {
-                        <span class="badge">{move || room_ui.unread.get()}</span>
-                    }.into_any())}
+                    <span class="badge" class:hidden=move || room_ui.unread.get() == 0>{move || room_ui.unread.get()}</span>
                 </button>
                 <button id="tab-compare" role="tab" aria-selected=move || tab(Panel::Compare).to_string()
                     on:click=move |_| panel.set(Panel::Compare)>"Relay vs P2P"</button>

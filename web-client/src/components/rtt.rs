@@ -6,8 +6,6 @@
 use std::collections::VecDeque;
 
 use leptos::prelude::*;
-
-use super::when;
 use protocol::Mode;
 
 use super::room::RoomUi;
@@ -161,15 +159,11 @@ pub fn RttPanel() -> impl IntoView {
                 <span class="sw relay"></span>" through the server (WebSocket relay), or "
                 <span class="sw p2p"></span>" straight between the browsers (WebRTC DataChannel). Lower is faster."
             </p>
-            {when(sfu, move || view! {
-                <p id="rtt-sfu-note" class="notice-box">
+            <p id="rtt-sfu-note" class="notice-box" class:hidden=move || !sfu()>
                     "This room sends its media through the server (SFU), so there is no channel between the browsers to compare with: only the relay is measured. "
                     {move || ui.sfu_rtt.get().map(|ms| format!("Your media reaches the server in {} (round trip).", format_ms(ms))).unwrap_or_default()}
-                </p>
-            }.into_any())}
-            {when(move || ui.rtt.with(|r| r.is_empty()), move || view! {
-                <p class="muted">"Measured once someone else is in the room."</p>
-            }.into_any())}
+            </p>
+            <p class="muted" class:hidden=move || ui.rtt.with(|r| !r.is_empty())>"Measured once someone else is in the room."</p>
             <table class:hidden=move || ui.rtt.with(|r| r.is_empty())>
                 <thead>
                     <tr><th scope="col">"Person"</th><th scope="col">"Relay, now"</th><th scope="col">"Peer-to-peer, now"</th></tr>

@@ -1,5 +1,6 @@
 //! The room's link: shown, copied with one click (with a fallback that
-//! selects it when the clipboard is refused), and carrying the room's mode.
+//! selects it when the clipboard is refused), as a QR code for a phone (drawn
+//! by the server, `/api/qr`), and carrying the room's mode.
 
 use leptos::prelude::*;
 use protocol::Mode;
@@ -69,13 +70,18 @@ pub fn ShareLink(room: Signal<String>, mode: Signal<Mode>) -> impl IntoView {
                 data-copied=move || match state.get() { Copied::No => "", Copied::Yes => "true", Copied::Selected => "selected" }
                 on:click=move |_| copy(link.get_untracked(), state, field)>
                 <Svg icon=Icon::Link />
-                <span>{move || match state.get() {
+                <span aria-live="polite">{move || match state.get() {
                     Copied::No => "Copy link",
                     Copied::Yes => "Copied",
                     Copied::Selected => "Press Ctrl+C",
                 }}</span>
             </button>
-            <span class="sr-only" role="status">{move || if state.get() == Copied::Yes { "Link copied" } else { "" }}</span>
+            <details class="qr">
+                <summary id="qr-button" aria-label="QR code of the link">"QR"</summary>
+                <img id="qr-code" width="240" height="240" loading="lazy"
+                    alt="QR code of the link to this room: point a phone's camera at it"
+                    src=move || format!("/api/qr?text={}", String::from(js_sys::encode_uri_component(&link.get())))/>
+            </details>
         </div>
     }
 }
