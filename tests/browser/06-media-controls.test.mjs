@@ -143,6 +143,7 @@ e2e('a Chromium without camera or microphone joins receive-only: notice shown, s
     return { ok: !!t && /camera/i.test(t) && /microphone/i.test(t), value: t };
   }, { timeout: 20_000, explain: () => pageState(rx) });
   ctx.note(`rx #media-notice: ${JSON.stringify(notice)}`);
+  assert.doesNotMatch(notice, /NotFoundError|NotAllowedError|Requested device/, 'the notice is in words, not the exception');
   const devices = await rx.evaluate(async () => (await navigator.mediaDevices.enumerateDevices())
     .filter((d) => d.kind === 'videoinput' || d.kind === 'audioinput').length);
   ctx.note(`rx: ${devices} capture device(s) listed; #mic-button ${JSON.stringify(await buttonState(rx, '#mic-button'))}`);
