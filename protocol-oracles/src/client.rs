@@ -38,6 +38,12 @@ fn spec_join(f: &Fields<'_>) -> Spec<Value> {
             Err(()) => return Err("password too long".into()),
         }
     }
+    if let Some(t) = f.opt_string("resume")? {
+        match t.len() {
+            1..=256 => out["resume"] = json!(t),
+            _ => return Err(format!("bad resume token of {} bytes", t.len())),
+        }
+    }
     Ok(out)
 }
 
@@ -170,6 +176,9 @@ impl Request for JoinRequest {
         if let Some(p) = &self.password {
             let p = std::str::from_utf8(p.as_bytes()).expect("a password is UTF-8");
             assert_eq!(rules::password(p), Ok(Some(p)), "accepted password");
+        }
+        if let Some(t) = &self.resume {
+            assert!((1..=256).contains(&t.as_str().len()), "accepted token");
         }
     }
 }

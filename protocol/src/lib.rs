@@ -14,7 +14,7 @@ mod payloads;
 mod values;
 
 pub use acks::*;
-pub use names::{ChatText, DisplayName, Password, RoomName, ValidationError};
+pub use names::{ChatText, DisplayName, Password, ResumeToken, RoomName, ValidationError};
 pub use payloads::*;
 pub use values::{Mode, Object, PeerId};
 

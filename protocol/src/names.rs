@@ -19,6 +19,43 @@ pub enum ValidationError {
     TooLong { field: &'static str, max: usize },
 }
 
+/// A resume token (PROTOCOL.md version 2, "Resume"): opaque, 1–256 bytes.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ResumeToken(String);
+
+impl ResumeToken {
+    pub const MAX_LEN: usize = 256;
+
+    pub fn parse(s: String) -> Result<Self, ValidationError> {
+        match s.len() {
+            0 => Err(ValidationError::Empty("resume")),
+            n if n <= Self::MAX_LEN => Ok(Self(s)),
+            _ => Err(ValidationError::TooLong {
+                field: "resume",
+                max: Self::MAX_LEN,
+            }),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Tokens are credentials: never in logs.
+impl std::fmt::Debug for ResumeToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResumeToken(…)")
+    }
+}
+
+impl<'de> Deserialize<'de> for ResumeToken {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::parse(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A room name: 1–64 characters of `[A-Za-z0-9_-]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
@@ -206,5 +243,14 @@ mod tests {
             .expect("not empty");
         assert!(!format!("{p:?}").contains("hunter2"));
         assert!(Password::parse("x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn resume_tokens() {
+        assert!(ResumeToken::parse(String::new()).is_err());
+        assert!(ResumeToken::parse("x".repeat(257)).is_err());
+        let t = ResumeToken::parse("abc".into()).expect("valid");
+        assert_eq!(t.as_str(), "abc");
+        assert!(!format!("{t:?}").contains("abc"));
     }
 }

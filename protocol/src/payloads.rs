@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::events;
-use crate::names::{ChatText, DisplayName, Password, RoomName, ValidationError};
+use crate::names::{ChatText, DisplayName, Password, ResumeToken, RoomName, ValidationError};
 use crate::values::{Mode, PeerId, object, opt_object};
 
 /// A payload with the Socket.IO event name it travels under: a request
@@ -13,7 +13,7 @@ pub trait Event: Serialize + Send + Sync + 'static {
     const NAME: &'static str;
 }
 
-/// `join`: `{"room", "name", "mode"?, "password"?}`.
+/// `join`: `{"room", "name", "mode"?, "password"?, "resume"?}`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct JoinRequest {
     pub room: RoomName,
@@ -27,6 +27,9 @@ pub struct JoinRequest {
         serialize_with = "ser_password"
     )]
     pub password: Option<Password>,
+    /// Version 2: the token of an earlier join ack, to take that seat back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<ResumeToken>,
 }
 
 impl Event for JoinRequest {

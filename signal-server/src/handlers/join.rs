@@ -15,6 +15,10 @@ pub(super) async fn handle<E: Engine>(
 ) -> Answered {
     let node = cx.node;
     let room = req.room;
+    // No seat is held on a lost connection yet (docs/resume-design.md):
+    // every token is unknown, and PROTOCOL.md answers that with an
+    // ordinary join whose ack says so.
+    let resumed = req.resume.as_ref().map(|_| false);
     let spec = JoinSpec {
         room: room.clone(),
         name: req.name,
@@ -45,6 +49,8 @@ pub(super) async fn handle<E: Engine>(
             },
             peers: joined.peers,
             history: joined.history,
+            resume: None,
+            resumed,
         }));
         let ack = ack.take().expect("admit runs once, and the ack is only taken here or on failure");
         (cx.answer(ack, Ok(reply)), announce)

@@ -219,6 +219,7 @@ impl Call {
             name,
             mode: Some(self.params.mode),
             password,
+            resume: None,
         };
         match self.sig.request::<_, JoinAck>(events::JOIN, &req).await {
             Ok(ack) => self.on_joined(ack),
