@@ -4,6 +4,7 @@
 //! one before), so a page opened from a link stays quiet until touched.
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::time::Duration;
 
 use leptos::prelude::*;
@@ -96,17 +97,22 @@ impl Drop for Meter {
 /// from when the page may use audio until dropped.
 pub struct LevelWatch {
     timer: Option<IntervalHandle>,
+    /// Shared with the timer's callback, which the browser may keep: the
+    /// meter's audio nodes are disconnected here, on drop, not with it.
+    meter: Rc<RefCell<Option<Meter>>>,
 }
 
 impl LevelWatch {
     pub fn new(stream: Option<MediaStream>, out: RwSignal<f64>) -> Self {
         out.set(0.0);
+        let meter: Rc<RefCell<Option<Meter>>> = Rc::default();
         let Some(stream) = stream else {
-            return Self { timer: None };
+            return Self { timer: None, meter };
         };
-        let meter: RefCell<Option<Meter>> = RefCell::new(None);
+        let shared = meter.clone();
         let timer = set_interval_with_handle(
             move || {
+                let meter = &shared;
                 let mut m = meter.borrow_mut();
                 if m.is_none() {
                     *m = Meter::new(&stream);
@@ -122,7 +128,7 @@ impl LevelWatch {
             Duration::from_millis(100),
         )
         .ok();
-        Self { timer }
+        Self { timer, meter }
     }
 }
 
@@ -131,6 +137,7 @@ impl Drop for LevelWatch {
         if let Some(t) = self.timer.take() {
             t.clear();
         }
+        self.meter.borrow_mut().take();
     }
 }
 

@@ -69,6 +69,11 @@ impl Call {
     /// The camera/microphone acquired after joining: show it, send it to the
     /// peers already connected, and call the peers that were waiting for it.
     pub(super) fn set_local_media(self: &Rc<Self>, stream: Option<MediaStream>) {
+        if let Some(old) = self.media.outgoing.camera()
+            && stream.as_ref().is_none_or(|s| s.id() != old.id())
+        {
+            media::stop(&old);
+        }
         self.media.outgoing.set_camera(stream.clone());
         self.show_local_media();
         self.media.ready.set(true);
@@ -151,6 +156,16 @@ impl Call {
     pub(super) fn switch_device(self: &Rc<Self>, kind: Kind, device: String) {
         let this = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
+            // Many phones open one camera at a time: release the old one first.
+            if kind == Kind::Video
+                && let Some(old) = this
+                    .media
+                    .outgoing
+                    .camera()
+                    .and_then(|s| media::first_track(&s, kind))
+            {
+                old.stop();
+            }
             let track = match media::one_track(kind, &device).await {
                 Ok(track) => track,
                 Err(e) => {

@@ -67,6 +67,10 @@ impl Call {
         media_pending: bool,
         clicked_at: f64,
     ) -> Rc<Call> {
+        if ui.room.get_untracked() != params.room {
+            // Another room: its own chat.
+            ui.chat.set(Vec::new());
+        }
         ui.room.set(params.room.clone());
         ui.self_name.set(params.name.clone());
         ui.phase.set(Phase::Connecting);
@@ -221,7 +225,16 @@ impl Call {
             password,
             resume: None,
         };
-        match self.sig.request::<_, JoinAck>(events::JOIN, &req).await {
+        let answer = self.sig.request::<_, JoinAck>(events::JOIN, &req).await;
+        if self.is_over() {
+            // Left (or replaced) while the join was on its way.
+            if answer.is_ok() {
+                self.sig
+                    .send(events::LEAVE, LeaveRequest { room: self.room() });
+            }
+            return;
+        }
+        match answer {
             Ok(ack) => self.on_joined(ack),
             Err(RequestError::Server { code, message }) => {
                 log(&format!("join refused: {code}: {message}"));
@@ -233,6 +246,21 @@ impl Call {
                 self.ui.set_status(
                     StatusKind::Unreachable,
                     "The server did not answer — trying again…",
+                );
+                // Still connected: ask again (a join the server did take
+                // is answered again with the same seat). Disconnected: the
+                // reconnect joins.
+                let weak = Rc::downgrade(&self);
+                set_timeout(
+                    move || {
+                        if let Some(call) = weak.upgrade()
+                            && call.life.stage.get() == Stage::Connected
+                            && call.ui.phase.get_untracked() != Phase::Joined
+                        {
+                            wasm_bindgen_futures::spawn_local(async move { call.join().await });
+                        }
+                    },
+                    Duration::from_secs(2),
                 );
             }
         }

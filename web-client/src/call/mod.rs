@@ -130,12 +130,23 @@ impl ActiveCall {
         self.last.set_value(Some(params.clone()));
         self.start(params, preview, pending, clicked_at);
         if pending {
-            let this = *self;
+            // The stream is for this call only: one that ended meanwhile
+            // (left, refused, replaced) never gets it, and it is stopped.
+            let asked = self.get().map(|c| Rc::downgrade(&c));
             let ui = self.ui;
             wasm_bindgen_futures::spawn_local(async move {
                 let got = crate::media::acquire(&choice).await;
-                ui.media_notice.set(got.notice);
-                this.set_local_media(got.stream);
+                match asked.and_then(|w| w.upgrade()).filter(|c| !c.is_over()) {
+                    Some(call) => {
+                        ui.media_notice.set(got.notice);
+                        call.set_local_media(got.stream);
+                    }
+                    None => {
+                        if let Some(s) = got.stream {
+                            crate::media::stop(&s);
+                        }
+                    }
+                }
             });
         }
     }
@@ -158,6 +169,15 @@ impl ActiveCall {
     /// Switches the camera or microphone during the call.
     pub fn switch_device(&self, kind: crate::media::Kind, device: String) {
         if let Some(c) = self.get() {
+            let id = Some(device.clone());
+            self.last.update_value(|p| {
+                for p in p.iter_mut() {
+                    match kind {
+                        crate::media::Kind::Audio => p.devices.mic = id.clone(),
+                        crate::media::Kind::Video => p.devices.camera = id.clone(),
+                    }
+                }
+            });
             c.switch_device(kind, device);
         }
     }
@@ -167,6 +187,9 @@ impl ActiveCall {
         if let Some(c) = self.current.try_update_value(Option::take).flatten() {
             c.leave();
         }
+        // The next room starts with its own chat.
+        self.ui.chat.set(Vec::new());
+        self.ui.mode.set(None);
     }
 
     fn get(&self) -> Option<Rc<Call>> {
@@ -191,19 +214,6 @@ impl ActiveCall {
         self.current.set_value(Some(call));
     }
 
-    /// The camera/microphone acquired after joining.
-    pub fn set_local_media(&self, stream: Option<MediaStream>) {
-        match self.get().filter(|c| !c.is_over()) {
-            Some(call) => call.set_local_media(stream),
-            // The user left before the camera was ready.
-            None => {
-                if let Some(s) = stream {
-                    crate::media::stop(&s);
-                }
-            }
-        }
-    }
-
     /// Sends a chat message over the path the chat panel selects.
     pub fn send_chat(&self, text: String) -> Result<(), String> {
         self.get()
@@ -221,12 +231,19 @@ impl ActiveCall {
     pub fn toggle_mic(&self) {
         if let Some(c) = self.get() {
             c.toggle_mic();
+            // "Rejoin" keeps the microphone as the user left it.
+            let on = self.ui.mic_on.get_untracked();
+            self.last
+                .update_value(|p| p.iter_mut().for_each(|p| p.mic = on));
         }
     }
 
     pub fn toggle_camera(&self) {
         if let Some(c) = self.get() {
             c.toggle_camera();
+            let on = self.ui.cam_on.get_untracked();
+            self.last
+                .update_value(|p| p.iter_mut().for_each(|p| p.camera = on));
         }
     }
 

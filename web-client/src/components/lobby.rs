@@ -23,8 +23,16 @@ type Preview = StoredValue<Option<MediaStream>, LocalStorage>;
 /// Shows `stream` in the preview, stopping the one it replaces. A no-op
 /// once the lobby is gone.
 fn set_preview(preview: Preview, stream: Option<MediaStream>) {
-    if let Some(Some(old)) = preview.try_update_value(|p| std::mem::replace(p, stream)) {
-        media::stop(&old);
+    let mut incoming = stream.clone();
+    match preview.try_update_value(|p| std::mem::replace(p, stream)) {
+        Some(Some(old)) => media::stop(&old),
+        Some(None) => {}
+        // The lobby is gone: nobody will show (or stop) this stream.
+        None => {
+            if let Some(s) = incoming.take() {
+                media::stop(&s);
+            }
+        }
     }
 }
 
@@ -120,12 +128,18 @@ pub fn Lobby() -> impl IntoView {
 
     leptos::task::spawn_local(async move {
         if let Some((offered, default)) = offered_modes().await {
-            if route.mode.is_none() && offered.contains(&default) {
-                mode.set(default);
-            }
-            if !offered.contains(&mode.get_untracked()) {
-                mode.set(Mode::Mesh);
-            }
+            // The lobby may be gone (joined meanwhile).
+            let Some(current) = mode.try_get_untracked() else {
+                return;
+            };
+            let pick = if route.mode.is_none() && offered.contains(&default) {
+                default
+            } else if offered.contains(&current) {
+                current
+            } else {
+                Mode::Mesh
+            };
+            mode.set(pick);
             modes.set(offered);
         }
     });
@@ -281,9 +295,9 @@ pub fn Lobby() -> impl IntoView {
                                 <label>"Call type"
                                     <select id="mode-select" aria-label="Mode"
                                         on:change=move |ev| mode.set(event_target_value(&ev).parse().unwrap_or_default())>
-                                        {move || modes.get().into_iter().map(|m| view! {
-                                            <option value=m.to_string() selected=move || mode.get() == m>{mode_label(m)}</option>
-                                        }).collect_view()}
+                                        // Shown only when both are offered.
+                                        <option value="mesh" selected=move || mode.get() == Mode::Mesh>{mode_label(Mode::Mesh)}</option>
+                                        <option value="sfu" selected=move || mode.get() == Mode::Sfu>{mode_label(Mode::Sfu)}</option>
                                     </select>
                                 </label>
                             }.into_any())}

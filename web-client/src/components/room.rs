@@ -154,7 +154,7 @@ pub fn RoomView() -> impl IntoView {
                 <span class="brand"><span class="logo" aria-hidden="true">"◉"</span>" "
                     <span class="room-name">{move || ui.room.get()}</span></span>
                 {when(in_call, move || view! {
-                    <span class="people" title="People in the call" aria-label=move || format!("{} in the call", count())>
+                    <span class="people" role="img" title="People in the call" aria-label=move || format!("{} in the call", count())>
                         <Svg icon=Icon::People />{count}
                     </span>
                 }.into_any())}
@@ -196,7 +196,7 @@ pub fn RoomView() -> impl IntoView {
 /// Sounds, the unread count and the tab title, from what arrives.
 fn notify(ui: Ui, room_ui: RoomUi) {
     // Messages: count the new ones from others; chime when not in view.
-    let seen = StoredValue::new(0usize);
+    let seen = StoredValue::new(ui.chat.with_untracked(Vec::len));
     Effect::new(move |_| {
         let (len, fresh) = ui.chat.with(|c| {
             let from = seen.get_value().min(c.len());
@@ -242,7 +242,11 @@ fn notify(ui: Ui, room_ui: RoomUi) {
     // The tab's title: the room, and the unread count when there is one
     // (none once the chat is open).
     Effect::new(move |_| {
-        if room_ui.panel.get() == Panel::Chat && room_ui.unread.get_untracked() != 0 {
+        // Seen: the chat is open and the tab in front.
+        if room_ui.panel.get() == Panel::Chat
+            && !page_hidden()
+            && room_ui.unread.get_untracked() != 0
+        {
             room_ui.unread.set(0);
         }
         let room = ui.room.get();
@@ -255,7 +259,14 @@ fn notify(ui: Ui, room_ui: RoomUi) {
             doc.set_title(&title);
         }
     });
-    on_cleanup(|| {
+    // Back to the tab with the chat open: the messages are seen.
+    let focus = window_event_listener(leptos::ev::focus, move |_| {
+        if room_ui.panel.get_untracked() == Panel::Chat {
+            room_ui.unread.set(0);
+        }
+    });
+    on_cleanup(move || {
+        focus.remove();
         if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
             doc.set_title("Rooms — video calls");
         }
@@ -367,12 +378,12 @@ fn Stage() -> impl IntoView {
 #[component]
 fn MicBadge(on: Signal<bool>) -> impl IntoView {
     view! {
-        <span class="mic-state" data-on=move || on.get().to_string() role="img"
-            aria-label=move || if on.get() { "Microphone on" } else { "Microphone muted" }
-            title=move || if on.get() { "Microphone on" } else { "Muted" }>
-            <Svg icon=either(move || on.get(), Icon::Mic, Icon::MicOff) />
-        </span>
-    }
+            <span class="mic-state" data-on=move || on.get().to_string() role="img"
+                aria-label=move || if on.get() { "Microphone on" } else { "Microphone muted" }
+    >
+                <Svg icon=either(move || on.get(), Icon::Mic, Icon::MicOff) />
+            </span>
+        }
 }
 
 /// A camera state badge.
@@ -614,7 +625,7 @@ fn Controls() -> impl IntoView {
             </div>
             <button id="chat-toggle" class="ctl" class:on=rx(bar, |b| b.room.panel.get() == Panel::Chat)
                 aria-pressed=rx(bar, |b| if b.room.panel.get() == Panel::Chat { "true" } else { "false" })
-                aria-label="Chat"
+                aria-label=rx(bar, |b| match b.room.unread.get() { 0 => "Chat".to_owned(), n => format!("Chat, {n} unread") })
                 on:click=move |_| toggle(Panel::Chat)>
                 <Svg icon=Icon::Chat /><span class="label">"Chat"</span>
                 <span id="chat-unread" class="badge" class:hidden=rx(bar, |b| b.room.unread.get() == 0)

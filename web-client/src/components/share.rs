@@ -42,7 +42,7 @@ fn copy(text: String, state: RwSignal<Copied>, field: NodeRef<leptos::html::Inpu
         if done {
             state.set(Copied::Yes);
         } else {
-            if let Some(el) = field.get_untracked() {
+            if let Some(el) = field.try_get_untracked().flatten() {
                 el.select();
             }
             state.set(Copied::Selected);
