@@ -5,7 +5,7 @@ use std::fmt::Debug;
 
 use protocol::{
     Ack, ChatAck, ChatMessage, ErrorAck, ErrorCode, JoinAck, MediaStateEvent, OkAck, PeerJoined,
-    PeerLeft, PingEvent, ReceiptEvent, SignalEvent, TypingEvent,
+    PeerLeft, PeerReconnecting, PeerResumed, PingEvent, ReceiptEvent, SignalEvent, TypingEvent,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -79,6 +79,12 @@ pub fn check_server_payload(data: &[u8]) {
         assert_room(&e.room);
     }
     if let Some(e) = round_trip::<PeerLeft>("PeerLeft", data) {
+        assert_room(&e.room);
+    }
+    if let Some(e) = round_trip::<PeerReconnecting>("PeerReconnecting", data) {
+        assert_room(&e.room);
+    }
+    if let Some(e) = round_trip::<PeerResumed>("PeerResumed", data) {
         assert_room(&e.room);
     }
     if let Some(e) = round_trip::<SignalEvent>("SignalEvent", data) {

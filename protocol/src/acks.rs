@@ -129,8 +129,7 @@ pub struct JoinAck {
     pub room: RoomInfo,
     pub peers: Vec<PeerInfo>,
     pub history: Vec<ChatMessage>,
-    /// Version 2: the token that takes this seat back after a drop (absent
-    /// while this server holds no seats).
+    /// Version 2: the token that takes this seat back after a drop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<String>,
     /// Version 2: present when the join carried a `resume` token: whether

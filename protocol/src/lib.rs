@@ -42,6 +42,9 @@ pub mod events {
     pub const MEDIA_STATE: &str = "media-state";
     pub const CHAT_RECEIPT: &str = "chat-receipt";
     pub const PING: &str = "peer-ping";
+    /// Version 2, resume (PROTOCOL.md).
+    pub const PEER_RECONNECTING: &str = "peer-reconnecting";
+    pub const PEER_RESUMED: &str = "peer-resumed";
 }
 
 /// The `to` / `from` value that addresses the SFU in an SFU room.

@@ -274,6 +274,29 @@ impl Event for PeerLeft {
     const NAME: &'static str = events::PEER_LEFT;
 }
 
+/// `peer-reconnecting` (version 2): a member's connection was lost; its
+/// seat is held for the grace period.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct PeerReconnecting {
+    pub room: RoomName,
+    pub id: PeerId,
+}
+
+impl Event for PeerReconnecting {
+    const NAME: &'static str = events::PEER_RECONNECTING;
+}
+
+/// `peer-resumed` (version 2): a held seat was taken back.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct PeerResumed {
+    pub room: RoomName,
+    pub id: PeerId,
+}
+
+impl Event for PeerResumed {
+    const NAME: &'static str = events::PEER_RESUMED;
+}
+
 /// `signal`, as relayed to the addressed peer. `from` is set by the server.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct SignalEvent {

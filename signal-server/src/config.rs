@@ -26,6 +26,9 @@ pub struct Config {
     /// Engine.IO heartbeat: a client silent for interval + timeout is gone.
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
+    /// How long a lost connection's seats wait for a resume (PROTOCOL.md
+    /// version 2); zero: a lost connection leaves at once.
+    pub resume_grace: Duration,
     /// Per-socket read buffer of the WebSocket transport, in bytes.
     pub ws_read_buffer: usize,
     /// Scale-out: rooms in Redis, relays through the socket.io Redis adapter.
@@ -123,6 +126,7 @@ impl Default for Config {
             trust_proxy: false,
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
+            resume_grace: Duration::from_secs(15),
             ws_read_buffer: 1024,
             redis: None,
             http_header_timeout: Duration::from_secs(10),
@@ -236,6 +240,9 @@ pub struct Cli {
     /// Engine.IO ping timeout, in milliseconds: a silent client is dropped after interval + timeout.
     #[arg(long, env = "PING_TIMEOUT_MS", default_value_t = 20_000)]
     pub ping_timeout_ms: u64,
+    /// Seconds a lost connection's seats are held for a resume (0: a lost connection leaves at once).
+    #[arg(long, env = "RESUME_GRACE_SECS", default_value_t = 15)]
+    pub resume_grace_secs: u64,
     /// Enable SFU rooms (`join` with `"mode": "sfu"`): the server forwards media.
     #[arg(long, env = "SFU", default_value_t = false)]
     pub sfu: bool,
@@ -329,6 +336,7 @@ impl Cli {
             trust_proxy: self.trust_proxy,
             ping_interval: Duration::from_millis(self.ping_interval_ms.max(100)),
             ping_timeout: Duration::from_millis(self.ping_timeout_ms.max(100)),
+            resume_grace: Duration::from_secs(self.resume_grace_secs.min(3600)),
             ws_read_buffer: self.ws_read_buffer.max(256),
             http_header_timeout: Duration::from_secs(self.http_header_timeout_secs.max(1)),
             http_idle_timeout: Duration::from_secs(self.http_idle_timeout_secs.max(1)),

@@ -284,7 +284,9 @@ async fn metrics(
     let state = node.state();
     let (rooms, peers) = node.room_counts();
     let mut text = String::with_capacity(8192);
-    state.metrics.render(&mut text, rooms, peers);
+    state
+        .metrics
+        .render(&mut text, rooms, peers, node.held_seats());
     state.metrics.render_sfu(&mut text, &node.sfu());
     counters.render(&mut text);
     if let Some(redis) = node.redis() {

@@ -62,6 +62,9 @@ use rooms::{LocalStore, RedisStore, RoomLimits};
 use session::Connect;
 use state::AppState;
 
+/// Events kept per held seat (PROTOCOL.md: at least the last 256).
+const KEPT_EVENTS: usize = 256;
+
 /// What [`app`] hands back to stop the server: awaiting it retires this node
 /// (scale-out) and disconnects every socket.
 pub type Closer = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -103,6 +106,10 @@ async fn build(
         history_bytes: limits.history_bytes,
         history_bytes_per_ip: limits.history_bytes_per_ip,
         rooms_per_conn: limits.max_rooms_per_socket,
+        resume_grace: config.resume_grace,
+        // A held seat keeps what a live socket may have queued.
+        kept_events: KEPT_EVENTS,
+        kept_bytes: limits.send_buffer_bytes,
         sfu: match (&config.sfu, &config.redis) {
             (Some(_), None) => Ok(()),
             (None, _) => Err("SFU mode is not enabled on this server; join with mode \"mesh\""),
@@ -124,7 +131,11 @@ async fn build(
             None,
         ));
         io.ns("/", Connect(node.clone()));
-        let closer: Closer = Box::pin(async move { io.close().await });
+        let expiry = tokio::spawn(upkeep::expire_holds(node.clone()));
+        let closer: Closer = Box::pin(async move {
+            expiry.abort();
+            io.close().await
+        });
         return Ok((http::router(node, layer, counters), closer));
     };
     let client = redis_client(&redis.url)?;
@@ -150,9 +161,11 @@ async fn build(
         .map_err(|e| anyhow::anyhow!("socket.io namespace on redis: {e}"))?;
     tracing::info!(node = name, prefix = %redis.prefix, "scaled out on redis");
     let upkeep = tokio::spawn(upkeep::run(node.clone()));
+    let expiry = tokio::spawn(upkeep::expire_holds(node.clone()));
     let retiring = node.clone();
     let closer: Closer = Box::pin(async move {
         upkeep.abort();
+        expiry.abort();
         upkeep::retire(&retiring).await;
         io.close().await;
     });

@@ -31,7 +31,22 @@ pub struct Metrics {
     send_dropped: AtomicU64,
     /// The SFU's counters carried across scrapes (rooms end, totals stay).
     sfu: Mutex<SfuTotals>,
+    /// Resume outcomes, by [`Resume`].
+    resumes: [AtomicU64; 3],
 }
+
+/// What became of a held seat, or of a join with a resume token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// Taken back with its token.
+    Resumed = 0,
+    /// Its grace period ended first.
+    Expired = 1,
+    /// A join's token matched no seat (unknown, used or expired).
+    Refused = 2,
+}
+
+const RESUME_LABELS: [&str; 3] = ["resumed", "expired", "refused"];
 
 impl Metrics {
     /// Counters for events labelled `event_labels`.
@@ -45,7 +60,12 @@ impl Metrics {
             deliveries: AtomicU64::new(0),
             send_dropped: AtomicU64::new(0),
             sfu: Mutex::new(SfuTotals::default()),
+            resumes: Default::default(),
         }
+    }
+
+    pub fn resume(&self, outcome: Resume, n: u64) {
+        self.resumes[outcome as usize].fetch_add(n, Relaxed);
     }
 
     pub fn connected(&self) {
@@ -92,9 +112,9 @@ impl Metrics {
             .render(out, rooms);
     }
 
-    /// Renders the server's counters; `rooms` and `peers` come from the
-    /// room store.
-    pub fn render(&self, out: &mut String, rooms: usize, peers: usize) {
+    /// Renders the server's counters; `rooms`, `peers` and `held` (seats
+    /// held for a resume) come from the room store.
+    pub fn render(&self, out: &mut String, rooms: usize, peers: usize, held: usize) {
         let mut gauge = |name: &str, help: &str, v: i64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
@@ -113,6 +133,23 @@ impl Metrics {
             "Peers over all rooms (a socket in two rooms counts twice).",
             peers as i64,
         );
+        gauge(
+            "signal_resume_held",
+            "Seats held for a resume after their connection was lost.",
+            held as i64,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP signal_resume_total Held seats taken back, expired, and joins whose resume token matched no seat.\n\
+             # TYPE signal_resume_total counter"
+        );
+        for (label, n) in RESUME_LABELS.iter().zip(self.resumes.iter()) {
+            let _ = writeln!(
+                out,
+                "signal_resume_total{{outcome=\"{label}\"}} {}",
+                n.load(Relaxed)
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP signal_connections_total Sockets connected since start.\n\
@@ -438,7 +475,7 @@ mod tests {
         m.event(2);
         m.error(ErrorCode::RoomFull);
         let mut text = String::new();
-        m.render(&mut text, 3, 4);
+        m.render(&mut text, 3, 4, 0);
         assert!(text.contains("signal_connections 1\n"));
         assert!(text.contains("signal_rooms 3\n"));
         assert!(text.contains("signal_peers 4\n"));

@@ -81,6 +81,8 @@ pub trait NodeStats: Send + Sync {
     fn state(&self) -> &AppState;
     /// Rooms and memberships (on one node: all; scaled out: this node's).
     fn room_counts(&self) -> (usize, usize);
+    /// Seats held for a resume.
+    fn held_seats(&self) -> usize;
     /// `None` on a single node.
     fn redis(&self) -> Option<RedisSnapshot>;
     fn sfu(&self) -> Vec<SfuRoomSnapshot>;
@@ -95,6 +97,10 @@ impl<E: Engine> NodeStats for Node<E> {
 
     fn room_counts(&self) -> (usize, usize) {
         self.store.counts()
+    }
+
+    fn held_seats(&self) -> usize {
+        self.store.held_count()
     }
 
     fn redis(&self) -> Option<RedisSnapshot> {

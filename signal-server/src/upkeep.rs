@@ -11,10 +11,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::PeerLeft;
+use protocol::{PeerLeft, PeerReconnecting};
 
 use crate::delivery::Delivery;
-use crate::handlers::leave_all;
+use crate::handlers::{leave_all, left_for_good};
+use crate::metrics::Resume;
 use crate::node::{Engine, Node};
 use crate::rooms::RoomStore;
 
@@ -52,11 +53,22 @@ pub async fn run<E: Engine>(node: Arc<Node<E>>) {
     }
 }
 
-/// Removes the members of nodes whose heartbeat lapsed, and tells their rooms.
+/// Takes out the members of nodes whose heartbeat lapsed (held for a
+/// resume, or removed), and tells their rooms.
 async fn sweep<E: Engine>(node: &Node<E>) {
     match node.store.sweep().await {
-        Ok(gone) => {
-            for (room, left) in gone {
+        Ok(swept) => {
+            for seat in swept.held {
+                tracing::info!(room = %seat.room, peer = %seat.id, "held: its node stopped");
+                let ev = PeerReconnecting {
+                    room: seat.room.clone(),
+                    id: seat.id,
+                };
+                // The count is for the metrics only: a room has one member
+                // fewer than it counts.
+                node.out.announce(&seat.room, ev, 1).await;
+            }
+            for (room, left) in swept.gone {
                 tracing::info!(room = %room, peer = %left.id, "removed: its node stopped");
                 let ev = PeerLeft {
                     room: room.clone(),
@@ -66,6 +78,35 @@ async fn sweep<E: Engine>(node: &Node<E>) {
             }
         }
         Err(e) => tracing::debug!("sweep failed: {e}"),
+    }
+}
+
+/// How often held seats are checked for the end of their grace period.
+const EXPIRE_EVERY: Duration = Duration::from_millis(250);
+
+/// Ends held seats whose grace period is over (`peer-left`, as on a
+/// disconnect), until aborted. Scaled out, every node runs it and each
+/// seat is claimed by exactly one.
+pub async fn expire_holds<E: Engine>(node: Arc<Node<E>>) {
+    if node.state.config.resume_grace.is_zero() {
+        return;
+    }
+    let mut tick = tokio::time::interval(EXPIRE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match node.store.expire().await {
+            Ok(gone) => {
+                node.state
+                    .metrics
+                    .resume(Resume::Expired, gone.len() as u64);
+                for (room, left) in gone {
+                    tracing::debug!(room = %room, peer = %left.id, "held seat expired");
+                    left_for_good(&node, &room, left).await;
+                }
+            }
+            Err(e) => tracing::debug!("expiring held seats failed: {e}"),
+        }
     }
 }
 

@@ -13,8 +13,8 @@ use common::Redis;
 use protocol::{ChatText, DisplayName, MediaState, Mode, Password, PeerId, RoomName};
 use signal_server::redis_driver::ReconnectingDriver;
 use signal_server::rooms::{
-    Conn, JoinError, JoinSpec, Joined, LocalStore, NewMessage, NotInRoom, ReceiptError, RedisStore,
-    RoomLimits, RoomStore, RouteError, StoreError,
+    Conn, Dest, HeldSeat, How, JoinError, JoinSpec, Joined, LocalStore, NewMessage, NotInRoom,
+    Parcel, ReceiptError, RedisStore, RoomLimits, RoomStore, RouteError, StoreError,
 };
 use socketioxide::socket::Sid;
 
@@ -33,6 +33,9 @@ async fn all_rules<F: Stores>(f: &F) {
     rooms_per_connection(f).await;
     history_bytes_per_room(f).await;
     history_bytes_per_address(f).await;
+    resume(f).await;
+    resume_a_live_seat(f).await;
+    sweep_holds(f).await;
 }
 
 #[tokio::test]
@@ -79,6 +82,14 @@ impl SidOf for Sid {
 impl SidOf for Conn {
     fn sid(&self) -> Sid {
         self.sid
+    }
+}
+impl<A: SidOf + std::fmt::Debug> SidOf for Dest<A> {
+    fn sid(&self) -> Sid {
+        match self {
+            Dest::Live(a) => a.sid(),
+            Dest::Held => panic!("a held seat has no connection"),
+        }
     }
 }
 
@@ -149,6 +160,15 @@ const LIMITS: RoomLimits = RoomLimits {
     history_bytes_per_ip: 4 << 20,
     rooms_per_conn: 4,
     sfu: Err("no SFU here"),
+    resume_grace: std::time::Duration::ZERO,
+    kept_events: 4,
+    kept_bytes: 64 << 10,
+};
+
+/// [`LIMITS`] with seats held for a resume.
+const HOLDING: RoomLimits = RoomLimits {
+    resume_grace: std::time::Duration::from_millis(800),
+    ..LIMITS
 };
 
 fn room(s: &str) -> RoomName {
@@ -161,7 +181,22 @@ fn spec(r: &str, name: &str) -> JoinSpec {
         name: DisplayName::parse(name).expect("valid name"),
         mode: Mode::Mesh,
         password: None,
+        resume: None,
+        token: next_token(),
     }
+}
+
+fn next_token() -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    format!(
+        "tok{}",
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+fn resuming(mut s: JoinSpec, token: &str) -> JoinSpec {
+    s.resume = Some(protocol::ResumeToken::parse(token.to_owned()).expect("valid token"));
+    s
 }
 
 fn with_password(mut s: JoinSpec, pw: &str) -> JoinSpec {
@@ -190,20 +225,22 @@ async fn history_of<S: RoomStore>(store: &S, r: &str) -> Vec<String> {
     j.history.into_iter().map(|m| m.text).collect()
 }
 
+type JoinedAt<S> = Joined<<S as RoomStore>::Addr>;
+
 async fn join<S: RoomStore>(
     store: &S,
     conn: Sid,
     spec: JoinSpec,
     peer: &str,
-) -> Result<Joined, StoreError<JoinError>> {
+) -> Result<JoinedAt<S>, StoreError<JoinError>> {
     store.join(conn, spec, id(peer), |j| j).await
 }
 
-async fn joined<S: RoomStore>(store: &S, conn: Sid, spec: JoinSpec, peer: &str) -> Joined {
+async fn joined<S: RoomStore>(store: &S, conn: Sid, spec: JoinSpec, peer: &str) -> JoinedAt<S> {
     join(store, conn, spec, peer).await.expect("joins")
 }
 
-fn ids(j: &Joined) -> Vec<&str> {
+fn ids<A>(j: &Joined<A>) -> Vec<&str> {
     j.peers.iter().map(|p| p.id.as_str()).collect()
 }
 
@@ -221,7 +258,7 @@ async fn join_order_and_idempotence<F: Stores>(f: &F) {
     let n = f.nodes(LIMITS).await;
     let (s1, s2, s3) = (Sid::new(), Sid::new(), Sid::new());
     let a = joined(&*n.a, s1, spec("r", "A"), "p1").await;
-    assert!(a.fresh && a.peers.is_empty() && a.history.is_empty());
+    assert!(a.fresh() && a.peers.is_empty() && a.history.is_empty());
     assert_eq!(a.me.name, "A");
     joined(&*n.b, s2, spec("r", "B"), "p2").await;
     let c = joined(&*n.a, s3, spec("r", "C"), "p3").await;
@@ -230,7 +267,7 @@ async fn join_order_and_idempotence<F: Stores>(f: &F) {
     // A connection already in the room gets its own seat back (a
     // connection lives on one node).
     let again = joined(&*n.a, s1, spec("r", "A2"), "p9").await;
-    assert!(!again.fresh);
+    assert!(!again.fresh());
     assert_eq!(again.me.id, id("p1"));
     assert_eq!(again.me.name, "A");
     assert_eq!(ids(&again), ["p2", "p3"]);
@@ -455,7 +492,7 @@ async fn leave_and_disconnect<F: Stores>(f: &F) {
     // Room x is gone: a new room of that name starts afresh, with its
     // creator's mode and password.
     let c = joined(&*n.b, s2, with_password(spec("x", "B"), "new"), "p4").await;
-    assert!(c.fresh && c.peers.is_empty());
+    assert!(c.fresh() && c.peers.is_empty());
     n.b.leave(s2, &y, |_| ()).await.expect("leaves");
     assert!(n.a.member(s2, &y).await.is_err(), "room y is gone");
 }
@@ -468,7 +505,7 @@ async fn sweep<F: Stores>(f: &F) {
     joined(&*n.b, s2, spec("sweep", "B1"), "p2").await;
     joined(&*n.b, s3, spec("sweep", "B2"), "p3").await;
     assert!(
-        n.a.sweep().await.expect("sweep").is_empty(),
+        n.a.sweep().await.expect("sweep").gone.is_empty(),
         "every node is alive"
     );
     let Some(stop_b) = n.stop_b else {
@@ -481,6 +518,7 @@ async fn sweep<F: Stores>(f: &F) {
         n.a.sweep()
             .await
             .expect("sweep")
+            .gone
             .into_iter()
             .map(|(r, left)| (r, left.id, left.remaining))
             .collect();
@@ -496,7 +534,7 @@ async fn sweep<F: Stores>(f: &F) {
         Some(1),
         "the live member stays"
     );
-    assert!(n.a.sweep().await.expect("sweep again").is_empty());
+    assert!(n.a.sweep().await.expect("sweep again").gone.is_empty());
     let m = n.a.member(s1, &r).await.expect("still in");
     assert_eq!((m.me.id.as_str(), m.count), ("p1", 1));
 }
@@ -512,7 +550,7 @@ async fn rooms_per_connection<F: Stores>(f: &F) {
         Err(StoreError::Rule(JoinError::TooManyRooms(4)))
     ));
     let again = joined(&*n.a, s1, spec("cap0", "A"), "p9").await;
-    assert!(!again.fresh, "a room it is in can be joined again");
+    assert!(!again.fresh(), "a room it is in can be joined again");
     n.a.leave(s1, &room("cap1"), |_| ()).await.expect("leaves");
     joined(&*n.a, s1, spec("cap4", "A"), "p4").await;
     // Leaving every room (a disconnect, last room first) empties them all.
@@ -599,4 +637,190 @@ async fn history_bytes_per_address<F: Stores>(f: &F) {
         .expect("chat");
     assert_eq!(history_of(&*n.a, "ip0").await.len(), 1);
     assert_eq!(history_of(&*n.a, "ip3").await.len(), 2, "untouched");
+}
+
+fn signal(from: &str, n: u32) -> Parcel {
+    let ev: protocol::SignalEvent = serde_json::from_value(serde_json::json!({
+        "room": "held", "from": from, "data": {"type": "offer", "sdp": format!("v=0 {n}")}
+    }))
+    .expect("a signal event");
+    Parcel::Signal(ev)
+}
+
+/// Waits (at most 5 s) until the hold of a seat ends, as the node's
+/// expiry pass does; returns what ended.
+async fn expired<S: RoomStore>(store: &S) -> Vec<(RoomName, signal_server::rooms::Left)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let gone = store.expire().await.expect("expire");
+        if !gone.is_empty() || std::time::Instant::now() > deadline {
+            return gone;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// PROTOCOL.md version 2, "Resume": a lost connection's seat is held,
+/// still counted and listed; events for it are kept (the last
+/// `kept_events`); its token takes it back on any node, with the same id,
+/// without the password, once; the grace period ends it as a leave.
+async fn resume<F: Stores>(f: &F) {
+    let n = f.nodes(HOLDING).await;
+    let (s1, s2, s3, s4) = (Sid::new(), Sid::new(), Sid::new(), Sid::new());
+    let r = room("held");
+    let a = joined(&*n.a, s1, with_password(spec("held", "Ana"), "pw"), "p1").await;
+    let pw = |s| with_password(s, "pw");
+    joined(&*n.b, s2, pw(spec("held", "Bo")), "p2").await;
+    let held = n.a.hold(s1).await.expect("hold");
+    assert_eq!(
+        held,
+        [HeldSeat {
+            room: r.clone(),
+            id: id("p1")
+        }]
+    );
+    assert_eq!(
+        n.a.held_count(),
+        usize::from(n.stop_b.is_none()),
+        "one node counts at once"
+    );
+    assert!(
+        n.a.rooms_of(s1).await.expect("rooms").is_empty(),
+        "the lost socket is in no room"
+    );
+    // Held: routed as held, still counted and listed, never a sender.
+    let (from, dest) = n.b.route(s2, &r, &id("p1")).await.expect("routes");
+    assert_eq!((from, dest), (id("p2"), Dest::Held));
+    assert_eq!(n.b.member(s2, &r).await.expect("member").count, 2);
+    let c = joined(&*n.b, s3, pw(spec("held", "Cy")), "p3").await;
+    assert_eq!(ids(&c), ["p1", "p2"], "a held seat is listed");
+    assert!(
+        matches!(
+            join(&*n.a, Sid::new(), pw(spec("held", "Full")), "p9").await,
+            Err(StoreError::Rule(JoinError::RoomFull(3)))
+        ),
+        "a held seat counts toward capacity"
+    );
+    for i in 0..6 {
+        assert_eq!(
+            n.b.keep(&r, &id("p1"), signal("p2", i))
+                .await
+                .expect("kept"),
+            None
+        );
+    }
+    assert!(matches!(
+        n.b.keep(&r, &id("nobody"), signal("p2", 9)).await,
+        Err(StoreError::Rule(RouteError::UnknownPeer))
+    ));
+    // A wrong token is an ordinary join (here refused: full).
+    assert!(matches!(
+        join(&*n.b, s4, pw(resuming(spec("held", "X"), "wrong")), "p8").await,
+        Err(StoreError::Rule(JoinError::RoomFull(3)))
+    ));
+    // Taken back on the other node, without the password, keeping its name.
+    let back = joined(&*n.b, s4, resuming(spec("held", "Other"), &a.token), "p7").await;
+    assert_eq!((back.me.id.as_str(), back.me.name.as_str()), ("p1", "Ana"));
+    assert_eq!(ids(&back), ["p2", "p3"]);
+    assert_ne!(back.token, a.token, "a new token");
+    let How::Resumed { kept, replaced } = back.how else {
+        panic!("resumed: {:?}", back.how);
+    };
+    assert_eq!(replaced, None, "it was held, not live");
+    assert_eq!(
+        kept,
+        (2..6).map(|i| signal("p2", i)).collect::<Vec<_>>(),
+        "the last 4, in order"
+    );
+    let (_, dest) = n.b.route(s2, &r, &id("p1")).await.expect("routes");
+    assert_eq!(dest.sid(), s4, "live again, at its new connection");
+    assert_eq!(
+        n.b.keep(&r, &id("p1"), signal("p2", 7))
+            .await
+            .expect("live")
+            .map(|a| a.sid()),
+        Some(s4)
+    );
+    // Each token resumes once: the old one is now unknown.
+    let s5 = Sid::new();
+    n.b.leave(s3, &r, |_| ()).await.expect("p3 leaves");
+    let again = joined(&*n.a, s5, pw(resuming(spec("held", "Dee"), &a.token)), "p5").await;
+    assert!(again.fresh(), "a used token: an ordinary join");
+    assert_eq!(again.me.id, id("p5"));
+    n.a.leave(s5, &r, |_| ()).await.expect("p5 leaves");
+    // The grace period ends it: a leave, the others stay.
+    assert_eq!(n.b.hold(s4).await.expect("hold").len(), 1);
+    assert!(n.a.expire().await.expect("expire").is_empty(), "not yet");
+    let gone = expired(&*n.a).await;
+    assert_eq!(gone.len(), 1);
+    assert_eq!(
+        (&gone[0].0, &gone[0].1.id, gone[0].1.remaining),
+        (&r, &id("p1"), 1)
+    );
+    assert_eq!(n.a.held_count(), 0);
+    assert!(n.a.expire().await.expect("expire").is_empty(), "ended once");
+    let late = joined(
+        &*n.a,
+        Sid::new(),
+        resuming(pw(spec("held", "Late")), &back.token),
+        "p6",
+    )
+    .await;
+    assert!(late.fresh(), "an expired token: an ordinary join");
+}
+
+/// A token also takes back a seat whose connection is not known to be lost
+/// yet (a reload seen before the old socket's close): the old connection
+/// is out of the room.
+async fn resume_a_live_seat<F: Stores>(f: &F) {
+    let n = f.nodes(HOLDING).await;
+    let (s1, s2, s3) = (Sid::new(), Sid::new(), Sid::new());
+    let r = room("live");
+    let a = joined(&*n.a, s1, spec("live", "Ana"), "p1").await;
+    joined(&*n.a, s2, spec("live", "Bo"), "p2").await;
+    let back = joined(&*n.b, s3, resuming(spec("live", "Ana"), &a.token), "p3").await;
+    assert_eq!(back.me.id, id("p1"));
+    let How::Resumed { kept, replaced } = back.how else {
+        panic!("resumed: {:?}", back.how);
+    };
+    assert!(kept.is_empty());
+    assert_eq!(replaced.map(|a| a.sid()), Some(s1));
+    assert!(n.a.rooms_of(s1).await.expect("rooms").is_empty());
+    assert!(
+        n.a.member(s1, &r).await.is_err(),
+        "the old connection is out"
+    );
+    assert!(
+        n.a.hold(s1).await.expect("hold").is_empty(),
+        "nothing of the old connection to hold"
+    );
+    assert_eq!(n.a.member(s2, &r).await.expect("member").count, 2);
+}
+
+/// Scaled out with resume on, a stopped node's members are held rather
+/// than removed: they resume on another node.
+async fn sweep_holds<F: Stores>(f: &F) {
+    let n = f.nodes(HOLDING).await;
+    let (s1, s2, s3) = (Sid::new(), Sid::new(), Sid::new());
+    let r = room("swept");
+    joined(&*n.a, s1, spec("swept", "Live"), "p1").await;
+    let b = joined(&*n.b, s2, spec("swept", "B"), "p2").await;
+    let Some(stop_b) = n.stop_b else {
+        return;
+    };
+    stop_b();
+    let swept = n.a.sweep().await.expect("sweep");
+    let (held, gone) = (swept.held, swept.gone);
+    assert_eq!(
+        held,
+        [HeldSeat {
+            room: r.clone(),
+            id: id("p2")
+        }]
+    );
+    assert!(gone.is_empty());
+    assert_eq!(n.a.member(s1, &r).await.expect("member").count, 2);
+    let back = joined(&*n.a, s3, resuming(spec("swept", "B"), &b.token), "p3").await;
+    assert_eq!(back.me.id, id("p2"));
+    assert!(matches!(back.how, How::Resumed { replaced: None, .. }));
 }

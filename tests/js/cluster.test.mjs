@@ -9,6 +9,7 @@ import { startCluster, startNode } from './server.mjs';
 import { startRedis, freePort, Redis } from './redis.mjs';
 import {
   connect, closeAll, emitAck, join, nextEvent, assertOk, assertErr, roomName, peersOf, eventually,
+  assertNoEvent, pick,
 } from './client.mjs';
 
 const ws = { transports: ['websocket'] };
@@ -104,16 +105,23 @@ describe('two nodes, one room', () => {
 });
 
 describe('a node goes away', () => {
-  it('killed (SIGKILL): peers on the other node get peer-left within the documented bound', async () => {
-    const cluster = await startCluster([], { redis });
+  /** Ana on node A; Bo and Cy on node B. */
+  async function split(cluster, tag) {
+    const [A, B] = cluster.nodes;
+    const room = roomName(tag);
+    const a = await connect(A.url, ws);
+    const b1 = await connect(B.url, ws);
+    const b2 = await connect(B.url, ws);
+    await join(a, room, 'Ana');
+    const acks = [await join(b1, room, 'Bo'), await join(b2, room, 'Cy')];
+    return { room, a, acks, ids: acks.map((k) => k.self.id) };
+  }
+
+  it('killed (SIGKILL), resume off: peers on the other node get peer-left within the documented bound', async () => {
+    const cluster = await startCluster(['--resume-grace-secs', '0'], { redis });
     try {
       const [A, B] = cluster.nodes;
-      const room = roomName('kill');
-      const a = await connect(A.url, ws);
-      const b1 = await connect(B.url, ws);
-      const b2 = await connect(B.url, ws);
-      await join(a, room, 'Ana');
-      const ids = [(await join(b1, room, 'Bo')).self.id, (await join(b2, room, 'Cy')).self.id];
+      const { room, a, ids } = await split(cluster, 'kill');
       const t0 = Date.now();
       B.proc.kill('SIGKILL');
       const left = await Promise.all(ids.map((id) =>
@@ -129,11 +137,64 @@ describe('a node goes away', () => {
     }
   });
 
-  it('stopped (SIGTERM): its peers leave at once, not after the TTL', async () => {
+  it('killed (SIGKILL): its peers are held (peer-reconnecting within the bound), resume on the other node, or leave after the grace period', async () => {
+    const cluster = await startCluster(['--resume-grace-secs', '3'], { redis });
+    try {
+      const [A, B] = cluster.nodes;
+      const { room, a, acks, ids } = await split(cluster, 'kill-held');
+      const t0 = Date.now();
+      B.proc.kill('SIGKILL');
+      await Promise.all(ids.map((id) => nextEvent(a, 'peer-reconnecting', DEAD_NODE_BOUND_MS + 3000, (p) => p.id === id)));
+      const held = Date.now() - t0;
+      console.log(`# peer-reconnecting after node kill: ${held} ms (bound ${DEAD_NODE_BOUND_MS} ms)`);
+      assert.ok(held <= DEAD_NODE_BOUND_MS + 1000, `peer-reconnecting after ${held} ms`);
+      // Bo comes back on node A with its token; Cy does not.
+      const bo = await connect(A.url, ws);
+      const ack = await join(bo, room, 'Bo', { resume: acks[0].resume });
+      assert.equal(ack.resumed, true);
+      assert.equal(ack.self.id, ids[0]);
+      assert.deepEqual(await nextEvent(a, 'peer-resumed'), { room, id: ids[0] });
+      assert.deepEqual(pick(await nextEvent(a, 'peer-left', 6000), ['room', 'id']), { room, id: ids[1] });
+      const c = await connect(A.url, ws);
+      assert.deepEqual((await join(c, room, 'Di')).peers.map((p) => p.name).sort(), ['Ana', 'Bo']);
+    } finally {
+      await cluster.stop();
+    }
+  });
+
+  it('stopped (SIGTERM): its peers are held at once, not after the TTL, and resume on the other node', async () => {
     const cluster = await startCluster([], { redis });
     try {
       const [A, B] = cluster.nodes;
       const room = roomName('term');
+      const a = await connect(A.url, ws);
+      const b = await connect(B.url, ws);
+      await join(a, room, 'Ana');
+      const bo = await join(b, room, 'Bo');
+      assertOk(await emitAck(a, 'signal', { room, to: bo.self.id, data: { type: 'offer', sdp: 'v=0 before' } }));
+      await nextEvent(b, 'signal');
+      const t0 = Date.now();
+      const stopped = B.stop();
+      await nextEvent(a, 'peer-reconnecting', 4000, (p) => p.id === bo.self.id);
+      console.log(`# peer-reconnecting after SIGTERM: ${Date.now() - t0} ms`);
+      await stopped;
+      assertOk(await emitAck(a, 'signal', { room, to: bo.self.id, data: { type: 'offer', sdp: 'v=0 kept' } }));
+      const b2 = await connect(A.url, ws);
+      const ack = await join(b2, room, 'Bo', { resume: bo.resume });
+      assert.equal(ack.resumed, true);
+      assert.equal(ack.self.id, bo.self.id);
+      assert.equal((await nextEvent(b2, 'signal')).data.sdp, 'v=0 kept', 'the event kept while its node was down');
+      await assertNoEvent(a, 'peer-left');
+    } finally {
+      await cluster.stop();
+    }
+  });
+
+  it('stopped (SIGTERM), resume off: its peers leave at once, not after the TTL', async () => {
+    const cluster = await startCluster(['--resume-grace-secs', '0'], { redis });
+    try {
+      const [A, B] = cluster.nodes;
+      const room = roomName('term0');
       const a = await connect(A.url, ws);
       const b = await connect(B.url, ws);
       await join(a, room, 'Ana');

@@ -116,6 +116,22 @@ impl<A: Adapter> Delivery for ClusterDelivery<A> {
         s.leave(room.as_str().to_owned());
     }
 
+    fn unsubscribe_addr(&self, to: &Conn, room: &RoomName) {
+        let room = room.as_str().to_owned();
+        if *to.node == *self.0.node {
+            if let Some(s) = self.0.io.get_socket(to.sid) {
+                s.leave(room);
+            }
+            return;
+        }
+        let op = self.0.io.to(conn_room(to.sid)).leave(room);
+        tokio::spawn(async move {
+            if let Err(e) = op.await {
+                tracing::debug!("could not take a replaced socket out of its room: {e}");
+            }
+        });
+    }
+
     fn to_peer<T: Event>(
         &self,
         to: &Conn,

@@ -63,6 +63,12 @@ impl Delivery for LocalDelivery {
         s.leave(room.as_str().to_owned());
     }
 
+    fn unsubscribe_addr(&self, to: &Sid, room: &RoomName) {
+        if let Some(s) = self.io.get_socket(*to) {
+            s.leave(room.as_str().to_owned());
+        }
+    }
+
     fn to_peer<T: Event>(
         &self,
         to: &Sid,

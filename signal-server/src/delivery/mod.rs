@@ -47,6 +47,10 @@ pub trait Delivery: Send + Sync + 'static {
 
     fn unsubscribe(&self, s: &Socket<Self::A>, room: &RoomName);
 
+    /// The socket at `to`, on any node, no longer gets what is sent to
+    /// `room` (its seat was taken back by a resume from another socket).
+    fn unsubscribe_addr(&self, to: &Self::Addr, room: &RoomName);
+
     /// Sends `ev` to one socket.
     fn to_peer<T: Event>(
         &self,

@@ -7,7 +7,7 @@ use super::Ctx;
 use crate::ack::{Failure, Reply};
 use crate::delivery::Delivery;
 use crate::node::{Engine, Node};
-use crate::rooms::{self, NotInRoom, RoomStore};
+use crate::rooms::{self, Left, NotInRoom, RoomStore};
 
 pub(super) async fn handle<E: Engine>(cx: &Ctx<'_, E>, req: LeaveRequest) -> Result<Reply, Failure> {
     leave_room(cx.node, cx.conn(), Some(cx.socket), &req.room).await?;
@@ -28,15 +28,30 @@ pub(super) async fn leave_room<E: Engine>(
             if let Some(s) = socket {
                 node.out.unsubscribe(s, room);
             }
-            node.sfu.leave(room, left.id.clone(), left.remaining == 0);
             tracing::debug!(room = %room, peer = %left.id, "left");
-            let ev = PeerLeft {
-                room: room.clone(),
-                id: left.id,
-            };
-            node.out.announce(room, ev, left.remaining)
+            gone(node, room, left)
         })
         .await?;
     announce.await;
     Ok(())
+}
+
+/// A member is out of `room`: its SFU connection ends and the others get
+/// `peer-left` (sent by the returned future).
+fn gone<E: Engine>(
+    node: &Node<E>,
+    room: &RoomName,
+    left: Left,
+) -> impl Future<Output = ()> + Send + use<E> {
+    node.sfu.leave(room, left.id.clone(), left.remaining == 0);
+    let ev = PeerLeft {
+        room: room.clone(),
+        id: left.id,
+    };
+    node.out.announce(room, ev, left.remaining)
+}
+
+/// A held seat that ended (or was swept): out of the room for good.
+pub async fn left_for_good<E: Engine>(node: &Node<E>, room: &RoomName, left: Left) {
+    gone(node, room, left).await;
 }

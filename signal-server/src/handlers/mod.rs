@@ -13,6 +13,7 @@
 mod list;
 mod disconnect;
 mod failures;
+mod parcel;
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ use crate::ack::{Ack, Answered, Failure, Reply};
 use crate::node::{Engine, Node};
 
 pub use disconnect::{disconnected, leave_all};
+pub use leave::left_for_good;
 
 events! {
     Join => join::handle(protocol::JoinRequest, ack),

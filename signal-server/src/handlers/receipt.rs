@@ -3,11 +3,10 @@
 
 use protocol::{ReceiptEvent, ReceiptRequest};
 
-use super::Ctx;
+use super::{Ctx, parcel};
 use crate::ack::{Failure, Reply};
-use crate::delivery::Delivery;
 use crate::node::Engine;
-use crate::rooms::RoomStore;
+use crate::rooms::{Parcel, RoomStore};
 
 pub(super) async fn handle<E: Engine>(cx: &Ctx<'_, E>, req: ReceiptRequest) -> Result<Reply, Failure> {
     let node = cx.node;
@@ -17,10 +16,10 @@ pub(super) async fn handle<E: Engine>(cx: &Ctx<'_, E>, req: ReceiptRequest) -> R
         return Ok(Reply::ok());
     }
     let ev = ReceiptEvent {
-        room: req.room,
+        room: req.room.clone(),
         id: req.id,
         from: r.from,
     };
-    node.out.to_peer(&r.to, ev).await?;
+    parcel::send(node, &req.room, &r.author, r.to, Parcel::Receipt(ev)).await?;
     Ok(Reply::ok())
 }

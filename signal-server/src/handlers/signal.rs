@@ -5,11 +5,10 @@ use std::sync::Arc;
 
 use protocol::{ErrorCode, Mode, PeerId, RoomName, SignalEvent, SignalRequest};
 
-use super::Ctx;
+use super::{Ctx, parcel};
 use crate::ack::{Failure, Reply};
-use crate::delivery::Delivery;
 use crate::node::{Engine, Node};
-use crate::rooms::RoomStore;
+use crate::rooms::{Parcel, RoomStore};
 use crate::sfu_rooms::{Sender, SfuOutbox, SfuRefusal};
 
 pub(super) async fn handle<E: Engine>(cx: &Ctx<'_, E>, req: SignalRequest) -> Result<Reply, Failure> {
@@ -20,13 +19,13 @@ pub(super) async fn handle<E: Engine>(cx: &Ctx<'_, E>, req: SignalRequest) -> Re
         return to_sfu(cx, req).await;
     }
     let node = cx.node;
-    let (from, to) = node.store.route(cx.conn(), &req.room, &req.to).await?;
+    let (from, dest) = node.store.route(cx.conn(), &req.room, &req.to).await?;
     let ev = SignalEvent {
-        room: req.room,
+        room: req.room.clone(),
         from,
         data: req.data,
     };
-    node.out.to_peer(&to, ev).await?;
+    parcel::send(node, &req.room, &req.to, dest, Parcel::Signal(ev)).await?;
     Ok(Reply::ok())
 }
 
@@ -41,6 +40,12 @@ async fn to_sfu<E: Engine>(cx: &Ctx<'_, E>, req: SignalRequest) -> Result<Reply,
             ErrorCode::UnknownPeer,
             "this is a mesh room: there is no \"sfu\" peer",
         ));
+    }
+    if matches!(req.data, protocol::SignalData::Bye) {
+        // Its connection to the SFU is over (a page that reloaded and took
+        // its seat back starts a new one): the next offer starts afresh.
+        cx.node.sfu.leave(&req.room, me.me.id, false);
+        return Ok(Reply::ok());
     }
     let from = Sender {
         peer: me.me.id,
@@ -70,7 +75,7 @@ async fn to_sfu<E: Engine>(cx: &Ctx<'_, E>, req: SignalRequest) -> Result<Reply,
 fn relay_from_sfu<E: Engine>(node: Arc<Node<E>>, room: RoomName, mut outbox: SfuOutbox) {
     tokio::spawn(async move {
         while let Some((peer, data)) = outbox.recv().await {
-            let Ok(Some(to)) = node.store.addr_of(&room, &peer).await else {
+            let Ok(Some(dest)) = node.store.addr_of(&room, &peer).await else {
                 continue;
             };
             let ev = SignalEvent {
@@ -78,8 +83,9 @@ fn relay_from_sfu<E: Engine>(node: Arc<Node<E>>, room: RoomName, mut outbox: Sfu
                 from: PeerId::from(protocol::SFU_PEER.to_owned()),
                 data,
             };
-            // A peer that just left needs no answer.
-            let _ = node.out.to_peer(&to, ev).await;
+            // A peer that just left needs no answer; a held one gets it
+            // when it resumes.
+            let _ = parcel::send(&node, &room, &peer, dest, Parcel::Signal(ev)).await;
         }
     });
 }

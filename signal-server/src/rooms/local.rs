@@ -8,14 +8,15 @@
 
 use std::future::{Future, ready};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use protocol::{ChatMessage, MediaState, PeerId, RoomName};
 use socketioxide::socket::Sid;
 
 use super::registry::Registry;
 use super::{
-    JoinError, JoinSpec, Joined, Left, Member, NewMessage, NotInRoom, Receipt, ReceiptError,
-    Result, RoomLimits, RoomStore, RouteError, StoreError,
+    Dest, HeldSeat, JoinError, JoinSpec, Joined, Left, Member, NewMessage, NotInRoom, Parcel,
+    Receipt, ReceiptError, Result, RoomLimits, RoomStore, RouteError, StoreError, Swept,
 };
 
 /// All rooms of this node.
@@ -24,12 +25,14 @@ pub struct LocalStore {
     /// One lock for all rooms: every operation under it is a few map
     /// lookups and non-blocking queue pushes, never an await.
     registry: Mutex<Registry<Sid>>,
+    grace: std::time::Duration,
 }
 
 impl LocalStore {
     pub fn new(limits: RoomLimits) -> Self {
         Self {
             registry: Mutex::new(Registry::new(limits)),
+            grace: limits.resume_grace,
         }
     }
 
@@ -52,12 +55,34 @@ impl RoomStore for LocalStore {
         conn: Sid,
         spec: JoinSpec,
         id: PeerId,
-        admit: impl FnOnce(Joined) -> R + Send,
+        admit: impl FnOnce(Joined<Sid>) -> R + Send,
     ) -> impl Future<Output = Result<R, JoinError>> + Send {
         let mut reg = self.lock();
         let res = reg.join(conn, spec, id).map(admit);
         drop(reg);
         ready(rule(res))
+    }
+
+    fn hold(&self, conn: Sid) -> impl Future<Output = Result<Vec<HeldSeat>>> + Send {
+        let until = Instant::now() + self.grace;
+        ready(Ok(self.lock().hold(conn, until)))
+    }
+
+    fn keep(
+        &self,
+        room: &RoomName,
+        peer: &PeerId,
+        parcel: Parcel,
+    ) -> impl Future<Output = Result<Option<Sid>, RouteError>> + Send {
+        ready(rule(self.lock().keep(room, peer, parcel)))
+    }
+
+    fn expire(&self) -> impl Future<Output = Result<Vec<(RoomName, Left)>>> + Send {
+        ready(Ok(self.lock().expire(Instant::now())))
+    }
+
+    fn held_count(&self) -> usize {
+        self.lock().held_count()
     }
 
     fn leave<R: Send>(
@@ -89,7 +114,7 @@ impl RoomStore for LocalStore {
         conn: Sid,
         room: &RoomName,
         to: &PeerId,
-    ) -> impl Future<Output = Result<(PeerId, Sid), RouteError>> + Send {
+    ) -> impl Future<Output = Result<(PeerId, Dest<Sid>), RouteError>> + Send {
         ready(rule(self.lock().route(conn, room, to)))
     }
 
@@ -97,8 +122,8 @@ impl RoomStore for LocalStore {
         &self,
         room: &RoomName,
         peer: &PeerId,
-    ) -> impl Future<Output = Result<Option<Sid>>> + Send {
-        ready(Ok(self.lock().conn_of(room, peer)))
+    ) -> impl Future<Output = Result<Option<Dest<Sid>>>> + Send {
+        ready(Ok(self.lock().dest_of(room, peer)))
     }
 
     fn chat<R: Send>(
@@ -145,8 +170,8 @@ impl RoomStore for LocalStore {
         ready(Ok(true))
     }
 
-    fn sweep(&self) -> impl Future<Output = Result<Vec<(RoomName, Left)>>> + Send {
-        ready(Ok(Vec::new()))
+    fn sweep(&self) -> impl Future<Output = Result<Swept>> + Send {
+        ready(Ok(Swept::default()))
     }
 
     fn retire(&self) -> impl Future<Output = Result<()>> + Send {

@@ -27,7 +27,11 @@ use std::future::Future;
 use std::net::IpAddr;
 
 use protocol::RoomName;
-use protocol::{ChatMessage, ChatText, DisplayName, MediaState, Mode, Password, PeerId, PeerInfo};
+use protocol::{
+    ChatMessage, ChatText, DisplayName, MediaState, Mode, Password, PeerId, PeerInfo, ReceiptEvent,
+    ResumeToken, SignalEvent,
+};
+use serde::{Deserialize, Serialize};
 use socketioxide::socket::Sid;
 
 use crate::redis_driver::DriverError;
@@ -51,6 +55,13 @@ pub struct RoomLimits {
     pub rooms_per_conn: usize,
     /// Whether a join may create an SFU room here: `Ok`, or why not.
     pub sfu: std::result::Result<(), &'static str>,
+    /// How long a lost connection's seats are held for a resume
+    /// (PROTOCOL.md version 2); zero: a lost connection leaves at once.
+    pub resume_grace: std::time::Duration,
+    /// Events kept for a held seat: at most this many...
+    pub kept_events: usize,
+    /// ...and this many bytes ([`Parcel::bytes`]); the oldest go first.
+    pub kept_bytes: usize,
 }
 
 /// A validated join, as the store needs it.
@@ -61,6 +72,70 @@ pub struct JoinSpec {
     /// Mode for a room this join creates; ignored for an existing room.
     pub mode: Mode,
     pub password: Option<Password>,
+    /// A held seat of this room to take back, if its token matches.
+    pub resume: Option<ResumeToken>,
+    /// The seat's new resume token (each token resumes once).
+    pub token: String,
+}
+
+/// An event kept for a held seat until it resumes (PROTOCOL.md version 2):
+/// every event addressed to one peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "e", content = "d")]
+pub enum Parcel {
+    #[serde(rename = "signal")]
+    Signal(SignalEvent),
+    #[serde(rename = "chat-receipt")]
+    Receipt(ReceiptEvent),
+}
+
+impl Parcel {
+    /// What it counts against [`RoomLimits::kept_bytes`]: its JSON.
+    pub fn bytes(&self) -> usize {
+        serde_json::to_vec(self).map_or(0, |v| v.len())
+    }
+}
+
+/// Where an event for one member goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dest<A> {
+    /// Its connection.
+    Live(A),
+    /// Its seat is held: keep the event ([`RoomStore::keep`]).
+    Held,
+}
+
+/// How a join took its seat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum How<A> {
+    /// A new seat: the others get `peer-joined`.
+    Fresh,
+    /// This connection was already in the room (a join is idempotent).
+    Again,
+    /// A held (or still live) seat taken back with its token: the same id;
+    /// the others get `peer-resumed`, the joiner its kept events.
+    Resumed {
+        kept: Vec<Parcel>,
+        /// The connection the seat was taken from, when it was still live
+        /// (it no longer gets the room's events).
+        replaced: Option<A>,
+    },
+}
+
+/// What a sweep of stopped nodes took out.
+#[derive(Debug, Default)]
+pub struct Swept {
+    /// Held for a resume (`peer-reconnecting`).
+    pub held: Vec<HeldSeat>,
+    /// Removed (`peer-left`).
+    pub gone: Vec<(RoomName, Left)>,
+}
+
+/// A seat held after its connection was lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldSeat {
+    pub room: RoomName,
+    pub id: PeerId,
 }
 
 /// A chat message to record: what the sender wrote, and the client address
@@ -83,15 +158,23 @@ impl NewMessage {
 
 /// What a successful join returns: everything the ack needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Joined {
+pub struct Joined<A> {
     pub me: PeerInfo,
     pub mode: Mode,
     /// Everyone else, in join order, with their media state.
     pub peers: Vec<PeerInfo>,
     /// Oldest first.
     pub history: Vec<ChatMessage>,
-    /// False when this connection was already in the room (a join is idempotent).
-    pub fresh: bool,
+    /// The seat's resume token.
+    pub token: String,
+    pub how: How<A>,
+}
+
+impl<A> Joined<A> {
+    /// A new seat (not a repeated join, not a resume).
+    pub fn fresh(&self) -> bool {
+        matches!(self.how, How::Fresh)
+    }
 }
 
 /// A member that left a room.
@@ -119,7 +202,7 @@ pub struct Receipt<A> {
     pub from: PeerId,
     pub author: PeerId,
     /// The author's connection.
-    pub to: A,
+    pub to: Dest<A>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -180,15 +263,39 @@ pub trait RoomStore: Send + Sync + 'static {
 
     /// Takes a seat in `spec.room` (creating the room) for `conn` with the
     /// new peer id `id`; a connection already in the room gets its seat
-    /// back (`fresh: false`). `admit` runs inside the room's critical
-    /// section, before any other event of the room, with the result.
+    /// back ([`How::Again`]); a `spec.resume` token that matches a seat of
+    /// the room takes that seat, whatever the password, the capacity or
+    /// (version 2) a lock ([`How::Resumed`]). `admit` runs inside the
+    /// room's critical section, before any other event of the room, with
+    /// the result.
     fn join<R: Send>(
         &self,
         conn: Sid,
         spec: JoinSpec,
         id: PeerId,
-        admit: impl FnOnce(Joined) -> R + Send,
+        admit: impl FnOnce(Joined<Self::Addr>) -> R + Send,
     ) -> impl Future<Output = Result<R, JoinError>> + Send;
+
+    /// `conn` was lost: its seats are held for [`RoomLimits::resume_grace`]
+    /// (still counted and listed; events for them kept). Returns them, for
+    /// `peer-reconnecting`.
+    fn hold(&self, conn: Sid) -> impl Future<Output = Result<Vec<HeldSeat>>> + Send;
+
+    /// Keeps `parcel` for held peer `peer` of `room`. `Ok(None)`: kept;
+    /// `Ok(Some(addr))`: the seat was taken back meanwhile, deliver there;
+    /// `UnknownPeer` when the seat is gone.
+    fn keep(
+        &self,
+        room: &RoomName,
+        peer: &PeerId,
+        parcel: Parcel,
+    ) -> impl Future<Output = Result<Option<Self::Addr>, RouteError>> + Send;
+
+    /// Ends the held seats whose grace period is over, as leaves.
+    fn expire(&self) -> impl Future<Output = Result<Vec<(RoomName, Left)>>> + Send;
+
+    /// Seats held now (scaled out: as of this node's last [`Self::expire`]).
+    fn held_count(&self) -> usize;
 
     /// Gives up `conn`'s seat in `room`; `then` runs inside the room's
     /// critical section. The room goes with its last member.
@@ -216,14 +323,14 @@ pub trait RoomStore: Send + Sync + 'static {
         conn: Sid,
         room: &RoomName,
         to: &PeerId,
-    ) -> impl Future<Output = Result<(PeerId, Self::Addr), RouteError>> + Send;
+    ) -> impl Future<Output = Result<(PeerId, Dest<Self::Addr>), RouteError>> + Send;
 
-    /// The connection of peer `peer` of `room`, if it is there.
+    /// Where peer `peer` of `room` is, if it is there.
     fn addr_of(
         &self,
         room: &RoomName,
         peer: &PeerId,
-    ) -> impl Future<Output = Result<Option<Self::Addr>>> + Send;
+    ) -> impl Future<Output = Result<Option<Dest<Self::Addr>>>> + Send;
 
     /// Records a chat message from `conn` in the room's bounded history;
     /// `publish` runs inside the room's critical section with the message
@@ -266,9 +373,11 @@ pub trait RoomStore: Send + Sync + 'static {
     /// [`Self::restore`]). One node has nobody to tell.
     fn heartbeat(&self) -> impl Future<Output = Result<bool>> + Send;
 
-    /// Removes the members of nodes that stopped; returns them, for
-    /// `peer-left`. One node has no other nodes.
-    fn sweep(&self) -> impl Future<Output = Result<Vec<(RoomName, Left)>>> + Send;
+    /// Takes out the members of nodes that stopped: held for a resume when
+    /// [`RoomLimits::resume_grace`] allows (the first list, for
+    /// `peer-reconnecting`), else removed (the second, for `peer-left`).
+    /// One node has no other nodes.
+    fn sweep(&self) -> impl Future<Output = Result<Swept>> + Send;
 
     /// Ends this node's heartbeat at once (graceful stop).
     fn retire(&self) -> impl Future<Output = Result<()>> + Send;

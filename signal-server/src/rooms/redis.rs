@@ -7,7 +7,9 @@
 //! |---|---|---|
 //! | `P:r:{room}` | hash | `mode`, `pw` (SHA-256 of the password, or empty), `seq` (join counter), `hb` (history bytes) |
 //! | `P:r:{room}:m` | hash | connection → `seq` `\n` member JSON |
-//! | `P:r:{room}:p` | hash | peer id → connection |
+//! | `P:r:{room}:p` | hash | peer id → connection (`!conn` while the seat is held) |
+//! | `P:r:{room}:k:{peer}`, `…:b` | list, string (TTL) | events kept for a held seat, and their bytes |
+//! | `P:held` | sorted set | held seats (`room \n conn`) by deadline, in ms of Redis's clock |
 //! | `P:r:{room}:h` | list | chat history, oldest first: `bytes \t ip \t json` |
 //! | `P:ip:{ip}:b`, `:k`, `:o` | string, string, list | history an address wrote and that is still kept: bytes, messages, and where (`room \n id`, oldest first) |
 //! | `P:c:{conn}` | set | rooms of a connection |
@@ -16,7 +18,10 @@
 //! | `P:n:{node}:c` | set | connections of a node with at least one room |
 //! | `P:nodes` | set | nodes that have connections in some room |
 //!
-//! Join, leave, chat, media state and the dead-node sweep are Lua scripts
+//! A member's JSON carries its resume token (`tok`).
+//!
+//! Join (and resume), leave, chat, media state, hold, keep, expiry and the
+//! dead-node sweep are Lua scripts
 //! (`lua/`), so that two nodes can never both admit the last seat of a
 //! room, a room never keeps a half-removed member, and a message or a media
 //! state is only stored for a member. (They touch keys derived inside the
@@ -41,8 +46,8 @@ use sha2::{Digest, Sha256};
 use socketioxide::socket::Sid;
 
 use super::{
-    JoinError, JoinSpec, Joined, Left, Member, NewMessage, NotInRoom, Receipt, ReceiptError,
-    Result, RoomLimits, RoomStore, RouteError, StoreError,
+    Dest, HeldSeat, How, JoinError, JoinSpec, Joined, Left, Member, NewMessage, NotInRoom, Parcel,
+    Receipt, ReceiptError, Result, RoomLimits, RoomStore, RouteError, StoreError, Swept,
 };
 use crate::redis_driver::{DriverError, ReconnectingDriver};
 
@@ -52,6 +57,10 @@ pub const HEARTBEAT_TTL: Duration = Duration::from_secs(10);
 /// The functions the scripts that remove members or history share.
 const HISTORY_FN: &str = include_str!("lua/history.lua");
 const REMOVE_FN: &str = include_str!("lua/remove.lua");
+const HOLD_FN: &str = include_str!("lua/hold_fn.lua");
+
+/// Held seats one expiry pass ends at most (the rest on the next).
+const EXPIRE_BATCH: usize = 64;
 
 /// One member as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,6 +70,9 @@ struct Stored {
     conn: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     media: Option<MediaState>,
+    /// The seat's resume token.
+    #[serde(default)]
+    tok: String,
 }
 
 impl Stored {
@@ -110,6 +122,8 @@ pub struct RedisStore {
     limits: RoomLimits,
     scripts: Arc<Scripts>,
     mine: Arc<Mutex<Memberships>>,
+    /// Seats held, as of the last expiry pass.
+    held: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 struct Scripts {
@@ -118,6 +132,9 @@ struct Scripts {
     sweep: Script,
     chat: Script,
     media: Script,
+    hold: Script,
+    keep: Script,
+    expire: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -151,14 +168,25 @@ impl RedisStore {
                     include_str!("lua/leave.lua")
                 )),
                 sweep: Script::new(&format!(
-                    "{HISTORY_FN}{REMOVE_FN}{}",
+                    "{HISTORY_FN}{REMOVE_FN}{HOLD_FN}{}",
                     include_str!("lua/sweep.lua")
                 )),
                 chat: Script::new(&format!("{HISTORY_FN}{}", include_str!("lua/chat.lua"))),
                 media: Script::new(include_str!("lua/media.lua")),
+                hold: Script::new(&format!("{HOLD_FN}{}", include_str!("lua/hold.lua"))),
+                keep: Script::new(include_str!("lua/keep.lua")),
+                expire: Script::new(&format!(
+                    "{HISTORY_FN}{REMOVE_FN}{HOLD_FN}{}",
+                    include_str!("lua/expire.lua")
+                )),
             }),
             mine: Arc::new(Mutex::new(HashMap::new())),
+            held: Arc::default(),
         }
+    }
+
+    fn grace_ms(&self) -> u64 {
+        self.limits.resume_grace.as_millis() as u64
     }
 
     /// This node's name in Redis.
@@ -215,20 +243,28 @@ impl RedisStore {
         Ok(v.and_then(|v| decode_member(&v)).map(|(_, m)| m))
     }
 
-    /// The connection of peer `peer` of `room`.
-    async fn conn_of(
+    /// Where peer `peer` of `room` is.
+    async fn dest_of(
         &self,
         room: &RoomName,
         peer: &PeerId,
-    ) -> std::result::Result<Option<Conn>, DriverError> {
+    ) -> std::result::Result<Option<Dest<Conn>>, DriverError> {
         let mut cmd = redis::cmd("HGET");
         cmd.arg(format!("{}:p", self.room_key(room)))
             .arg(peer.as_str());
         let conn: Option<String> = self.run(cmd).await?;
-        Ok(conn.and_then(|c| Conn::parse(&c)))
+        Ok(conn.and_then(|c| match c.strip_prefix('!') {
+            Some(_) => Some(Dest::Held),
+            None => Conn::parse(&c).map(Dest::Live),
+        }))
     }
 
-    async fn take_seat(&self, conn: Sid, spec: &JoinSpec, id: PeerId) -> Result<Joined, JoinError> {
+    async fn take_seat(
+        &self,
+        conn: Sid,
+        spec: &JoinSpec,
+        id: PeerId,
+    ) -> Result<Joined<Conn>, JoinError> {
         let key = self.conn_key(conn);
         let r = self.room_key(&spec.room);
         let me = Stored {
@@ -236,6 +272,7 @@ impl RedisStore {
             name: spec.name.as_str().to_owned(),
             conn: key.clone(),
             media: None,
+            tok: spec.token.clone(),
         };
         let pw = spec
             .password
@@ -265,7 +302,10 @@ impl RedisStore {
             .arg(&*self.node)
             .arg(HEARTBEAT_TTL.as_millis() as u64)
             .arg(if self.limits.sfu.is_ok() { "1" } else { "0" })
-            .arg(self.limits.rooms_per_conn);
+            .arg(self.limits.rooms_per_conn)
+            .arg(spec.resume.as_ref().map_or("", |t| t.as_str()))
+            .arg(&spec.token)
+            .arg(&*self.prefix);
         let reply: Vec<redis::Value> = self.invoke(inv).await?;
         let outcome: String = field(&reply, 0);
         match outcome.as_str() {
@@ -294,12 +334,24 @@ impl RedisStore {
             .filter_map(|h| decode_history(h))
             .collect();
         let me = me.ok_or(StoreError::Unavailable(DriverError::Down))?;
+        let how = match outcome.as_str() {
+            "ok" => How::Fresh,
+            "resumed" => How::Resumed {
+                kept: field::<Vec<String>>(&reply, 5)
+                    .iter()
+                    .filter_map(|p| serde_json::from_str(p).ok())
+                    .collect(),
+                replaced: Conn::parse(&field::<String>(&reply, 6)),
+            },
+            _ => How::Again,
+        };
         Ok(Joined {
             me: me.ident(),
             mode,
             peers: others.into_iter().map(|(_, m)| m.info()).collect(),
             history,
-            fresh: outcome == "ok",
+            token: me.tok,
+            how,
         })
     }
 
@@ -323,12 +375,68 @@ impl RoomStore for RedisStore {
         conn: Sid,
         spec: JoinSpec,
         id: PeerId,
-        admit: impl FnOnce(Joined) -> R + Send,
+        admit: impl FnOnce(Joined<Conn>) -> R + Send,
     ) -> Result<R, JoinError> {
+        let mut spec = spec;
         let joined = self.take_seat(conn, &spec, id).await?;
+        // Remembered as it is now, to be put back as it is if Redis loses
+        // it: the seat's name (a resumed one keeps its own) and token.
+        spec.resume = None;
+        spec.token = joined.token.clone();
+        if let Ok(name) = protocol::DisplayName::parse(&joined.me.name) {
+            spec.name = name;
+        }
         let key = (conn, spec.room.clone());
         self.mine().insert(key, (spec, joined.me.id.clone()));
         Ok(admit(joined))
+    }
+
+    async fn hold(&self, conn: Sid) -> Result<Vec<HeldSeat>> {
+        let mut inv = self.scripts.hold.prepare_invoke();
+        inv.arg(&*self.prefix)
+            .arg(self.conn_key(conn))
+            .arg(self.grace_ms());
+        let flat: Vec<String> = self.invoke(inv).await?;
+        Ok(held_seats(&flat))
+    }
+
+    async fn keep(
+        &self,
+        room: &RoomName,
+        peer: &PeerId,
+        parcel: Parcel,
+    ) -> Result<Option<Conn>, RouteError> {
+        let mut inv = self.scripts.keep.prepare_invoke();
+        inv.arg(&*self.prefix)
+            .arg(room.as_str())
+            .arg(peer.as_str())
+            .arg(serde_json::to_string(&parcel).unwrap_or_default())
+            .arg(self.limits.kept_events)
+            .arg(self.limits.kept_bytes)
+            .arg(self.grace_ms() + 5_000);
+        let reply: Vec<String> = self.invoke(inv).await?;
+        match reply.first().map(String::as_str) {
+            Some("kept") => Ok(None),
+            Some("live") => reply
+                .get(1)
+                .and_then(|c| Conn::parse(c))
+                .map(Some)
+                .ok_or(StoreError::Rule(RouteError::UnknownPeer)),
+            _ => Err(StoreError::Rule(RouteError::UnknownPeer)),
+        }
+    }
+
+    async fn expire(&self) -> Result<Vec<(RoomName, Left)>> {
+        let mut inv = self.scripts.expire.prepare_invoke();
+        inv.arg(&*self.prefix).arg(EXPIRE_BATCH);
+        let flat: Vec<String> = self.invoke(inv).await?;
+        let held = flat.first().and_then(|n| n.parse().ok()).unwrap_or(0);
+        self.held.store(held, std::sync::atomic::Ordering::Relaxed);
+        Ok(left_list(flat.get(1..).unwrap_or_default()))
+    }
+
+    fn held_count(&self) -> usize {
+        self.held.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn leave<R: Send>(
@@ -384,7 +492,7 @@ impl RoomStore for RedisStore {
         conn: Sid,
         room: &RoomName,
         to: &PeerId,
-    ) -> Result<(PeerId, Conn), RouteError> {
+    ) -> Result<(PeerId, Dest<Conn>), RouteError> {
         let me = self
             .stored(room, conn)
             .await?
@@ -393,14 +501,14 @@ impl RoomStore for RedisStore {
             return Err(StoreError::Rule(RouteError::ToSelf));
         }
         let target = self
-            .conn_of(room, to)
+            .dest_of(room, to)
             .await?
             .ok_or(StoreError::Rule(RouteError::UnknownPeer))?;
         Ok((me.id, target))
     }
 
-    async fn addr_of(&self, room: &RoomName, peer: &PeerId) -> Result<Option<Conn>> {
-        Ok(self.conn_of(room, peer).await?)
+    async fn addr_of(&self, room: &RoomName, peer: &PeerId) -> Result<Option<Dest<Conn>>> {
+        Ok(self.dest_of(room, peer).await?)
     }
 
     async fn chat<R: Send>(
@@ -497,7 +605,7 @@ impl RoomStore for RedisStore {
             .map(|m| m.from.id)
             .ok_or(StoreError::Rule(ReceiptError::UnknownMessage))?;
         let to = self
-            .conn_of(room, &author)
+            .dest_of(room, &author)
             .await?
             .ok_or(StoreError::Rule(ReceiptError::AuthorGone))?;
         Ok(Receipt {
@@ -541,21 +649,14 @@ impl RoomStore for RedisStore {
         Ok(old.is_some())
     }
 
-    async fn sweep(&self) -> Result<Vec<(RoomName, Left)>> {
+    async fn sweep(&self) -> Result<Swept> {
         let mut inv = self.scripts.sweep.prepare_invoke();
-        inv.arg(&*self.prefix);
-        let flat: Vec<String> = self.invoke(inv).await?;
-        Ok(flat
-            .chunks_exact(3)
-            .filter_map(|p| {
-                let room = RoomName::parse(&p[0]).ok()?;
-                let left = Left {
-                    id: PeerId::from(p[1].clone()),
-                    remaining: p[2].parse().ok()?,
-                };
-                Some((room, left))
-            })
-            .collect())
+        inv.arg(&*self.prefix).arg(self.grace_ms());
+        let (held, gone): (Vec<String>, Vec<String>) = self.invoke(inv).await?;
+        Ok(Swept {
+            held: held_seats(&held),
+            gone: left_list(&gone),
+        })
     }
 
     /// The next [`Self::sweep`] on any node removes this node's members
@@ -578,7 +679,7 @@ impl RoomStore for RedisStore {
         for (sid, spec, id) in all {
             let key = (sid, spec.room.clone());
             match self.take_seat(sid, &spec, id).await {
-                Ok(j) if j.fresh => {
+                Ok(j) if j.fresh() => {
                     restored += 1;
                     // It left while we were restoring: take it out again.
                     if !self.mine().contains_key(&key) {
@@ -595,6 +696,32 @@ impl RoomStore for RedisStore {
     fn forget(&self, conn: Sid) {
         self.mine().retain(|(c, _), _| *c != conn);
     }
+}
+
+/// room, peer, room, peer, ... → the held seats.
+fn held_seats(flat: &[String]) -> Vec<HeldSeat> {
+    flat.chunks_exact(2)
+        .filter_map(|p| {
+            Some(HeldSeat {
+                room: RoomName::parse(&p[0]).ok()?,
+                id: PeerId::from(p[1].clone()),
+            })
+        })
+        .collect()
+}
+
+/// room, peer, members left, ... → the leaves.
+fn left_list(flat: &[String]) -> Vec<(RoomName, Left)> {
+    flat.chunks_exact(3)
+        .filter_map(|p| {
+            let room = RoomName::parse(&p[0]).ok()?;
+            let left = Left {
+                id: PeerId::from(p[1].clone()),
+                remaining: p[2].parse().ok()?,
+            };
+            Some((room, left))
+        })
+        .collect()
 }
 
 /// A kept history entry (`bytes \t ip \t json`) → the message.

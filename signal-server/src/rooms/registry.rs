@@ -7,22 +7,49 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use protocol::RoomName;
 use protocol::{ChatMessage, DisplayName, MediaState, Mode, Password, PeerId, PeerInfo};
 use subtle::ConstantTimeEq;
 
 use super::{
-    JoinError, JoinSpec, Joined, Left, Member, NewMessage, NotInRoom, Receipt, ReceiptError,
-    RoomLimits, RouteError,
+    Dest, HeldSeat, How, JoinError, JoinSpec, Joined, Left, Member, NewMessage, NotInRoom, Parcel,
+    Receipt, ReceiptError, RoomLimits, RouteError,
 };
 
 #[derive(Debug)]
 struct Seat<C> {
     id: PeerId,
     name: DisplayName,
+    /// Its connection; while held, the lost one (which sends nothing more).
     conn: C,
     media: Option<MediaState>,
+    /// What takes this seat back after a drop.
+    token: String,
+    /// Set while the connection is lost and the seat waits for a resume.
+    held: Option<Held>,
+}
+
+/// A held seat's deadline and the events kept for it.
+#[derive(Debug)]
+struct Held {
+    until: Instant,
+    kept: VecDeque<Parcel>,
+    bytes: usize,
+}
+
+impl<C: Copy> Seat<C> {
+    fn dest(&self) -> Dest<C> {
+        match self.held {
+            Some(_) => Dest::Held,
+            None => Dest::Live(self.conn),
+        }
+    }
+}
+
+fn token_matches(have: &str, given: &str) -> bool {
+    bool::from(have.as_bytes().ct_eq(given.as_bytes()))
 }
 
 impl<C> Seat<C> {
@@ -98,8 +125,11 @@ fn forget(authors: &mut Authors, kept: &Kept) {
 }
 
 impl<C: PartialEq> Room<C> {
+    /// The live seat of `conn` (a held seat's connection is gone).
     fn by_conn(&self, conn: &C) -> Option<&Seat<C>> {
-        self.seats.iter().find(|m| &m.conn == conn)
+        self.seats
+            .iter()
+            .find(|m| &m.conn == conn && m.held.is_none())
     }
 
     fn by_id(&self, id: &PeerId) -> Option<&Seat<C>> {
@@ -112,6 +142,25 @@ impl<C: PartialEq> Room<C> {
             (Some(_), None) => false,
             (Some(want), Some(got)) => bool::from(want.as_bytes().ct_eq(got.as_bytes())),
         }
+    }
+
+    /// What a join of `conn`, seated here, answers: its seat and token,
+    /// the others in join order, the history.
+    fn view_for(&self, conn: &C, how: How<C>) -> Option<Joined<C>> {
+        let me = self.by_conn(conn)?;
+        Some(Joined {
+            me: me.ident(),
+            mode: self.mode,
+            peers: self
+                .seats
+                .iter()
+                .filter(|m| &m.conn != conn)
+                .map(Seat::info)
+                .collect(),
+            history: self.history.iter().map(|k| k.msg.clone()).collect(),
+            token: me.token.clone(),
+            how,
+        })
     }
 
     fn member(&self, seat: &Seat<C>) -> Member {
@@ -134,6 +183,11 @@ pub(super) struct Registry<C> {
     authors: Authors,
     /// The number of the next kept message.
     next_seq: u64,
+    /// Seats held now.
+    holds: usize,
+    /// When each hold ends, in order (the grace period is the same for
+    /// all); entries of seats resumed since are skipped.
+    deadlines: VecDeque<(Instant, RoomName, PeerId)>,
 }
 
 impl<C: Copy + Eq + Hash> Registry<C> {
@@ -145,7 +199,13 @@ impl<C: Copy + Eq + Hash> Registry<C> {
             limits,
             authors: BTreeMap::new(),
             next_seq: 0,
+            holds: 0,
+            deadlines: VecDeque::new(),
         }
+    }
+
+    pub(super) fn held_count(&self) -> usize {
+        self.holds
     }
 
     pub(super) fn room_count(&self) -> usize {
@@ -156,28 +216,47 @@ impl<C: Copy + Eq + Hash> Registry<C> {
         self.peers
     }
 
-    /// Seats `conn` in a room, creating it if needed.
+    /// Seats `conn` in a room, creating it if needed, or takes back the
+    /// seat whose token `spec.resume` names.
     pub(super) fn join(
         &mut self,
         conn: C,
         spec: JoinSpec,
         id: PeerId,
-    ) -> Result<Joined, JoinError> {
+    ) -> Result<Joined<C>, JoinError> {
         let limits = self.limits;
-        if let Some(room) = self.rooms.get(&spec.room) {
-            if let Some(me) = room.by_conn(&conn) {
-                return Ok(Joined {
-                    me: me.ident(),
-                    mode: room.mode,
-                    peers: room
-                        .seats
-                        .iter()
-                        .filter(|m| m.conn != conn)
-                        .map(Seat::info)
-                        .collect(),
-                    history: room.history.iter().map(|k| k.msg.clone()).collect(),
-                    fresh: false,
-                });
+        let in_rooms = self.conns.get(&conn).map_or(0, Vec::len);
+        if let Some(room) = self.rooms.get_mut(&spec.room) {
+            if let Some(again) = room.view_for(&conn, How::Again) {
+                return Ok(again);
+            }
+            let resumed = spec.resume.as_ref().and_then(|t| {
+                room.seats
+                    .iter()
+                    .position(|m| token_matches(&m.token, t.as_str()))
+            });
+            if let Some(idx) = resumed {
+                if in_rooms >= limits.rooms_per_conn {
+                    return Err(JoinError::TooManyRooms(limits.rooms_per_conn));
+                }
+                let seat = &mut room.seats[idx];
+                let old = std::mem::replace(&mut seat.conn, conn);
+                seat.token = spec.token;
+                let (kept, replaced) = match seat.held.take() {
+                    Some(held) => {
+                        self.holds -= 1;
+                        (held.kept.into(), None)
+                    }
+                    None => (Vec::new(), Some(old)),
+                };
+                let Some(joined) = room.view_for(&conn, How::Resumed { kept, replaced }) else {
+                    unreachable!("the seat was just given to this connection");
+                };
+                if let Some(old) = replaced {
+                    self.drop_conn_room(old, &spec.room);
+                }
+                self.conns.entry(conn).or_default().push(spec.room);
+                return Ok(joined);
             }
             if !room.password_matches(spec.password.as_ref()) {
                 return Err(JoinError::Unauthorized);
@@ -188,7 +267,7 @@ impl<C: Copy + Eq + Hash> Registry<C> {
         } else if spec.mode == Mode::Sfu {
             limits.sfu.map_err(JoinError::ModeUnavailable)?;
         }
-        if self.conns.get(&conn).map_or(0, Vec::len) >= limits.rooms_per_conn {
+        if in_rooms >= limits.rooms_per_conn {
             return Err(JoinError::TooManyRooms(limits.rooms_per_conn));
         }
         let room = self.rooms.entry(spec.room.clone()).or_insert_with(|| Room {
@@ -204,13 +283,16 @@ impl<C: Copy + Eq + Hash> Registry<C> {
             name: spec.name,
             conn,
             media: None,
+            token: spec.token,
+            held: None,
         };
         let joined = Joined {
             me: me.ident(),
             mode: room.mode,
             peers: room.seats.iter().map(Seat::info).collect(),
             history: room.history.iter().map(|k| k.msg.clone()).collect(),
-            fresh: true,
+            token: me.token.clone(),
+            how: How::Fresh,
         };
         room.seats.push(me);
         self.conns.entry(conn).or_default().push(spec.room);
@@ -218,23 +300,8 @@ impl<C: Copy + Eq + Hash> Registry<C> {
         Ok(joined)
     }
 
-    /// Removes `conn` from `room`.
-    pub(super) fn leave(&mut self, conn: C, room: &RoomName) -> Result<Left, NotInRoom> {
-        let r = self.rooms.get_mut(room).ok_or(NotInRoom)?;
-        let idx = r
-            .seats
-            .iter()
-            .position(|m| m.conn == conn)
-            .ok_or(NotInRoom)?;
-        let seat = r.seats.remove(idx);
-        let remaining = r.seats.len();
-        if remaining == 0
-            && let Some(gone) = self.rooms.remove(room)
-        {
-            for kept in &gone.history {
-                forget(&mut self.authors, kept);
-            }
-        }
+    /// Takes `room` off the rooms of `conn`.
+    fn drop_conn_room(&mut self, conn: C, room: &RoomName) {
         if let Some(rooms) = self.conns.get_mut(&conn) {
             // From the end: a disconnect leaves the rooms last first, so
             // leaving all of them is linear.
@@ -245,11 +312,124 @@ impl<C: Copy + Eq + Hash> Registry<C> {
                 self.conns.remove(&conn);
             }
         }
+    }
+
+    /// `conn` was lost: holds its seats until `until`.
+    pub(super) fn hold(&mut self, conn: C, until: Instant) -> Vec<HeldSeat> {
+        let rooms = self.conns.remove(&conn).unwrap_or_default();
+        let mut held = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            let Some(r) = self.rooms.get_mut(&room) else {
+                continue;
+            };
+            let Some(seat) = r.seats.iter_mut().find(|m| m.conn == conn) else {
+                continue;
+            };
+            if seat.held.is_none() {
+                self.holds += 1;
+            }
+            seat.held = Some(Held {
+                until,
+                kept: VecDeque::new(),
+                bytes: 0,
+            });
+            self.deadlines
+                .push_back((until, room.clone(), seat.id.clone()));
+            held.push(HeldSeat {
+                room,
+                id: seat.id.clone(),
+            });
+        }
+        held
+    }
+
+    /// Keeps `parcel` for `peer` if its seat is held; else where it is.
+    pub(super) fn keep(
+        &mut self,
+        room: &RoomName,
+        peer: &PeerId,
+        parcel: Parcel,
+    ) -> Result<Option<C>, RouteError> {
+        let limits = self.limits;
+        let seat = self
+            .rooms
+            .get_mut(room)
+            .and_then(|r| r.seats.iter_mut().find(|m| &m.id == peer))
+            .ok_or(RouteError::UnknownPeer)?;
+        let Some(held) = &mut seat.held else {
+            return Ok(Some(seat.conn));
+        };
+        held.bytes += parcel.bytes();
+        held.kept.push_back(parcel);
+        while held.kept.len() > limits.kept_events || held.bytes > limits.kept_bytes {
+            let Some(old) = held.kept.pop_front() else {
+                break;
+            };
+            held.bytes -= old.bytes();
+        }
+        Ok(None)
+    }
+
+    /// Ends the holds that are over at `now`.
+    pub(super) fn expire(&mut self, now: Instant) -> Vec<(RoomName, Left)> {
+        let mut gone = Vec::new();
+        while let Some((until, ..)) = self.deadlines.front() {
+            if *until > now {
+                break;
+            }
+            let Some((until, room, id)) = self.deadlines.pop_front() else {
+                break;
+            };
+            let idx = self.rooms.get(&room).and_then(|r| {
+                r.seats
+                    .iter()
+                    .position(|m| m.id == id && m.held.as_ref().is_some_and(|h| h.until == until))
+            });
+            if let Some(idx) = idx {
+                gone.push((room.clone(), self.remove_seat(&room, idx)));
+            }
+        }
+        gone
+    }
+
+    /// Removes seat `idx` of `room` (and the room with its last seat).
+    fn remove_seat(&mut self, room: &RoomName, idx: usize) -> Left {
+        let Some(r) = self.rooms.get_mut(room) else {
+            unreachable!("remove_seat is called with a seat of an existing room");
+        };
+        let seat = r.seats.remove(idx);
+        if seat.held.is_some() {
+            self.holds -= 1;
+        }
+        let remaining = r.seats.len();
+        if remaining == 0
+            && let Some(gone) = self.rooms.remove(room)
+        {
+            for kept in &gone.history {
+                forget(&mut self.authors, kept);
+            }
+        }
         self.peers -= 1;
-        Ok(Left {
+        Left {
             id: seat.id,
             remaining,
-        })
+        }
+    }
+
+    /// Removes `conn` from `room`.
+    pub(super) fn leave(&mut self, conn: C, room: &RoomName) -> Result<Left, NotInRoom> {
+        let idx = self
+            .rooms
+            .get(room)
+            .and_then(|r| {
+                r.seats
+                    .iter()
+                    .position(|m| m.conn == conn && m.held.is_none())
+            })
+            .ok_or(NotInRoom)?;
+        let left = self.remove_seat(room, idx);
+        self.drop_conn_room(conn, room);
+        Ok(left)
     }
 
     /// The rooms `conn` is in.
@@ -273,7 +453,7 @@ impl<C: Copy + Eq + Hash> Registry<C> {
         let m = r
             .seats
             .iter_mut()
-            .find(|m| m.conn == conn)
+            .find(|m| m.conn == conn && m.held.is_none())
             .ok_or(NotInRoom)?;
         m.media = Some(media);
         Ok((m.id.clone(), count))
@@ -298,12 +478,12 @@ impl<C: Copy + Eq + Hash> Registry<C> {
         Ok(Receipt {
             from: me.id.clone(),
             author: author.id.clone(),
-            to: author.conn,
+            to: author.dest(),
         })
     }
 
-    pub(super) fn conn_of(&self, room: &RoomName, peer: &PeerId) -> Option<C> {
-        self.rooms.get(room)?.by_id(peer).map(|m| m.conn)
+    pub(super) fn dest_of(&self, room: &RoomName, peer: &PeerId) -> Option<Dest<C>> {
+        self.rooms.get(room)?.by_id(peer).map(Seat::dest)
     }
 
     pub(super) fn route(
@@ -311,14 +491,14 @@ impl<C: Copy + Eq + Hash> Registry<C> {
         conn: C,
         room: &RoomName,
         to: &PeerId,
-    ) -> Result<(PeerId, C), RouteError> {
+    ) -> Result<(PeerId, Dest<C>), RouteError> {
         let r = self.rooms.get(room).ok_or(RouteError::NotInRoom)?;
         let from = r.by_conn(&conn).ok_or(RouteError::NotInRoom)?;
         if &from.id == to {
             return Err(RouteError::ToSelf);
         }
         let target = r.by_id(to).ok_or(RouteError::UnknownPeer)?;
-        Ok((from.id.clone(), target.conn))
+        Ok((from.id.clone(), target.dest()))
     }
 
     /// Records a chat message in the room's bounded history (in messages

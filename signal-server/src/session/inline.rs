@@ -68,12 +68,12 @@ impl<E: Immediate> DisconnectHandler<E::A, Direct> for OnDisconnect<E> {
     fn call_with_defer(
         &self,
         s: Arc<Socket<E::A>>,
-        _: DisconnectReason,
+        reason: DisconnectReason,
         defer: fn(Arc<Socket<E::A>>),
     ) {
         let mut gate = self.gate.lock();
         gate.close();
-        if immediate::now(handlers::disconnected(&self.node, &s)).is_none() {
+        if immediate::now(handlers::disconnected(&self.node, &s, reason)).is_none() {
             tracing::error!(sid = %s.id, "a disconnect did not complete at once on one node");
         }
         drop(gate);

@@ -27,7 +27,7 @@ enum Job<E: Engine> {
         req: Request,
         ack: Ack<E::A>,
     },
-    Disconnect(Arc<Socket<E::A>>),
+    Disconnect(Arc<Socket<E::A>>, DisconnectReason),
 }
 
 /// Installs a socket's handlers and starts its task.
@@ -96,12 +96,12 @@ impl<E: Engine> DisconnectHandler<E::A, Direct> for OnDisconnect<E> {
     fn call_with_defer(
         &self,
         s: Arc<Socket<E::A>>,
-        _: DisconnectReason,
+        reason: DisconnectReason,
         defer: fn(Arc<Socket<E::A>>),
     ) {
         let mut gate = self.gate.lock();
         gate.close();
-        let job = Job::Disconnect(s.clone());
+        let job = Job::Disconnect(s.clone(), reason);
         if let Err(mpsc::error::TrySendError::Full(job)) = self.tx.try_send(job) {
             let tx = self.tx.clone();
             tokio::spawn(async move {
@@ -124,8 +124,8 @@ async fn worker<E: Engine>(node: Arc<Node<E>>, mut rx: mpsc::Receiver<Job<E>>) {
                 };
                 let _ = handlers::dispatch(&cx, req, ack).await;
             }
-            Job::Disconnect(s) => {
-                handlers::disconnected(&node, &s).await;
+            Job::Disconnect(s, reason) => {
+                handlers::disconnected(&node, &s, reason).await;
                 node.state.metrics.disconnected();
                 return;
             }

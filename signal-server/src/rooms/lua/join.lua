@@ -1,6 +1,7 @@
 -- Takes a seat. KEYS: room, members, peers, history, connrooms, nodeconns,
 -- nodes, node heartbeat. ARGV: conn, room name, member json, mode, pw hash,
--- max peers, node, heartbeat ttl ms, sfu allowed ('1' or '0'), rooms per conn.
+-- max peers, node, heartbeat ttl ms, sfu allowed ('1' or '0'), rooms per conn,
+-- resume token ('' for none), new token, prefix.
 -- History entries are returned as stored ("bytes\tip\tjson").
 -- This node is alive (it runs this): a lapsed heartbeat must not get the
 -- new member swept before the next refresh.
@@ -11,6 +12,44 @@ if mine then
           redis.call('HVALS', KEYS[2]), redis.call('LRANGE', KEYS[4], 0, -1)}
 end
 local mode = ARGV[4]
+-- A resume: the seat whose token matches, held or still live, moves to
+-- this connection with a new token and gives up its kept events.
+if ARGV[11] ~= '' and redis.call('EXISTS', KEYS[1]) == 1 then
+  local all = redis.call('HGETALL', KEYS[2])
+  for i = 1, #all, 2 do
+    local v = all[i + 1]
+    local nl = string.find(v, '\n', 1, true)
+    local m = cjson.decode(string.sub(v, nl + 1))
+    if m['tok'] == ARGV[11] then
+      if redis.call('SCARD', KEYS[5]) >= tonumber(ARGV[10]) then return {'rooms'} end
+      local old, prefix = all[i], ARGV[13]
+      m['conn'] = ARGV[1]
+      m['tok'] = ARGV[12]
+      local me = string.sub(v, 1, nl) .. cjson.encode(m)
+      redis.call('HDEL', KEYS[2], old)
+      redis.call('HSET', KEYS[2], ARGV[1], me)
+      redis.call('HSET', KEYS[3], m['id'], ARGV[1])
+      local replaced = ''
+      if redis.call('ZREM', prefix .. ':held', ARGV[2] .. '\n' .. old) == 0 then
+        replaced = old
+        local c = prefix .. ':c:' .. old
+        redis.call('SREM', c, ARGV[2])
+        if redis.call('SCARD', c) == 0 then
+          local node = string.sub(old, 1, string.find(old, '/') - 1)
+          redis.call('SREM', prefix .. ':n:' .. node .. ':c', old)
+        end
+      end
+      local k = KEYS[1] .. ':k:' .. m['id']
+      local kept = redis.call('LRANGE', k, 0, -1)
+      redis.call('DEL', k, k .. ':b')
+      redis.call('SADD', KEYS[5], ARGV[2])
+      redis.call('SADD', KEYS[6], ARGV[1])
+      redis.call('SADD', KEYS[7], ARGV[7])
+      return {'resumed', redis.call('HGET', KEYS[1], 'mode'), me,
+              redis.call('HVALS', KEYS[2]), redis.call('LRANGE', KEYS[4], 0, -1), kept, replaced}
+    end
+  end
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local pw = redis.call('HGET', KEYS[1], 'pw') or ''
   if pw ~= '' and pw ~= ARGV[5] then return {'unauthorized'} end
