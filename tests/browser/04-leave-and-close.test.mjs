@@ -1,15 +1,21 @@
-// Leaving: a peer that clicks #leave-button vanishes from the others' grids;
-// a peer whose browser is closed vanishes too, within the (shortened) ping
-// timeout at the latest.
+// Leaving: a peer that clicks #leave-button vanishes from the others' grids
+// at once; a peer whose browser is closed (or frozen) is a lost connection:
+// its seat is held for the (shortened) grace period for a resume
+// (docs/resume.md), then it vanishes too.
 
 import assert from 'node:assert/strict';
 import { e2e, uniqueRoom, selfId, waitTiles, waitFor, pageState, waitVideoPlaying } from './harness.mjs';
 
 const PING_INTERVAL_MS = 1000;
 const PING_TIMEOUT_MS = 1000;
+const GRACE_MS = 2000;
+const FLAGS = [
+  '--ping-interval-ms', String(PING_INTERVAL_MS), '--ping-timeout-ms', String(PING_TIMEOUT_MS),
+  '--resume-grace-secs', String(GRACE_MS / 1000),
+];
 
 e2e('a peer that clicks Leave and a peer whose browser closes both disappear from the others', async (ctx) => {
-  const server = await ctx.server(['--ping-interval-ms', String(PING_INTERVAL_MS), '--ping-timeout-ms', String(PING_TIMEOUT_MS)]);
+  const server = await ctx.server(FLAGS);
   const room = uniqueRoom('leave');
   const ana = await ctx.joiner('chromium', server, room, 'ana');
   const ben = await ctx.joiner('chromium', server, room, 'ben');
@@ -40,21 +46,23 @@ e2e('a peer that clicks Leave and a peer whose browser closes both disappear fro
   t0 = Date.now();
   await ctx.closeBrowserOf(cai);
   const closedAt = Date.now();
-  await waitTiles(ben, [], { timeout: PING_INTERVAL_MS + PING_TIMEOUT_MS + 8_000 });
+  await waitTiles(ben, [], { timeout: PING_INTERVAL_MS + PING_TIMEOUT_MS + GRACE_MS + 8_000 });
   const gone = Date.now() - closedAt;
-  ctx.note(`tile of the closed browser gone ${gone} ms after browser.close() returned (${closedAt - t0} ms to close)`);
-  assert.ok(gone <= PING_INTERVAL_MS + PING_TIMEOUT_MS + 8_000);
+  ctx.note(`tile of the closed browser gone ${gone} ms after browser.close() returned (${closedAt - t0} ms to close; grace ${GRACE_MS} ms)`);
+  assert.ok(gone <= PING_INTERVAL_MS + PING_TIMEOUT_MS + GRACE_MS + 8_000);
 
   // ben is still fine.
   const s = await pageState(ben);
   assert.equal(s.room?.state, 'joined', `ben still joined: ${JSON.stringify(s.room)}`);
 }, { timeout: 240_000 });
 
-// browser.close() closes the WebSocket cleanly, so the server learns at once.
-// A frozen browser (SIGSTOP: sockets open, no pongs) is only noticed by the
-// Engine.IO ping: its tile must go within ping interval + timeout (+ slack).
+// browser.close() closes the WebSocket, so the server learns at once (and
+// holds the seat for the grace period: a close looks like a reload). A
+// frozen browser (SIGSTOP: sockets open, no pongs) is only noticed by the
+// Engine.IO ping: its tile must go within ping interval + timeout + grace
+// (+ slack).
 e2e('a frozen browser that stops answering pings disappears after the ping timeout', async (ctx) => {
-  const server = await ctx.server(['--ping-interval-ms', String(PING_INTERVAL_MS), '--ping-timeout-ms', String(PING_TIMEOUT_MS)]);
+  const server = await ctx.server(FLAGS);
   const room = uniqueRoom('frozen');
   const ana = await ctx.joiner('chromium', server, room, 'ana');
   const ben = await ctx.joiner('chromium', server, room, 'ben');
@@ -66,9 +74,9 @@ e2e('a frozen browser that stops answering pings disappears after the ping timeo
   ctx.freezeBrowserOf(ben);
   const frozenAt = Date.now();
   try {
-    await waitTiles(ana, [], { timeout: PING_INTERVAL_MS + PING_TIMEOUT_MS + 8_000 });
+    await waitTiles(ana, [], { timeout: PING_INTERVAL_MS + PING_TIMEOUT_MS + GRACE_MS + 8_000 });
     const gone = Date.now() - frozenAt;
-    ctx.note(`tile of the frozen browser gone ${gone} ms after SIGSTOP (ping interval ${PING_INTERVAL_MS} + timeout ${PING_TIMEOUT_MS})`);
+    ctx.note(`tile of the frozen browser gone ${gone} ms after SIGSTOP (ping interval ${PING_INTERVAL_MS} + timeout ${PING_TIMEOUT_MS} + grace ${GRACE_MS})`);
   } finally {
     await ctx.killBrowserOf(ben);
   }

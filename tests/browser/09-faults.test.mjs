@@ -1,18 +1,19 @@
 // Faults a real call must survive, with the page never reloaded:
 // - the server crashes and comes back on the same port mid-call: both
-//   browsers show that they are reconnecting, rejoin by themselves and the
-//   call (media both ways, relay chat) resumes;
+//   browsers show that they are reconnecting while their call goes on (the
+//   media is between them), and rejoin by themselves; one node keeps no
+//   seats across a restart, so they rejoin as new participants and say so;
 // - one browser's network is cut for a few seconds (netcut.mjs), as a Wi-Fi
 //   drop (the browser goes offline) and as a dead uplink (packets vanish,
-//   nothing tells the browser): the call recovers on its own, the other side
-//   never keeps a stale tile and never notices anything but the media;
-// - a browser is killed (SIGKILL): the others see it leave at once, since its
-//   sockets are closed by the kernel (a frozen one: 04-leave-and-close).
+//   nothing tells the browser): the call recovers on its own with the same
+//   peer ids (the seat is taken back: docs/resume.md), the other side never
+//   keeps a stale tile and never notices anything but the media.
+// A browser killed outright, a reload, and a signaling-only cut: 13-resume.
 
 import assert from 'node:assert/strict';
 import {
-  e2e, uniqueRoom, selfId, waitTiles, waitTileCount, waitFor, pageState, waitMediaFlowing,
-  waitJoinedState, joinRoom, sendChat, waitMessage, remotePeerIds,
+  e2e, uniqueRoom, selfId, waitTiles, waitFor, pageState, waitMediaFlowing,
+  waitJoinedState, joinRoom, sendChat, waitMessage,
 } from './harness.mjs';
 import { IsolatedHost } from './netcut.mjs';
 
@@ -50,12 +51,14 @@ e2e('server crash and restart mid-call: both browsers reconnect, rejoin and the 
 
   const crashedAt = Date.now();
   await ctx.crashServer(server);
-  // The UI says what is happening.
+  // The UI says what is happening; the call itself goes on meanwhile.
   for (const p of [ana, ben]) {
     const seen = await waitRoomState(p, 'reconnecting', 15_000);
     assert.equal(seen.status?.kind, 'reconnecting', `${p.__label}: status banner while the server is down: ${JSON.stringify(seen.status)}`);
-    assert.equal((await pageState(p)).tiles.length, 0, `${p.__label}: stale tiles are dropped while reconnecting`);
+    assert.equal((await pageState(p)).tiles.length, 1, `${p.__label}: the other's tile stays while the server is away`);
   }
+  await waitMediaFlowing(ana, ben1, { timeout: 10_000 });
+  await waitMediaFlowing(ben, ana1, { timeout: 10_000 });
 
   // Same address, new process: nothing of the old room survives on the server.
   const again = await ctx.server([], { port: server.port });
@@ -63,8 +66,12 @@ e2e('server crash and restart mid-call: both browsers reconnect, rejoin and the 
   await waitJoinedState(ana, { timeout: 30_000 });
   await waitJoinedState(ben, { timeout: 30_000 });
   const [ana2, ben2] = [await selfId(ana), await selfId(ben)];
-  assert.notEqual(ana2, ana1, 'a rejoin is a new membership with a new peer id');
+  assert.notEqual(ana2, ana1, 'one node keeps no seats across a restart: a new membership with a new peer id');
   assert.notEqual(ben2, ben1);
+  for (const p of [ana, ben]) {
+    const notices = await p.evaluate(() => [...document.querySelectorAll('li.notice')].map((n) => n.textContent));
+    assert.ok(notices.some((n) => /rejoined the call as a new participant/.test(n)), `${p.__label}: says it rejoined as new: ${JSON.stringify(notices)}`);
+  }
   await callUp(ana, ben, ana2, ben2);
   ctx.note(`call resumed ${Date.now() - restartedAt} ms after the new server listened (${restartedAt - crashedAt} ms down)`);
 
@@ -126,9 +133,10 @@ async function networkCut(ctx, mode, cutMs) {
     `the cut shows in the UI (a tile leaves "connected", or the room is reconnecting); ${during}`);
   assert.ok(![...seen.ana].some((x) => x.startsWith('room:reconnecting')), `ana, whose network is fine, never loses the server; ${during}`);
 
-  // Recovery: one tile each (ben's old membership gone if he rejoined), media both ways.
+  // Recovery: one tile each, the same ids (ben took his seat back), media both ways.
   await waitJoinedState(ben, { timeout: 30_000 });
   const ben2 = await selfId(ben);
+  assert.equal(ben2, ben1, 'ben took his seat back: the same peer id');
   await waitTiles(ana, [ben2], { timeout: 30_000 });
   await waitTiles(ben, [ana1], { timeout: 30_000 });
   await waitMediaFlowing(ana, ben2, { timeout: 45_000 });
@@ -149,24 +157,3 @@ e2e('Wi-Fi drop: one browser goes offline for 6 s; the call recovers by itself, 
 e2e('dead uplink: one browser\'s packets vanish for 12 s; the call recovers by itself, no stale tile, no reload', async (ctx) => {
   await networkCut(ctx, 'blackhole', 12_000);
 }, { timeout: 240_000 });
-
-e2e('a killed browser leaves at once: its closed sockets end the membership', async (ctx) => {
-  const server = await ctx.server();
-  const room = uniqueRoom('killed');
-  const ana = await ctx.joiner('chromium', server, room, 'ana');
-  const ben = await ctx.joiner('chromium', server, room, 'ben');
-  const cai = await ctx.joiner('chromium', server, room, 'cai');
-  const [anaId, benId, caiId] = [await selfId(ana), await selfId(ben), await selfId(cai)];
-  await waitTiles(ana, [benId, caiId], { timeout: 45_000 });
-  await waitMediaFlowing(ana, caiId, { timeout: 60_000 });
-
-  const killedAt = Date.now();
-  await ctx.killBrowserOf(cai);
-  // The default ping timeout (45 s) is the upper bound; a kill is seen sooner.
-  await waitTiles(ana, [benId], { timeout: 45_000 });
-  await waitTiles(ben, [anaId], { timeout: 45_000 });
-  ctx.note(`killed browser's tile gone after ${Date.now() - killedAt} ms`);
-  assert.equal((await remotePeerIds(ana)).length, 1);
-  await waitMediaFlowing(ana, benId, { timeout: 30_000 });
-  await waitTileCount(ben, 1);
-}, { timeout: 180_000 });

@@ -646,6 +646,12 @@ export class E2E {
     this.servers = this.servers.filter((s) => s !== server);
   }
 
+  /** Stop a server (SIGTERM) and stop checking it at the end of the test. */
+  async stopServer(server) {
+    await server.stop();
+    this.servers = this.servers.filter((s) => s !== server);
+  }
+
   /** Run `fn` when the test ends, after its browsers are closed. */
   onClose(fn) {
     (this.cleanups ??= []).push(fn);

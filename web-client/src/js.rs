@@ -86,3 +86,35 @@ pub async fn fetch_json(url: &str) -> Option<JsValue> {
         .await
         .ok()
 }
+
+/// This tab's `sessionStorage[key]`.
+pub fn session_get(key: &str) -> Option<String> {
+    web_sys::window()?
+        .session_storage()
+        .ok()??
+        .get_item(key)
+        .ok()?
+}
+
+/// Sets (or, with `None`, removes) this tab's `sessionStorage[key]`.
+pub fn session_set(key: &str, value: Option<&str>) {
+    if let Some(s) = web_sys::window().and_then(|w| w.session_storage().ok().flatten()) {
+        let _ = match value {
+            Some(v) => s.set_item(key, v),
+            None => s.remove_item(key),
+        };
+    }
+}
+
+/// Whether this page was loaded by a reload (not a new or duplicated tab,
+/// which copies `sessionStorage` too).
+pub fn reloaded() -> bool {
+    let Some(perf) = web_sys::window().and_then(|w| w.performance()) else {
+        return false;
+    };
+    let entries = get(&perf, "getEntriesByType")
+        .dyn_into::<js_sys::Function>()
+        .ok()
+        .and_then(|f| f.call1(&perf, &"navigation".into()).ok());
+    entries.is_some_and(|e| get_str(&get(&e, "0"), "type").as_deref() == Some("reload"))
+}

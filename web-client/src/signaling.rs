@@ -1,5 +1,13 @@
 //! The transport: the official socket.io-client (loaded by index.html as
 //! `socket.io.min.js`) wrapped in one Rust type.
+//!
+//! Requests pass a gate that is closed until the room is joined and while
+//! the connection is away: what the call sends meanwhile waits, in order,
+//! and goes out once the seat is back (socket.io-client's own buffer would
+//! send it before the join, where the server refuses it).
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use js_sys::{Function, Promise};
 use serde::Serialize;
@@ -60,10 +68,29 @@ impl std::fmt::Display for RequestError {
 /// How long to wait for an ack before reporting the server unreachable.
 const ACK_TIMEOUT_MS: u32 = 10_000;
 
+/// An ack read as `T` on success, or the server's error.
+fn read_ack<T: DeserializeOwned>(value: JsValue) -> Result<T, RequestError> {
+    match from_js::<Ack<T>>(&value) {
+        Ok(Ack::Ok(t)) => Ok(t),
+        Ok(Ack::Err(ErrorAck { error, .. })) => Err(RequestError::Server {
+            code: error.code,
+            message: error.message,
+        }),
+        Err(e) => Err(RequestError::Transport(format!("unreadable ack: {e}"))),
+    }
+}
+
 /// The signaling connection. Cheap to clone (a JS handle).
 #[derive(Clone)]
 pub struct Signaling {
     socket: JsSocket,
+    gate: Rc<Gate>,
+}
+
+/// Requests waiting for the seat: each event's name and what lets it go.
+struct Gate {
+    closed: Cell<bool>,
+    waiting: RefCell<Vec<(String, Function)>>,
 }
 
 impl Signaling {
@@ -78,7 +105,44 @@ impl Signaling {
         }));
         Self {
             socket: io("/", &opts),
+            gate: Rc::new(Gate {
+                closed: Cell::new(true),
+                waiting: RefCell::new(Vec::new()),
+            }),
         }
+    }
+
+    /// Requests wait from now on (the connection is away).
+    pub fn hold(&self) {
+        self.gate.closed.set(true);
+    }
+
+    /// Lets the waiting requests go, in order; with `drop_signals`, the
+    /// waiting `signal`s are dropped instead (they were for connections of
+    /// a seat that is gone).
+    pub fn release(&self, drop_signals: bool) {
+        self.gate.closed.set(false);
+        for (event, go) in self.gate.waiting.take() {
+            let pass = !(drop_signals && event == protocol::events::SIGNAL);
+            let _ = go.call1(&JsValue::NULL, &pass.into());
+        }
+    }
+
+    /// Waits at the gate; `false` when the request was dropped.
+    async fn pass(&self, event: &str) -> bool {
+        if !self.gate.closed.get() {
+            return true;
+        }
+        let mut go = None;
+        let opened = Promise::new(&mut |resolve, _| go = Some(resolve));
+        if let Some(go) = go {
+            self.gate.waiting.borrow_mut().push((event.to_owned(), go));
+        }
+        JsFuture::from(opened)
+            .await
+            .ok()
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
     }
 
     /// Calls `f` with each payload of `event`. The closure lives as long as the page.
@@ -101,27 +165,43 @@ impl Signaling {
         self.socket.disconnect();
     }
 
-    /// Emits `event` and waits for the ack, read as `T` on success.
+    /// Emits `event` once the gate is open and waits for the ack, read as
+    /// `T` on success.
     pub async fn request<P: Serialize, T: DeserializeOwned>(
         &self,
         event: &str,
         payload: &P,
     ) -> Result<T, RequestError> {
+        read_ack(self.exchange(event, to_js(payload), true).await?)
+    }
+
+    /// Emits `event` now, gate or not (the join), and waits for the ack.
+    pub async fn request_now<P: Serialize, T: DeserializeOwned>(
+        &self,
+        event: &str,
+        payload: &P,
+    ) -> Result<T, RequestError> {
+        read_ack(self.exchange(event, to_js(payload), false).await?)
+    }
+
+    /// The part of a request that does not depend on its types (written
+    /// once, not once per request type: the bundle's size).
+    async fn exchange(
+        &self,
+        event: &str,
+        payload: JsValue,
+        gated: bool,
+    ) -> Result<JsValue, RequestError> {
+        if gated && !self.pass(event).await {
+            return Err(RequestError::Transport("dropped: the seat was lost".into()));
+        }
         let promise = self
             .socket
             .timeout(ACK_TIMEOUT_MS)
-            .emit_with_ack(event, &to_js(payload));
-        let value = JsFuture::from(promise)
+            .emit_with_ack(event, &payload);
+        JsFuture::from(promise)
             .await
-            .map_err(|e| RequestError::Transport(error_text(&e)))?;
-        match from_js::<Ack<T>>(&value) {
-            Ok(Ack::Ok(t)) => Ok(t),
-            Ok(Ack::Err(ErrorAck { error, .. })) => Err(RequestError::Server {
-                code: error.code,
-                message: error.message,
-            }),
-            Err(e) => Err(RequestError::Transport(format!("unreadable ack: {e}"))),
-        }
+            .map_err(|e| RequestError::Transport(error_text(&e)))
     }
 
     /// Emits without caring about the answer beyond logging a failure.

@@ -168,6 +168,9 @@ pub struct PeerView {
     pub video_codec: Option<String>,
     /// Bumped when the peer's stream gains a track: the tile re-attaches it.
     pub stream_rev: u32,
+    /// Its connection to the server was lost; its seat is held for it
+    /// (`peer-reconnecting` until `peer-resumed` or `peer-left`).
+    pub away: bool,
 }
 
 impl PeerView {
@@ -187,6 +190,7 @@ impl PeerView {
             quality: Quality::Unknown,
             video_codec: None,
             stream_rev: 0,
+            away: false,
         }
     }
 }

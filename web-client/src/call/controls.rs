@@ -100,6 +100,11 @@ impl Call {
             return;
         }
         let ui = self.ui;
+        let (mic, cam) = (ui.mic_on.get_untracked(), ui.cam_on.get_untracked());
+        crate::js::session_set(
+            &super::lifecycle::media_key(&self.params.room),
+            Some(&format!("{}{}", u8::from(mic), u8::from(cam))),
+        );
         self.sig.send(
             events::MEDIA_STATE,
             MediaStateRequest {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use leptos::prelude::*;
 use protocol::{
     ChatMessage, DisplayName, ErrorCode, JoinAck, JoinRequest, LeaveRequest, MediaState,
-    MediaStateEvent, Password, PeerJoined, PeerLeft, PingEvent, ReceiptEvent, RoomName,
-    SignalEvent, TypingEvent, events,
+    MediaStateEvent, Password, PeerId, PeerInfo, PeerJoined, PeerLeft, PingEvent, ReceiptEvent,
+    ResumeToken, RoomName, SignalData, SignalEvent, SignalRequest, TypingEvent, events,
 };
 use wasm_bindgen::JsValue;
 use web_sys::{MediaStream, RtcConfiguration};
@@ -45,6 +45,32 @@ pub(super) struct Lifecycle {
     ice: RefCell<RtcConfiguration>,
     /// When the server was lost (`now_ms`), while it is being reached again.
     lost_at: Cell<Option<f64>>,
+    /// What takes our seat back after a drop or a reload (PROTOCOL.md
+    /// version 2, resume); kept in this tab's `sessionStorage` too.
+    token: RefCell<Option<String>>,
+    /// After a reload took our seat back: the far ends whose signals are
+    /// still for the page before, until they acknowledge our `bye`.
+    stale: RefCell<Vec<String>>,
+}
+
+/// Where a room's resume token is kept in `sessionStorage`.
+fn token_key(room: &str) -> String {
+    format!("rooms.resume.{room}")
+}
+
+/// Where what we send in a room (`mic` `camera`, as `0`/`1`) is kept in
+/// `sessionStorage`, so that a reload comes back as it was.
+pub(super) fn media_key(room: &str) -> String {
+    format!("rooms.media.{room}")
+}
+
+/// After a reload in a call of `room` (a resume token kept for it): the
+/// microphone and camera it had on, to join again at once as it was.
+pub fn resume_state(room: &str) -> Option<(bool, bool)> {
+    let js = crate::js::session_get;
+    js(&token_key(room)).filter(|_| crate::js::reloaded())?;
+    let media = js(&media_key(room)).unwrap_or_default();
+    Some((media.starts_with('1'), media.ends_with('1')))
 }
 
 impl Lifecycle {
@@ -76,6 +102,9 @@ impl Call {
         ui.phase.set(Phase::Connecting);
         ui.set_status(StatusKind::Connecting, "Connecting to the server…");
         let want = (params.mic, params.camera);
+        let token = crate::js::reloaded()
+            .then(|| crate::js::session_get(&token_key(&params.room)))
+            .flatten();
         let call = Rc::new(Call {
             ui,
             sig: Signaling::connect(),
@@ -86,6 +115,10 @@ impl Call {
                 joined_at: clicked_at,
                 ice: RefCell::new(RtcConfiguration::new()),
                 lost_at: Cell::new(Some(crate::js::now_ms())),
+                // Only a reload takes the seat back: a duplicated tab
+                // copies sessionStorage, and must not take this tab's seat.
+                token: RefCell::new(token),
+                stale: RefCell::new(Vec::new()),
             },
             topology: RefCell::new(Topology::default()),
             chat: ChatState::default(),
@@ -156,6 +189,13 @@ impl Call {
         self.on_room_event(events::PEER_LEFT, |c, p: PeerLeft| {
             c.remove_peer(p.id.as_str(), true)
         });
+        // `{room, id}` both, read as `peer-left`'s type: one decoder less.
+        self.on_room_event(events::PEER_RECONNECTING, |c, p: PeerLeft| {
+            c.ui.update_peer(p.id.as_str(), |v| v.away = true)
+        });
+        self.on_room_event(events::PEER_RESUMED, |c, p: PeerLeft| {
+            c.ui.update_peer(p.id.as_str(), |v| v.away = false)
+        });
         self.on_room_event(events::SIGNAL, |c, s: SignalEvent| c.on_signal(s));
         self.on_room_event(events::CHAT, |c, m: ChatMessage| c.on_relay_chat(m));
         self.on_room_event(events::TYPING, |c, t: TypingEvent| c.on_typing(t));
@@ -218,14 +258,15 @@ impl Call {
             }
             None => None,
         };
+        let resume = self.life.token.borrow().clone();
         let req = JoinRequest {
             room,
             name,
             mode: Some(self.params.mode),
             password,
-            resume: None,
+            resume: resume.and_then(|t| ResumeToken::parse(t).ok()),
         };
-        let answer = self.sig.request::<_, JoinAck>(events::JOIN, &req).await;
+        let answer = self.sig.request_now::<_, JoinAck>(events::JOIN, &req).await;
         if self.is_over() {
             // Left (or replaced) while the join was on its way.
             if answer.is_ok() {
@@ -280,6 +321,10 @@ impl Call {
 
     fn on_joined(self: &Rc<Self>, ack: JoinAck) {
         let me = ack.self_.id.to_string();
+        let was_in = self.self_id().is_some();
+        let resumed = ack.resumed == Some(true);
+        *self.life.token.borrow_mut() = ack.resume.clone();
+        crate::js::session_set(&token_key(&self.params.room), ack.resume.as_deref());
         *self.life.self_id.borrow_mut() = Some(me.clone());
         self.ui.self_id.set(me.clone());
         self.ui.mode.set(Some(ack.room.mode));
@@ -292,6 +337,25 @@ impl Call {
             StatusKind::Unreachable,
         ]);
         self.show_history(&ack.history, &me);
+        if resumed && was_in {
+            // Our seat, back: every connection carried on meanwhile. Catch
+            // up on who came and went; what waited goes out now.
+            self.catch_up(&ack.peers);
+            self.sig.release(false);
+            self.announce_media();
+            return;
+        }
+        if was_in {
+            // The seat was gone (away past the grace period, or the server
+            // restarted): a new participant, with new connections.
+            self.close_connections();
+            self.forget_pending_chat();
+            self.ui.notice(
+                "You were away too long to keep your place: you rejoined the call as a new participant.",
+            );
+        } else if resumed {
+            self.replace_old_page(ack.room.mode, &ack.peers);
+        }
         self.ui.peers.set(
             ack.peers
                 .iter()
@@ -299,22 +363,76 @@ impl Call {
                 .collect(),
         );
         self.set_topology(ack.room.mode, ack.peers);
+        self.sig.release(was_in);
         self.announce_media();
     }
 
-    fn on_peer_joined(self: &Rc<Self>, p: PeerJoined) {
-        let id = p.id.to_string();
-        // Through the SFU, the newcomer rides our existing connection.
+    /// After a resume: peers that left meanwhile go, those that came are
+    /// listed (their offers were kept for us and follow the ack).
+    fn catch_up(self: &Rc<Self>, peers: &[PeerInfo]) {
+        let gone: Vec<String> = self.ui.peers.with_untracked(|ps| {
+            ps.iter()
+                .filter(|v| !peers.iter().any(|p| p.id.as_str() == v.id))
+                .map(|v| v.id.clone())
+                .collect()
+        });
+        for id in gone {
+            self.remove_peer(&id, true);
+        }
+        for p in peers {
+            self.add_peer(p.id.as_str(), &p.name, p.media);
+        }
+    }
+
+    /// A tile for a peer that has none yet. Through the SFU, it rides our
+    /// existing connection (its state is that connection's).
+    fn add_peer(&self, id: &str, name: &str, media: Option<MediaState>) {
         let shared = self.shared_state();
         self.ui.peers.update(|ps| {
             if !ps.iter().any(|v| v.id == id) {
-                let mut view = PeerView::new(id.clone(), p.name.clone(), None);
+                let mut view = PeerView::new(id.to_owned(), name.to_owned(), media);
                 if let Some(state) = shared {
                     view.connection = state;
                 }
                 ps.push(view);
             }
         });
+    }
+
+    /// A reload took our seat back: the others (or the SFU) still hold
+    /// connections to the page before. Each gets a `bye` (it drops that
+    /// connection) before our new offers; until it has, signals from it are
+    /// for the old page and ignored.
+    fn replace_old_page(self: &Rc<Self>, mode: protocol::Mode, peers: &[PeerInfo]) {
+        let ends: Vec<String> = match mode {
+            protocol::Mode::Sfu => vec![protocol::SFU_PEER.to_owned()],
+            protocol::Mode::Mesh => peers.iter().map(|p| p.id.to_string()).collect(),
+        };
+        *self.life.stale.borrow_mut() = ends.clone();
+        for end in ends {
+            let this = self.clone();
+            let bye = SignalRequest {
+                room: self.room(),
+                to: PeerId::from(end.clone()),
+                data: SignalData::Bye,
+            };
+            wasm_bindgen_futures::spawn_local(async move {
+                let _ = this
+                    .sig
+                    .request::<_, protocol::OkAck>(events::SIGNAL, &bye)
+                    .await;
+                this.life.stale.borrow_mut().retain(|e| *e != end);
+            });
+        }
+    }
+
+    /// Whether signals from `from` are for the page before a reload.
+    pub(super) fn is_stale(&self, from: &str) -> bool {
+        self.life.stale.borrow().iter().any(|e| e == from)
+    }
+
+    fn on_peer_joined(self: &Rc<Self>, p: PeerJoined) {
+        self.add_peer(p.id.as_str(), &p.name, None);
         self.ui.notice(format!("{} joined", p.name));
         self.welcome(&p.id);
         // Tell the newcomer what we send.
@@ -339,12 +457,11 @@ impl Call {
             return;
         }
         log(&format!("signaling lost: {reason}"));
-        // The server forgot us: every peer connection is stale; rebuild on rejoin.
-        self.close_connections();
-        self.ui.peers.set(Vec::new());
+        // The server holds our seat for a while (PROTOCOL.md version 2,
+        // resume): media and data channels do not need it, so every
+        // connection stays; what we send waits for the seat to be back.
+        self.sig.hold();
         self.ui.typing.set(Vec::new());
-        self.ui.rtt.set(Vec::new());
-        self.forget_pending_chat();
         self.life.lost_at.set(Some(crate::js::now_ms()));
         self.ui.outage_secs.set(0);
         self.ui.phase.set(Phase::Reconnecting);
@@ -399,6 +516,9 @@ impl Call {
             self.sig
                 .send(events::LEAVE, LeaveRequest { room: self.room() });
         }
+        // Left: the seat is given up, nothing to take back.
+        crate::js::session_set(&token_key(&self.params.room), None);
+        crate::js::session_set(&media_key(&self.params.room), None);
         self.shutdown();
         self.stop_local_media();
         self.ui.phase.set(Phase::Left);
@@ -461,7 +581,9 @@ fn refusal(code: ErrorCode, message: &str, params: &JoinParams) -> (StatusKind, 
 /// The banner while the server is away, by how long it has been.
 fn outage_text(was_connected: bool, secs: u32) -> String {
     match (was_connected, secs) {
-        (true, 0..10) => "Connection to the server lost — reconnecting…".to_owned(),
+        (true, 0..10) => {
+            "Connection to the server lost — the call goes on; reconnecting…".to_owned()
+        }
         (true, 10..30) => {
             format!("Still reconnecting ({secs} s)… check your internet connection.")
         }

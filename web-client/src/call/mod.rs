@@ -20,6 +20,8 @@ mod lifecycle;
 mod probes;
 mod topology;
 
+pub use lifecycle::resume_state;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 

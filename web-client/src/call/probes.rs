@@ -57,9 +57,14 @@ impl Call {
 
     /// Every second: pings on both paths, typing expiry, stats for the tiles.
     fn tick(self: &Rc<Self>) {
-        if self.ui.phase.get_untracked() != Phase::Joined {
+        let joined = self.ui.phase.get_untracked() == Phase::Joined;
+        if !joined {
             self.show_outage(false);
-            return;
+            // While the server is away the call goes on: its stats and
+            // peer-to-peer pings too (not the relay's).
+            if self.self_id().is_none() || self.is_over() {
+                return;
+            }
         }
         let seq = self.probes.seq.get().wrapping_add(1);
         self.probes.seq.set(seq);
@@ -72,7 +77,7 @@ impl Call {
                 .ui
                 .peers
                 .with_untracked(|ps| ps.iter().map(|p| p.id.clone()).collect());
-            for id in ids {
+            for id in ids.into_iter().filter(|_| joined) {
                 pings.insert((id.clone(), seq, Via::Relay), now);
                 self.sig.send(
                     events::PING,

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use leptos::prelude::*;
-use protocol::{Mode, PeerId, PeerInfo, SignalEvent, SignalRequest, events};
+use protocol::{Mode, PeerId, PeerInfo, SignalData, SignalEvent, SignalRequest, events};
 use serde::{Deserialize, Serialize};
 use web_sys::MediaStream;
 
@@ -256,6 +256,24 @@ impl Call {
 
     pub(super) fn on_signal(self: &Rc<Self>, s: SignalEvent) {
         let from = s.from.as_str();
+        if self.is_stale(from) {
+            log(&format!(
+                "signal from {from} for the page before the reload ignored"
+            ));
+            return;
+        }
+        if matches!(s.data, SignalData::Bye) {
+            // Its page reloaded and took its seat back: a new connection
+            // follows (its offer).
+            self.drop_connection(from);
+            self.ui.update_peer(from, |p| {
+                p.connection = ConnState::New;
+                p.frames = 0;
+                p.first_frame_ms = None;
+                p.stream_rev += 1;
+            });
+            return;
+        }
         let pc = if self.is_sfu() {
             if from != protocol::SFU_PEER {
                 log(&format!("signal from {from} in an SFU room ignored"));

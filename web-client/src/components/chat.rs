@@ -75,7 +75,13 @@ pub fn ChatPanel() -> impl IntoView {
             ui.via.set(Via::Relay);
         }
     });
-    let joined = move || ui.phase.get() == Phase::Joined;
+    // While the server is away the seat is held: what is written waits
+    // and goes when it is back.
+    let joined = move || match ui.phase.get() {
+        Phase::Joined => true,
+        Phase::Reconnecting => !ui.self_id.get().is_empty(),
+        _ => false,
+    };
     let author = move |id: &str, name: &str| {
         room_ui
             .labels

@@ -55,7 +55,7 @@ const NAME_KEY: &str = "rooms.name";
 
 /// The name used last time on this browser, so a reload or a new room does
 /// not ask again.
-fn remembered_name() -> Option<String> {
+pub(super) fn remembered_name() -> Option<String> {
     web_sys::window()
         .and_then(|w| w.local_storage().ok().flatten())
         .and_then(|s| s.get_item(NAME_KEY).ok().flatten())

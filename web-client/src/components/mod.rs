@@ -51,11 +51,21 @@ pub fn App() -> impl IntoView {
     provide_context(call);
     let in_room = InRoom(RwSignal::new(false));
     provide_context(in_room);
-    // A shared link with a (valid) name joins at once.
-    if let (Some(room), Some(name)) = (route.room.clone(), route.name.clone())
+    // A shared link with a (valid) name joins at once; so does a reload in
+    // a call (it takes its seat back, as it was).
+    let resume = route.room.as_deref().and_then(crate::call::resume_state);
+    let name = route
+        .name
+        .clone()
+        .or_else(|| resume.and_then(|_| lobby::remembered_name()));
+    if let (Some(room), Some(name)) = (route.room.clone(), name)
         && DisplayName::parse(&name).is_ok()
     {
-        let params = JoinParams::new(room, name.trim().to_owned(), route.mode.unwrap_or_default());
+        let mut params =
+            JoinParams::new(room, name.trim().to_owned(), route.mode.unwrap_or_default());
+        if let Some((mic, camera)) = resume {
+            (params.mic, params.camera) = (mic, camera);
+        }
         lobby::enter(call, in_room, params, None, crate::js::now_ms());
     }
     view! {

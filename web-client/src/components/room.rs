@@ -505,6 +505,7 @@ fn Tile(id: String) -> impl IntoView {
         <div class="tile" data-peer-id=id.clone()
             class:video-off=move || !video_on.get() class:screen=move || screen.get()
             data-connection-state=field(|p| p.connection.as_str().to_owned())
+            data-presence=field(|p| if p.away { "reconnecting" } else { "present" }.to_owned())
             data-frames-decoded=field(|p| p.frames.to_string())
             data-audio-packets=field(|p| p.audio_packets.to_string())
             data-first-frame-ms=field(|p| p.first_frame_ms.map(|m| format!("{m:.0}")).unwrap_or_default())
@@ -526,8 +527,8 @@ fn Tile(id: String) -> impl IntoView {
                     <i></i><i></i><i></i>
                 </span>
             </div>
-            {when(move || peer.with(|p| p.as_ref().is_some_and(|p| p.connection != ConnState::Connected)), move || view! {
-                <div class="tile-overlay">{field(|p| p.connection.overlay_text().to_owned())}</div>
+            {when(move || peer.with(|p| p.as_ref().is_some_and(|p| p.away || p.connection != ConnState::Connected)), move || view! {
+                <div class="tile-overlay">{field(|p| if p.away { "Reconnecting to the server…" } else { p.connection.overlay_text() }.to_owned())}</div>
             }.into_any())}
         </div>
     }
