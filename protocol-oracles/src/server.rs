@@ -4,8 +4,9 @@
 use std::fmt::Debug;
 
 use protocol::{
-    Ack, ChatAck, ChatMessage, ErrorAck, ErrorCode, JoinAck, MediaStateEvent, OkAck, PeerJoined,
-    PeerLeft, PeerReconnecting, PeerResumed, PingEvent, ReceiptEvent, SignalEvent, TypingEvent,
+    Ack, ChatAck, ChatMessage, ErrorAck, ErrorCode, HandEvent, HostChanged, JoinAck, KickedEvent,
+    MediaStateEvent, MuteRequestEvent, OkAck, PeerJoined, PeerLeft, PeerReconnecting, PeerResumed,
+    PingEvent, ReceiptEvent, RoomLockedEvent, SignalEvent, TypingEvent,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -85,6 +86,21 @@ pub fn check_server_payload(data: &[u8]) {
         assert_room(&e.room);
     }
     if let Some(e) = round_trip::<PeerResumed>("PeerResumed", data) {
+        assert_room(&e.room);
+    }
+    if let Some(e) = round_trip::<KickedEvent>("KickedEvent", data) {
+        assert_room(&e.room);
+    }
+    if let Some(e) = round_trip::<RoomLockedEvent>("RoomLockedEvent", data) {
+        assert_room(&e.room);
+    }
+    if let Some(e) = round_trip::<MuteRequestEvent>("MuteRequestEvent", data) {
+        assert_room(&e.room);
+    }
+    if let Some(e) = round_trip::<HandEvent>("HandEvent", data) {
+        assert_room(&e.room);
+    }
+    if let Some(e) = round_trip::<HostChanged>("HostChanged", data) {
         assert_room(&e.room);
     }
     if let Some(e) = round_trip::<SignalEvent>("SignalEvent", data) {

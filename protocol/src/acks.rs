@@ -15,11 +15,14 @@ pub enum ErrorCode {
     Unauthorized,
     RateLimited,
     PayloadTooLarge,
+    /// Version 2: a host control from a member that is not the host, or a
+    /// join of a locked room.
+    Forbidden,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 9] = [
         ErrorCode::BadRequest,
         ErrorCode::NotInRoom,
         ErrorCode::UnknownPeer,
@@ -27,6 +30,7 @@ impl ErrorCode {
         ErrorCode::Unauthorized,
         ErrorCode::RateLimited,
         ErrorCode::PayloadTooLarge,
+        ErrorCode::Forbidden,
         ErrorCode::Internal,
     ];
 
@@ -39,6 +43,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::Internal => "internal",
         }
     }

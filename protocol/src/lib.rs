@@ -45,6 +45,15 @@ pub mod events {
     /// Version 2, resume (PROTOCOL.md).
     pub const PEER_RECONNECTING: &str = "peer-reconnecting";
     pub const PEER_RESUMED: &str = "peer-resumed";
+    /// Version 2, host controls, raised hands and reactions.
+    pub const KICK: &str = "kick";
+    pub const KICKED: &str = "kicked";
+    pub const LOCK: &str = "lock";
+    pub const ROOM_LOCKED: &str = "room-locked";
+    pub const MUTE_REQUEST: &str = "mute-request";
+    pub const HAND: &str = "hand";
+    pub const REACTION: &str = "reaction";
+    pub const HOST_CHANGED: &str = "host-changed";
 }
 
 /// The `to` / `from` value that addresses the SFU in an SFU room.

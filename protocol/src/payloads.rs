@@ -147,7 +147,7 @@ pub struct ReactionRequest {
 }
 
 impl Event for ReactionRequest {
-    const NAME: &'static str = "reaction";
+    const NAME: &'static str = events::REACTION;
 }
 
 fn de_emoji<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -219,6 +219,16 @@ pub struct PeerInfo {
     /// in the join ack's `peers` (absent when never announced).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<MediaState>,
+    /// Version 2: the room's host (absent for the others).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub host: bool,
+    /// Version 2: a raised hand, in the join ack's `peers` (absent when down).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub hand: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Extension: what a peer is sending.
@@ -268,6 +278,9 @@ impl Event for PeerJoined {
 pub struct PeerLeft {
     pub room: RoomName,
     pub id: PeerId,
+    /// Version 2: `"kicked"` when the host removed it (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl Event for PeerLeft {
@@ -370,7 +383,118 @@ pub struct ReactionEvent {
 }
 
 impl Event for ReactionEvent {
-    const NAME: &'static str = "reaction";
+    const NAME: &'static str = events::REACTION;
+}
+
+/// Version 2, host controls: the device a `mute-request` is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+/// `kick` (host only): `{"room", "peer"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct KickRequest {
+    pub room: RoomName,
+    pub peer: PeerId,
+}
+
+impl Event for KickRequest {
+    const NAME: &'static str = events::KICK;
+}
+
+/// `lock` (host only): `{"room", "locked"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct LockRequest {
+    pub room: RoomName,
+    pub locked: bool,
+}
+
+impl Event for LockRequest {
+    const NAME: &'static str = events::LOCK;
+}
+
+/// `mute-request` (host only): `{"room", "peer", "kind"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct MuteRequestRequest {
+    pub room: RoomName,
+    pub peer: PeerId,
+    pub kind: MediaKind,
+}
+
+impl Event for MuteRequestRequest {
+    const NAME: &'static str = events::MUTE_REQUEST;
+}
+
+/// `hand` (any member): `{"room", "raised"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct HandRequest {
+    pub room: RoomName,
+    pub raised: bool,
+}
+
+impl Event for HandRequest {
+    const NAME: &'static str = events::HAND;
+}
+
+/// `kicked`, to the removed peer: `{"room", "by"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct KickedEvent {
+    pub room: RoomName,
+    pub by: PeerId,
+}
+
+impl Event for KickedEvent {
+    const NAME: &'static str = events::KICKED;
+}
+
+/// `room-locked`, to the whole room: `{"room", "locked", "by"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct RoomLockedEvent {
+    pub room: RoomName,
+    pub locked: bool,
+    pub by: PeerId,
+}
+
+impl Event for RoomLockedEvent {
+    const NAME: &'static str = events::ROOM_LOCKED;
+}
+
+/// `mute-request`, to the asked peer: `{"room", "from", "kind"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct MuteRequestEvent {
+    pub room: RoomName,
+    pub from: PeerId,
+    pub kind: MediaKind,
+}
+
+impl Event for MuteRequestEvent {
+    const NAME: &'static str = events::MUTE_REQUEST;
+}
+
+/// `hand`, to the others: `{"room", "from", "raised"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct HandEvent {
+    pub room: RoomName,
+    pub from: PeerId,
+    pub raised: bool,
+}
+
+impl Event for HandEvent {
+    const NAME: &'static str = events::HAND;
+}
+
+/// `host-changed`, to the whole room: `{"room", "id"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct HostChanged {
+    pub room: RoomName,
+    pub id: PeerId,
+}
+
+impl Event for HostChanged {
+    const NAME: &'static str = events::HOST_CHANGED;
 }
 
 #[cfg(test)]

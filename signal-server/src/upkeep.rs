@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::{PeerLeft, PeerReconnecting};
+use protocol::PeerReconnecting;
 
 use crate::delivery::Delivery;
 use crate::handlers::{leave_all, left_for_good};
@@ -70,11 +70,7 @@ async fn sweep<E: Engine>(node: &Node<E>) {
             }
             for (room, left) in swept.gone {
                 tracing::info!(room = %room, peer = %left.id, "removed: its node stopped");
-                let ev = PeerLeft {
-                    room: room.clone(),
-                    id: left.id,
-                };
-                node.out.announce(&room, ev, left.remaining).await;
+                left_for_good(node, &room, left).await;
             }
         }
         Err(e) => tracing::debug!("sweep failed: {e}"),

@@ -13,8 +13,8 @@ use common::Redis;
 use protocol::{ChatText, DisplayName, MediaState, Mode, Password, PeerId, RoomName};
 use signal_server::redis_driver::ReconnectingDriver;
 use signal_server::rooms::{
-    Conn, Dest, HeldSeat, How, JoinError, JoinSpec, Joined, LocalStore, NewMessage, NotInRoom,
-    Parcel, ReceiptError, RedisStore, RoomLimits, RoomStore, RouteError, StoreError,
+    Act, ActError, Conn, Dest, HeldSeat, How, JoinError, JoinSpec, Joined, LocalStore, NewMessage,
+    NotInRoom, Parcel, ReceiptError, RedisStore, RoomLimits, RoomStore, RouteError, StoreError,
 };
 use socketioxide::socket::Sid;
 
@@ -36,6 +36,7 @@ async fn all_rules<F: Stores>(f: &F) {
     resume(f).await;
     resume_a_live_seat(f).await;
     sweep_holds(f).await;
+    host_and_acts(f).await;
 }
 
 #[tokio::test]
@@ -823,4 +824,107 @@ async fn sweep_holds<F: Stores>(f: &F) {
     let back = joined(&*n.a, s3, resuming(spec("swept", "B"), &b.token), "p3").await;
     assert_eq!(back.me.id, id("p2"));
     assert!(matches!(back.how, How::Resumed { replaced: None, .. }));
+}
+
+/// PROTOCOL.md version 2, "Host controls": the creator is host, then whoever
+/// is there longest; only the host kicks, locks and asks to mute; anyone
+/// raises a hand; a locked room lets only resumes in.
+async fn host_and_acts<F: Stores>(f: &F) {
+    let n = f
+        .nodes(RoomLimits {
+            max_peers: 6,
+            ..HOLDING
+        })
+        .await;
+    let (s1, s2, s3, s4) = (Sid::new(), Sid::new(), Sid::new(), Sid::new());
+    let r = room("hosted");
+    let a = joined(&*n.a, s1, spec("hosted", "Ana"), "p1").await;
+    assert!(a.me.host);
+    let b = joined(&*n.b, s2, spec("hosted", "Bo"), "p2").await;
+    assert!(!b.me.host);
+    assert_eq!(b.peers.iter().map(|p| p.host).collect::<Vec<_>>(), [true]);
+    joined(&*n.a, s3, spec("hosted", "Cy"), "p3").await;
+    // Only the host.
+    for act in [Act::Lock(true), Act::Kick(id("p3")), Act::Mute(id("p3"))] {
+        assert!(
+            matches!(
+                n.b.act(s2, &r, act.clone()).await,
+                Err(StoreError::Rule(ActError::Forbidden))
+            ),
+            "{act:?} from a member"
+        );
+    }
+    for act in [Act::Kick(id("p1")), Act::Mute(id("p1"))] {
+        assert!(matches!(
+            n.a.act(s1, &r, act).await,
+            Err(StoreError::Rule(ActError::ToSelf))
+        ));
+    }
+    assert!(matches!(
+        n.a.act(s1, &r, Act::Kick(id("nobody"))).await,
+        Err(StoreError::Rule(ActError::UnknownPeer))
+    ));
+    assert!(matches!(
+        n.a.act(Sid::new(), &r, Act::Lock(true)).await,
+        Err(StoreError::Rule(ActError::NotInRoom))
+    ));
+    // A hand, from anyone, is listed to later joiners.
+    let up = n.b.act(s2, &r, Act::Hand(true)).await.expect("hand");
+    assert_eq!((up.by.as_str(), up.count), ("p2", 3));
+    let d = joined(&*n.b, s4, spec("hosted", "Di"), "p4").await;
+    let flags: Vec<_> = d
+        .peers
+        .iter()
+        .map(|p| (p.id.as_str(), p.host, p.hand))
+        .collect();
+    assert_eq!(
+        flags,
+        [
+            ("p1", true, false),
+            ("p2", false, true),
+            ("p3", false, false)
+        ]
+    );
+    n.b.leave(s4, &r, |_| ()).await.expect("leaves");
+    // Mute: where the peer is.
+    let mute = n.a.act(s1, &r, Act::Mute(id("p2"))).await.expect("mute");
+    assert_eq!(mute.target.map(|d| d.sid()), Some(s2));
+    // Lock: only resumes get in.
+    n.a.act(s1, &r, Act::Lock(true)).await.expect("lock");
+    assert!(matches!(
+        join(&*n.b, Sid::new(), spec("hosted", "Ed"), "p5").await,
+        Err(StoreError::Rule(JoinError::Locked))
+    ));
+    n.b.hold(s2).await.expect("hold");
+    let s2b = Sid::new();
+    let back = joined(&*n.a, s2b, resuming(spec("hosted", "Bo"), &b.token), "p6").await;
+    assert_eq!(back.me.id, id("p2"), "a resume gets into a locked room");
+    n.a.act(s1, &r, Act::Lock(false)).await.expect("unlock");
+    // Kick: out, with its token.
+    let kicked = n.a.act(s1, &r, Act::Kick(id("p3"))).await.expect("kick");
+    assert_eq!(kicked.target.map(|d| d.sid()), Some(s3));
+    let left = kicked.left.expect("a leave");
+    assert_eq!(
+        (left.id.as_str(), left.remaining, left.host),
+        ("p3", 2, None)
+    );
+    assert!(
+        n.a.member(s3, &r).await.is_err(),
+        "the kicked connection is out"
+    );
+    assert!(n.a.rooms_of(s3).await.expect("rooms").is_empty());
+    // The host leaves: the member there longest is host.
+    let gone = n.a.leave(s1, &r, |l| l).await.expect("leaves");
+    assert_eq!(gone.host, Some(id("p2")));
+    let e = joined(&*n.b, Sid::new(), spec("hosted", "Ed"), "p7").await;
+    assert_eq!(
+        e.peers
+            .iter()
+            .map(|p| (p.id.as_str(), p.host))
+            .collect::<Vec<_>>(),
+        [("p2", true)]
+    );
+    n.a.act(s2b, &r, Act::Lock(true))
+        .await
+        .expect("the new host locks");
 }

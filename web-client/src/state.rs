@@ -44,6 +44,10 @@ pub enum StatusKind {
     ModeUnavailable,
     /// A peer connection failed; ICE is being restarted.
     IceFailed,
+    /// Version 2: a join of a room its host locked.
+    Locked,
+    /// Version 2: the host removed us from the room.
+    Kicked,
     /// Anything else, including one refused action (dismissable in the room).
     Error,
 }
@@ -59,6 +63,8 @@ impl StatusKind {
             StatusKind::InvalidRoom => "invalid_room",
             StatusKind::ModeUnavailable => "mode_unavailable",
             StatusKind::IceFailed => "ice-failed",
+            StatusKind::Locked => "locked",
+            StatusKind::Kicked => "kicked",
             StatusKind::Error => "error",
         }
     }

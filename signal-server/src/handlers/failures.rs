@@ -5,7 +5,7 @@ use protocol::ErrorCode;
 
 use crate::ack::Failure;
 use crate::delivery::Undelivered;
-use crate::rooms::{JoinError, NotInRoom, ReceiptError, RouteError, StoreError};
+use crate::rooms::{ActError, JoinError, NotInRoom, ReceiptError, RouteError, StoreError};
 
 impl From<NotInRoom> for Failure {
     fn from(_: NotInRoom) -> Self {
@@ -41,8 +41,20 @@ impl From<JoinError> for Failure {
             JoinError::RoomFull(_) => ErrorCode::RoomFull,
             JoinError::Unauthorized => ErrorCode::Unauthorized,
             JoinError::ModeUnavailable(_) | JoinError::TooManyRooms(_) => ErrorCode::BadRequest,
+            JoinError::Locked => ErrorCode::Forbidden,
         };
         Failure::new(code, e.to_string())
+    }
+}
+
+impl From<ActError> for Failure {
+    fn from(e: ActError) -> Self {
+        match e {
+            ActError::NotInRoom => NotInRoom.into(),
+            ActError::Forbidden => Failure::new(ErrorCode::Forbidden, e.to_string()),
+            ActError::ToSelf => Failure::bad_request(e.to_string()),
+            ActError::UnknownPeer => Failure::new(ErrorCode::UnknownPeer, e.to_string()),
+        }
     }
 }
 

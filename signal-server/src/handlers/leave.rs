@@ -1,6 +1,6 @@
 //! `leave`: give up one's seat in a room.
 
-use protocol::{LeaveRequest, PeerLeft, RoomName};
+use protocol::{HostChanged, LeaveRequest, PeerLeft, RoomName};
 use socketioxide::socket::{Sid, Socket};
 
 use super::Ctx;
@@ -29,7 +29,7 @@ pub(super) async fn leave_room<E: Engine>(
                 node.out.unsubscribe(s, room);
             }
             tracing::debug!(room = %room, peer = %left.id, "left");
-            gone(node, room, left)
+            gone(node, room, left, None)
         })
         .await?;
     announce.await;
@@ -37,21 +37,38 @@ pub(super) async fn leave_room<E: Engine>(
 }
 
 /// A member is out of `room`: its SFU connection ends and the others get
-/// `peer-left` (sent by the returned future).
-fn gone<E: Engine>(
+/// `peer-left` (with `reason`), then `host-changed` when it was the host
+/// (sent by the returned future).
+pub(super) fn gone<E: Engine>(
     node: &Node<E>,
     room: &RoomName,
     left: Left,
+    reason: Option<&'static str>,
 ) -> impl Future<Output = ()> + Send + use<E> {
     node.sfu.leave(room, left.id.clone(), left.remaining == 0);
     let ev = PeerLeft {
         room: room.clone(),
         id: left.id,
+        reason: reason.map(str::to_owned),
     };
-    node.out.announce(room, ev, left.remaining)
+    let left_ev = node.out.announce(room, ev, left.remaining);
+    let host_ev = left.host.map(|id| {
+        tracing::debug!(room = %room, peer = %id, "host changed");
+        let ev = HostChanged {
+            room: room.clone(),
+            id,
+        };
+        node.out.announce(room, ev, left.remaining)
+    });
+    async move {
+        left_ev.await;
+        if let Some(host_ev) = host_ev {
+            host_ev.await;
+        }
+    }
 }
 
 /// A held seat that ended (or was swept): out of the room for good.
 pub async fn left_for_good<E: Engine>(node: &Node<E>, room: &RoomName, left: Left) {
-    gone(node, room, left).await;
+    gone(node, room, left, None).await;
 }

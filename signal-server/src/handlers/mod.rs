@@ -35,6 +35,10 @@ events! {
     ChatReceipt => receipt::handle(protocol::ReceiptRequest),
     Ping => ping::handle(protocol::PingRequest),
     Reaction => reaction::handle(protocol::ReactionRequest),
+    Kick => kick::handle(protocol::KickRequest),
+    Lock => lock::handle(protocol::LockRequest),
+    Mute => mute_request::handle(protocol::MuteRequestRequest),
+    Hand => hand::handle(protocol::HandRequest),
 }
 
 /// What a handler works with: the node and the sending socket.

@@ -30,6 +30,7 @@ pub(super) async fn send<E: Engine>(
         let sent = match &parcel {
             Parcel::Signal(ev) => node.out.to_peer(&addr, ev.clone()).await,
             Parcel::Receipt(ev) => node.out.to_peer(&addr, ev.clone()).await,
+            Parcel::MuteRequest(ev) => node.out.to_peer(&addr, ev.clone()).await,
         };
         match sent {
             Err(Undelivered::Gone) if attempt == 0 => {
@@ -55,6 +56,7 @@ pub(super) fn emit<A: socketioxide::adapter::Adapter>(
     let res = match &parcel {
         Parcel::Signal(ev) => s.emit(protocol::SignalEvent::NAME, ev),
         Parcel::Receipt(ev) => s.emit(protocol::ReceiptEvent::NAME, ev),
+        Parcel::MuteRequest(ev) => s.emit(protocol::MuteRequestEvent::NAME, ev),
     };
     match res {
         Ok(()) => node_metrics.delivered(1),

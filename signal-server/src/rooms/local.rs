@@ -15,8 +15,9 @@ use socketioxide::socket::Sid;
 
 use super::registry::Registry;
 use super::{
-    Dest, HeldSeat, JoinError, JoinSpec, Joined, Left, Member, NewMessage, NotInRoom, Parcel,
-    Receipt, ReceiptError, Result, RoomLimits, RoomStore, RouteError, StoreError, Swept,
+    Act, ActError, Acted, Dest, HeldSeat, JoinError, JoinSpec, Joined, Left, Member, NewMessage,
+    NotInRoom, Parcel, Receipt, ReceiptError, Result, RoomLimits, RoomStore, RouteError,
+    StoreError, Swept,
 };
 
 /// All rooms of this node.
@@ -75,6 +76,15 @@ impl RoomStore for LocalStore {
         parcel: Parcel,
     ) -> impl Future<Output = Result<Option<Sid>, RouteError>> + Send {
         ready(rule(self.lock().keep(room, peer, parcel)))
+    }
+
+    fn act(
+        &self,
+        conn: Sid,
+        room: &RoomName,
+        act: Act,
+    ) -> impl Future<Output = Result<Acted<Sid>, ActError>> + Send {
+        ready(rule(self.lock().act(conn, room, act)))
     }
 
     fn expire(&self) -> impl Future<Output = Result<Vec<(RoomName, Left)>>> + Send {

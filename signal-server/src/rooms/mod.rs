@@ -28,8 +28,8 @@ use std::net::IpAddr;
 
 use protocol::RoomName;
 use protocol::{
-    ChatMessage, ChatText, DisplayName, MediaState, Mode, Password, PeerId, PeerInfo, ReceiptEvent,
-    ResumeToken, SignalEvent,
+    ChatMessage, ChatText, DisplayName, MediaState, Mode, MuteRequestEvent, Password, PeerId,
+    PeerInfo, ReceiptEvent, ResumeToken, SignalEvent,
 };
 use serde::{Deserialize, Serialize};
 use socketioxide::socket::Sid;
@@ -87,6 +87,8 @@ pub enum Parcel {
     Signal(SignalEvent),
     #[serde(rename = "chat-receipt")]
     Receipt(ReceiptEvent),
+    #[serde(rename = "mute-request")]
+    MuteRequest(MuteRequestEvent),
 }
 
 impl Parcel {
@@ -183,6 +185,48 @@ pub struct Left {
     pub id: PeerId,
     /// Members still in the room (0: the room is gone).
     pub remaining: usize,
+    /// The room's new host, when the one that left was the host.
+    pub host: Option<PeerId>,
+}
+
+/// A host control, or a raised hand (PROTOCOL.md version 2, "Host
+/// controls"), as the store applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Act {
+    /// Host only: the peer is out of the room (its seat, held or not, and
+    /// its resume token).
+    Kick(PeerId),
+    /// Host only: while locked, a join that is not a resume is refused.
+    Lock(bool),
+    /// Host only: nothing changes; where the peer is, for the request.
+    Mute(PeerId),
+    /// Any member: listed in later join acks while raised.
+    Hand(bool),
+}
+
+/// What an [`Act`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acted<A> {
+    /// Who acted.
+    pub by: PeerId,
+    /// Members of the room now, the actor included.
+    pub count: usize,
+    /// Kick and mute: where the addressed peer was.
+    pub target: Option<Dest<A>>,
+    /// Kick: the member removed.
+    pub left: Option<Left>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ActError {
+    #[error("not in room")]
+    NotInRoom,
+    #[error("only the room's host may do this")]
+    Forbidden,
+    #[error("a host control cannot name yourself")]
+    ToSelf,
+    #[error("no such peer in this room")]
+    UnknownPeer,
 }
 
 /// The sender of an event, as its room knows it.
@@ -216,6 +260,8 @@ pub enum JoinError {
     ModeUnavailable(&'static str),
     #[error("a connection may be in at most {0} rooms at once; leave one first")]
     TooManyRooms(usize),
+    #[error("this room is locked by its host")]
+    Locked,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -290,6 +336,14 @@ pub trait RoomStore: Send + Sync + 'static {
         peer: &PeerId,
         parcel: Parcel,
     ) -> impl Future<Output = Result<Option<Self::Addr>, RouteError>> + Send;
+
+    /// Applies `act` from `conn` in `room`: the host checks, then the change.
+    fn act(
+        &self,
+        conn: Sid,
+        room: &RoomName,
+        act: Act,
+    ) -> impl Future<Output = Result<Acted<Self::Addr>, ActError>> + Send;
 
     /// Ends the held seats whose grace period is over, as leaves.
     fn expire(&self) -> impl Future<Output = Result<Vec<(RoomName, Left)>>> + Send;

@@ -46,8 +46,9 @@ use sha2::{Digest, Sha256};
 use socketioxide::socket::Sid;
 
 use super::{
-    Dest, HeldSeat, How, JoinError, JoinSpec, Joined, Left, Member, NewMessage, NotInRoom, Parcel,
-    Receipt, ReceiptError, Result, RoomLimits, RoomStore, RouteError, StoreError, Swept,
+    Act, ActError, Acted, Dest, HeldSeat, How, JoinError, JoinSpec, Joined, Left, Member,
+    NewMessage, NotInRoom, Parcel, Receipt, ReceiptError, Result, RoomLimits, RoomStore,
+    RouteError, StoreError, Swept,
 };
 use crate::redis_driver::{DriverError, ReconnectingDriver};
 
@@ -73,14 +74,18 @@ struct Stored {
     /// The seat's resume token.
     #[serde(default)]
     tok: String,
+    /// A raised hand.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    hand: bool,
 }
 
 impl Stored {
-    fn info(&self) -> PeerInfo {
+    fn info(&self, host: bool) -> PeerInfo {
         PeerInfo {
-            id: self.id.clone(),
-            name: self.name.clone(),
             media: self.media,
+            host,
+            hand: self.hand,
+            ..self.ident()
         }
     }
     fn ident(&self) -> PeerInfo {
@@ -88,6 +93,8 @@ impl Stored {
             id: self.id.clone(),
             name: self.name.clone(),
             media: None,
+            host: false,
+            hand: false,
         }
     }
 }
@@ -135,6 +142,7 @@ struct Scripts {
     hold: Script,
     keep: Script,
     expire: Script,
+    act: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -178,6 +186,10 @@ impl RedisStore {
                 expire: Script::new(&format!(
                     "{HISTORY_FN}{REMOVE_FN}{HOLD_FN}{}",
                     include_str!("lua/expire.lua")
+                )),
+                act: Script::new(&format!(
+                    "{HISTORY_FN}{REMOVE_FN}{}",
+                    include_str!("lua/act.lua")
                 )),
             }),
             mine: Arc::new(Mutex::new(HashMap::new())),
@@ -253,10 +265,7 @@ impl RedisStore {
         cmd.arg(format!("{}:p", self.room_key(room)))
             .arg(peer.as_str());
         let conn: Option<String> = self.run(cmd).await?;
-        Ok(conn.and_then(|c| match c.strip_prefix('!') {
-            Some(_) => Some(Dest::Held),
-            None => Conn::parse(&c).map(Dest::Live),
-        }))
+        Ok(conn.as_deref().and_then(dest))
     }
 
     async fn take_seat(
@@ -273,6 +282,7 @@ impl RedisStore {
             conn: key.clone(),
             media: None,
             tok: spec.token.clone(),
+            hand: false,
         };
         let pw = spec
             .password
@@ -319,21 +329,25 @@ impl RedisStore {
                 let max = self.limits.rooms_per_conn;
                 return Err(StoreError::Rule(JoinError::TooManyRooms(max)));
             }
+            "locked" => return Err(StoreError::Rule(JoinError::Locked)),
             _ => {}
         }
         let mode: Mode = field::<String>(&reply, 1).parse().unwrap_or(spec.mode);
-        let me = decode_member(&field::<String>(&reply, 2)).map(|(_, m)| m);
+        let me = decode_member(&field::<String>(&reply, 2));
         let mut others: Vec<(u64, Stored)> = field::<Vec<String>>(&reply, 3)
             .iter()
             .filter_map(|v| decode_member(v))
             .collect();
         others.retain(|(_, m)| m.conn != key);
         others.sort_by_key(|(n, _)| *n);
+        // The host: the lowest join number (me, or the first of the others).
+        let my_seq = me.as_ref().map_or(u64::MAX, |(n, _)| *n);
+        let host_seq = others.first().map_or(my_seq, |(n, _)| (*n).min(my_seq));
         let history = field::<Vec<String>>(&reply, 4)
             .iter()
             .filter_map(|h| decode_history(h))
             .collect();
-        let me = me.ok_or(StoreError::Unavailable(DriverError::Down))?;
+        let (_, me) = me.ok_or(StoreError::Unavailable(DriverError::Down))?;
         let how = match outcome.as_str() {
             "ok" => How::Fresh,
             "resumed" => How::Resumed {
@@ -346,9 +360,15 @@ impl RedisStore {
             _ => How::Again,
         };
         Ok(Joined {
-            me: me.ident(),
+            me: PeerInfo {
+                host: my_seq == host_seq,
+                ..me.ident()
+            },
             mode,
-            peers: others.into_iter().map(|(_, m)| m.info()).collect(),
+            peers: others
+                .into_iter()
+                .map(|(n, m)| m.info(n == host_seq))
+                .collect(),
             history,
             token: me.tok,
             how,
@@ -358,10 +378,11 @@ impl RedisStore {
     async fn remove(&self, conn: &str, room: &RoomName) -> Result<Left, NotInRoom> {
         let mut inv = self.scripts.leave.prepare_invoke();
         inv.arg(&*self.prefix).arg(room.as_str()).arg(conn);
-        let r: Option<(String, usize)> = self.invoke(inv).await?;
-        r.map(|(id, remaining)| Left {
+        let r: Option<(String, usize, String)> = self.invoke(inv).await?;
+        r.map(|(id, remaining, host)| Left {
             id: PeerId::from(id),
             remaining,
+            host: (!host.is_empty()).then(|| PeerId::from(host)),
         })
         .ok_or(StoreError::Rule(NotInRoom))
     }
@@ -423,6 +444,38 @@ impl RoomStore for RedisStore {
                 .map(Some)
                 .ok_or(StoreError::Rule(RouteError::UnknownPeer)),
             _ => Err(StoreError::Rule(RouteError::UnknownPeer)),
+        }
+    }
+
+    async fn act(&self, conn: Sid, room: &RoomName, act: Act) -> Result<Acted<Conn>, ActError> {
+        let (kind, arg) = match &act {
+            Act::Hand(up) => ("hand", if *up { "1" } else { "0" }),
+            Act::Lock(on) => ("lock", if *on { "1" } else { "0" }),
+            Act::Mute(p) => ("mute", p.as_str()),
+            Act::Kick(p) => ("kick", p.as_str()),
+        };
+        let mut inv = self.scripts.act.prepare_invoke();
+        inv.arg(&*self.prefix)
+            .arg(room.as_str())
+            .arg(self.conn_key(conn))
+            .arg(kind)
+            .arg(arg);
+        let reply: Vec<String> = self.invoke(inv).await?;
+        let rule = |e| Err(StoreError::Rule(e));
+        match (
+            reply.first().map(String::as_str),
+            reply.get(1).map(String::as_str),
+        ) {
+            (Some("ok"), Some(by)) => Ok(Acted {
+                by: PeerId::from(by.to_owned()),
+                count: reply.get(2).and_then(|n| n.parse().ok()).unwrap_or(0),
+                target: reply.get(3).and_then(|t| dest(t)),
+                left: reply.get(4..).and_then(left_of),
+            }),
+            (_, Some("forbidden")) => rule(ActError::Forbidden),
+            (_, Some("to_self")) => rule(ActError::ToSelf),
+            (_, Some("unknown_peer")) => rule(ActError::UnknownPeer),
+            _ => rule(ActError::NotInRoom),
         }
     }
 
@@ -710,18 +763,31 @@ fn held_seats(flat: &[String]) -> Vec<HeldSeat> {
         .collect()
 }
 
-/// room, peer, members left, ... → the leaves.
+/// room, peer, members left, new host or '', ... → the leaves.
 fn left_list(flat: &[String]) -> Vec<(RoomName, Left)> {
-    flat.chunks_exact(3)
-        .filter_map(|p| {
-            let room = RoomName::parse(&p[0]).ok()?;
-            let left = Left {
-                id: PeerId::from(p[1].clone()),
-                remaining: p[2].parse().ok()?,
-            };
-            Some((room, left))
-        })
+    flat.chunks_exact(4)
+        .filter_map(|p| Some((RoomName::parse(&p[0]).ok()?, left_of(&p[1..])?)))
         .collect()
+}
+
+/// peer, members left, new host or '' → the leave.
+fn left_of(p: &[String]) -> Option<Left> {
+    Some(Left {
+        id: PeerId::from(p.first()?.clone()),
+        remaining: p.get(1)?.parse().ok()?,
+        host: p
+            .get(2)
+            .filter(|h| !h.is_empty())
+            .map(|h| PeerId::from(h.clone())),
+    })
+}
+
+/// A peer entry (`conn`, or `!conn` while the seat is held) → where it is.
+fn dest(entry: &str) -> Option<Dest<Conn>> {
+    match entry.strip_prefix('!') {
+        Some(_) => Some(Dest::Held),
+        None => Conn::parse(entry).map(Dest::Live),
+    }
 }
 
 /// A kept history entry (`bytes \t ip \t json`) → the message.

@@ -14,8 +14,8 @@ use protocol::{ChatMessage, DisplayName, MediaState, Mode, Password, PeerId, Pee
 use subtle::ConstantTimeEq;
 
 use super::{
-    Dest, HeldSeat, How, JoinError, JoinSpec, Joined, Left, Member, NewMessage, NotInRoom, Parcel,
-    Receipt, ReceiptError, RoomLimits, RouteError,
+    Act, ActError, Acted, Dest, HeldSeat, How, JoinError, JoinSpec, Joined, Left, Member,
+    NewMessage, NotInRoom, Parcel, Receipt, ReceiptError, RoomLimits, RouteError,
 };
 
 #[derive(Debug)]
@@ -29,6 +29,8 @@ struct Seat<C> {
     token: String,
     /// Set while the connection is lost and the seat waits for a resume.
     held: Option<Held>,
+    /// A raised hand (version 2).
+    hand: bool,
 }
 
 /// A held seat's deadline and the events kept for it.
@@ -53,23 +55,45 @@ fn token_matches(have: &str, given: &str) -> bool {
 }
 
 impl<C> Seat<C> {
-    /// As others see it: with the media state (join ack `peers`).
-    fn info(&self) -> PeerInfo {
+    /// As others see it (join ack `peers`): with the media state, the hand,
+    /// and whether it is the host (the room's first seat).
+    fn info(&self, host: bool) -> PeerInfo {
         PeerInfo {
-            id: self.id.clone(),
-            name: self.name.as_str().to_owned(),
             media: self.media,
+            host,
+            hand: self.hand,
+            ..self.ident()
         }
     }
 
-    /// Just id and name (`self`, chat `from`).
+    /// Just id and name (chat `from`, `self` with [`Self::me`]).
     fn ident(&self) -> PeerInfo {
         PeerInfo {
             id: self.id.clone(),
             name: self.name.as_str().to_owned(),
             media: None,
+            host: false,
+            hand: false,
         }
     }
+
+    /// The join ack's `self`: id, name, and whether it is the host.
+    fn me(&self, host: bool) -> PeerInfo {
+        PeerInfo {
+            host,
+            ..self.ident()
+        }
+    }
+}
+
+/// The join ack's `peers`: every seat but `skip`'s, in join order.
+fn listed<C: PartialEq>(seats: &[Seat<C>], skip: &C) -> Vec<PeerInfo> {
+    seats
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| &m.conn != skip)
+        .map(|(i, m)| m.info(i == 0))
+        .collect()
 }
 
 /// A message in a room's history, with what it counts against.
@@ -88,8 +112,11 @@ struct Room<C> {
     name: Arc<RoomName>,
     mode: Mode,
     password: Option<Password>,
-    /// In join order; rooms are small enough that a scan beats a map.
+    /// In join order; rooms are small enough that a scan beats a map. The
+    /// first is the host (the creator, then whoever is there longest).
     seats: Vec<Seat<C>>,
+    /// Set by the host: only resumes get in.
+    locked: bool,
     /// Dropped with the room: no message outlives it.
     history: VecDeque<Kept>,
     /// The bytes of `history`.
@@ -148,15 +175,11 @@ impl<C: PartialEq> Room<C> {
     /// the others in join order, the history.
     fn view_for(&self, conn: &C, how: How<C>) -> Option<Joined<C>> {
         let me = self.by_conn(conn)?;
+        let host = self.seats.first().is_some_and(|h| &h.conn == conn);
         Some(Joined {
-            me: me.ident(),
+            me: me.me(host),
             mode: self.mode,
-            peers: self
-                .seats
-                .iter()
-                .filter(|m| &m.conn != conn)
-                .map(Seat::info)
-                .collect(),
+            peers: listed(&self.seats, conn),
             history: self.history.iter().map(|k| k.msg.clone()).collect(),
             token: me.token.clone(),
             how,
@@ -258,6 +281,9 @@ impl<C: Copy + Eq + Hash> Registry<C> {
                 self.conns.entry(conn).or_default().push(spec.room);
                 return Ok(joined);
             }
+            if room.locked {
+                return Err(JoinError::Locked);
+            }
             if !room.password_matches(spec.password.as_ref()) {
                 return Err(JoinError::Unauthorized);
             }
@@ -275,6 +301,7 @@ impl<C: Copy + Eq + Hash> Registry<C> {
             mode: spec.mode,
             password: spec.password,
             seats: Vec::new(),
+            locked: false,
             history: VecDeque::new(),
             history_bytes: 0,
         });
@@ -285,11 +312,12 @@ impl<C: Copy + Eq + Hash> Registry<C> {
             media: None,
             token: spec.token,
             held: None,
+            hand: false,
         };
         let joined = Joined {
-            me: me.ident(),
+            me: me.me(room.seats.is_empty()),
             mode: room.mode,
-            peers: room.seats.iter().map(Seat::info).collect(),
+            peers: listed(&room.seats, &conn),
             history: room.history.iter().map(|k| k.msg.clone()).collect(),
             token: me.token.clone(),
             how: How::Fresh,
@@ -402,6 +430,9 @@ impl<C: Copy + Eq + Hash> Registry<C> {
             self.holds -= 1;
         }
         let remaining = r.seats.len();
+        let host = (idx == 0)
+            .then(|| r.seats.first().map(|h| h.id.clone()))
+            .flatten();
         if remaining == 0
             && let Some(gone) = self.rooms.remove(room)
         {
@@ -413,7 +444,50 @@ impl<C: Copy + Eq + Hash> Registry<C> {
         Left {
             id: seat.id,
             remaining,
+            host,
         }
+    }
+
+    /// Applies a host control or a hand from `conn` (see [`Act`]).
+    pub(super) fn act(&mut self, conn: C, room: &RoomName, act: Act) -> Result<Acted<C>, ActError> {
+        let r = self.rooms.get_mut(room).ok_or(ActError::NotInRoom)?;
+        let me = r
+            .seats
+            .iter()
+            .position(|m| m.conn == conn && m.held.is_none())
+            .ok_or(ActError::NotInRoom)?;
+        let by = r.seats[me].id.clone();
+        let mut done = Acted {
+            by,
+            count: r.seats.len(),
+            target: None,
+            left: None,
+        };
+        match act {
+            Act::Hand(raised) => r.seats[me].hand = raised,
+            _ if me != 0 => return Err(ActError::Forbidden),
+            Act::Lock(locked) => r.locked = locked,
+            Act::Kick(peer) | Act::Mute(peer) if peer == done.by => return Err(ActError::ToSelf),
+            Act::Mute(peer) => {
+                done.target = Some(r.by_id(&peer).ok_or(ActError::UnknownPeer)?.dest());
+            }
+            Act::Kick(peer) => {
+                let idx = r
+                    .seats
+                    .iter()
+                    .position(|m| m.id == peer)
+                    .ok_or(ActError::UnknownPeer)?;
+                let target = r.seats[idx].dest();
+                let left = self.remove_seat(room, idx);
+                if let Dest::Live(old) = target {
+                    self.drop_conn_room(old, room);
+                }
+                done.count = left.remaining;
+                done.target = Some(target);
+                done.left = Some(left);
+            }
+        }
+        Ok(done)
     }
 
     /// Removes `conn` from `room`.

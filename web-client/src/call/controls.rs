@@ -116,6 +116,21 @@ impl Call {
         );
     }
 
+    /// The host asked us to turn the microphone (or camera) off: it goes
+    /// off, and the log says who asked; turning it back on is ours to do.
+    pub(super) fn on_mute_request(&self, who: &str, video: bool) {
+        let ui = self.ui;
+        if video && ui.cam_on.get_untracked() {
+            self.toggle_camera();
+        } else if !video && ui.mic_on.get_untracked() {
+            self.toggle_mic();
+        }
+        let what = if video { "camera" } else { "microphone" };
+        ui.notice(format!(
+            "{who}, the host, asked you to turn your {what} off. You can turn it back on."
+        ));
+    }
+
     pub(super) fn toggle_mic(&self) {
         if self.is_over() || !self.ui.has_mic.get_untracked() {
             return;

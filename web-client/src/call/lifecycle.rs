@@ -212,6 +212,71 @@ impl Call {
             c.on_receipt(&r.id, r.from.as_str())
         });
         self.on_room_event(events::PING, |c, p: PingEvent| c.on_relay_ping(p));
+        self.wire_host_events();
+    }
+
+    /// Version 2 host controls, hands and reactions. Read field by field
+    /// rather than through serde: a decoder per event type would cost the
+    /// bundle a few KB.
+    fn wire_host_events(self: &Rc<Self>) {
+        fn field(v: &JsValue, k: &str) -> String {
+            crate::js::get_str(v, k).unwrap_or_default()
+        }
+        fn here(c: &Call, v: &JsValue) -> bool {
+            field(v, "room") == c.params.room
+        }
+        self.on(events::KICKED, move |c, v| {
+            if here(c, &v) {
+                let by = c.ui.peer_name(&field(&v, "by"));
+                crate::js::session_set(&token_key(&c.params.room), None);
+                c.fail(
+                    StatusKind::Kicked,
+                    &format!("{by}, the host, removed you from this room."),
+                );
+            }
+        });
+        self.on(events::MUTE_REQUEST, move |c, v| {
+            if here(c, &v) {
+                let who = c.ui.peer_name(&field(&v, "from"));
+                let video = field(&v, "kind") == "video";
+                c.on_mute_request(&who, video);
+            }
+        });
+        self.on(events::HOST_CHANGED, move |c, v| {
+            if here(c, &v) {
+                let id = field(&v, "id");
+                let text = match c.self_id() {
+                    Some(me) if me == id => "You are now the host.".to_owned(),
+                    _ => format!("{} is now the host.", c.ui.peer_name(&id)),
+                };
+                c.ui.notice(text);
+            }
+        });
+        self.on(events::ROOM_LOCKED, move |c, v| {
+            if here(c, &v) {
+                let by = c.ui.peer_name(&field(&v, "by"));
+                let locked = crate::js::get(&v, "locked").as_bool() == Some(true);
+                c.ui.notice(if locked {
+                    format!("{by} locked the room: nobody new can join.")
+                } else {
+                    format!("{by} unlocked the room.")
+                });
+            }
+        });
+        self.on(events::HAND, move |c, v| {
+            if here(c, &v) && crate::js::get(&v, "raised").as_bool() == Some(true) {
+                c.ui.notice(format!(
+                    "{} raised a hand",
+                    c.ui.peer_name(&field(&v, "from"))
+                ));
+            }
+        });
+        self.on(events::REACTION, move |c, v| {
+            if here(c, &v) {
+                let who = c.ui.peer_name(&field(&v, "from"));
+                c.ui.notice(format!("{who} reacted {}", field(&v, "emoji")));
+            }
+        });
     }
 
     fn on_connect(self: &Rc<Self>) {
@@ -561,6 +626,11 @@ fn refusal(code: ErrorCode, message: &str, params: &JoinParams) -> (StatusKind, 
             StatusKind::ModeUnavailable,
             "This server does not forward video itself (SFU), so this room cannot use that mode. \
              You can join as a peer-to-peer call instead."
+                .to_owned(),
+        ),
+        ErrorCode::Forbidden => (
+            StatusKind::Locked,
+            "This room is locked by its host: nobody new can join for now. Try again later."
                 .to_owned(),
         ),
         ErrorCode::RateLimited => (

@@ -22,6 +22,8 @@ pub fn ErrorScreen() -> impl IntoView {
         StatusKind::RoomFull => "This room is full",
         StatusKind::InvalidRoom => "This link does not lead to a room",
         StatusKind::ModeUnavailable => "This kind of call is not available here",
+        StatusKind::Locked => "This room is locked",
+        StatusKind::Kicked => "You were removed from the call",
         _ => "Could not join the room",
     };
     let password = RwSignal::new(String::new());

@@ -51,6 +51,7 @@ if ARGV[11] ~= '' and redis.call('EXISTS', KEYS[1]) == 1 then
   end
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'locked') == '1' then return {'locked'} end
   local pw = redis.call('HGET', KEYS[1], 'pw') or ''
   if pw ~= '' and pw ~= ARGV[5] then return {'unauthorized'} end
   if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[6]) then return {'full'} end

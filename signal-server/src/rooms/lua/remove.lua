@@ -1,8 +1,24 @@
--- Removes one member; shared by LEAVE and SWEEP. Returns {peer id, members left}.
+-- The host of a room: its member with the lowest join number (the
+-- creator, then whoever is there longest). Returns its connection and value.
+local function host_of(members)
+  local all = redis.call('HGETALL', members)
+  local best, low = nil, nil
+  for i = 1, #all, 2 do
+    local v = all[i + 1]
+    local n = tonumber(string.sub(v, 1, string.find(v, '\n', 1, true) - 1))
+    if not low or n < low then best, low = i, n end
+  end
+  if best then return all[best], all[best + 1] end
+  return nil, nil
+end
+
+-- Removes one member; shared by LEAVE, SWEEP, EXPIRE and KICK. Returns
+-- {peer id, members left, the new host's id when the host left, else ''}.
 local function remove(prefix, room, conn)
   local r = prefix .. ':r:' .. room
   local v = redis.call('HGET', r .. ':m', conn)
   if not v then return nil end
+  local was_host = host_of(r .. ':m') == conn
   local json = string.sub(v, string.find(v, '\n') + 1)
   local id = cjson.decode(json)['id']
   redis.call('HDEL', r .. ':m', conn)
@@ -14,10 +30,14 @@ local function remove(prefix, room, conn)
     redis.call('SREM', prefix .. ':n:' .. node .. ':c', conn)
   end
   local left = redis.call('HLEN', r .. ':m')
+  local host = ''
   -- The room's history goes with the room: no message outlives it.
   if left == 0 then
     forget_room(prefix, r)
     redis.call('DEL', r, r .. ':m', r .. ':p', r .. ':h')
+  elseif was_host then
+    local _, hv = host_of(r .. ':m')
+    host = cjson.decode(string.sub(hv, string.find(hv, '\n', 1, true) + 1))['id']
   end
-  return {id, left}
+  return {id, left, host}
 end
