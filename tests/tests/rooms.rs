@@ -19,8 +19,17 @@ async fn join_ack_lists_peers_and_presence_reaches_others_only() -> anyhow::Resu
     let id_a = ack_a["self"]["id"].as_str().expect("id").to_owned();
     assert_eq!(id_a.len(), 36, "a UUID: {id_a}");
 
+    assert_eq!(
+        ack_a["self"]["host"], true,
+        "version 2: the creator is host"
+    );
+
     let ack_b = b.join("room1", "Bo").await?;
-    assert_eq!(ack_b["peers"], json!([{"id": id_a, "name": "Ana"}]));
+    assert_eq!(
+        ack_b["peers"],
+        json!([{"id": id_a, "name": "Ana", "host": true}])
+    );
+    assert_eq!(ack_b["self"].get("host"), None, "only the host is marked");
     let id_b = ack_b["self"]["id"].as_str().expect("id").to_owned();
     assert_ne!(id_a, id_b);
 
