@@ -24,6 +24,7 @@ command -v npm >/dev/null || need_pkg npm
 if [ "$purpose" = test ]; then
   need_pkg chromium      # browser tests (Debian's build: no test tool may download one)
   need_pkg firefox-esr   # cross-browser call
+  need_pkg fonts-noto-color-emoji  # reactions in the screenshots (headless Chromium has no emoji font otherwise)
   need_pkg iproute2      # `ip link set lo up` in the loopback-only test namespace
   need_pkg util-linux    # unshare
   command -v redis-server >/dev/null || need_pkg redis-server  # scale-out tests (Debian 12: 7.0)

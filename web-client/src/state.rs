@@ -177,6 +177,8 @@ pub struct PeerView {
     /// Its connection to the server was lost; its seat is held for it
     /// (`peer-reconnecting` until `peer-resumed` or `peer-left`).
     pub away: bool,
+    /// A raised hand (version 2).
+    pub hand: bool,
 }
 
 impl PeerView {
@@ -197,6 +199,7 @@ impl PeerView {
             video_codec: None,
             stream_rev: 0,
             away: false,
+            hand: false,
         }
     }
 }
@@ -351,6 +354,14 @@ pub struct Ui {
     pub mic_level: RwSignal<f64>,
     /// In an SFU room: the media path's round trip to the server (ICE), ms.
     pub sfu_rtt: RwSignal<Option<f64>>,
+    /// Version 2: the room's host (a peer id, ours included).
+    pub host_id: RwSignal<String>,
+    /// Version 2: the host locked the room (as last announced to us).
+    pub locked: RwSignal<bool>,
+    /// Our own raised hand.
+    pub hand_up: RwSignal<bool>,
+    /// Reactions showing now: (key, peer id, emoji), ours included.
+    pub reactions: RwSignal<Vec<(u32, String, String)>>,
 }
 
 impl Ui {
@@ -378,6 +389,10 @@ impl Ui {
             outage_secs: RwSignal::new(0),
             mic_level: RwSignal::new(0.0),
             sfu_rtt: RwSignal::new(None),
+            host_id: RwSignal::new(String::new()),
+            locked: RwSignal::new(false),
+            hand_up: RwSignal::new(false),
+            reactions: RwSignal::new(Vec::new()),
         }
     }
 

@@ -54,7 +54,7 @@ pub(super) struct Lifecycle {
 }
 
 /// Where a room's resume token is kept in `sessionStorage`.
-fn token_key(room: &str) -> String {
+pub(super) fn token_key(room: &str) -> String {
     format!("rooms.resume.{room}")
 }
 
@@ -148,7 +148,7 @@ impl Call {
     }
 
     /// Calls `f` on each payload of `event` while the call exists.
-    fn on(self: &Rc<Self>, event: &str, f: impl Fn(&Rc<Call>, JsValue) + 'static) {
+    pub(super) fn on(self: &Rc<Self>, event: &str, f: impl Fn(&Rc<Call>, JsValue) + 'static) {
         let weak = Rc::downgrade(self);
         self.sig.on(event, move |v| {
             if let Some(call) = weak.upgrade() {
@@ -213,70 +213,6 @@ impl Call {
         });
         self.on_room_event(events::PING, |c, p: PingEvent| c.on_relay_ping(p));
         self.wire_host_events();
-    }
-
-    /// Version 2 host controls, hands and reactions. Read field by field
-    /// rather than through serde: a decoder per event type would cost the
-    /// bundle a few KB.
-    fn wire_host_events(self: &Rc<Self>) {
-        fn field(v: &JsValue, k: &str) -> String {
-            crate::js::get_str(v, k).unwrap_or_default()
-        }
-        fn here(c: &Call, v: &JsValue) -> bool {
-            field(v, "room") == c.params.room
-        }
-        self.on(events::KICKED, move |c, v| {
-            if here(c, &v) {
-                let by = c.ui.peer_name(&field(&v, "by"));
-                crate::js::session_set(&token_key(&c.params.room), None);
-                c.fail(
-                    StatusKind::Kicked,
-                    &format!("{by}, the host, removed you from this room."),
-                );
-            }
-        });
-        self.on(events::MUTE_REQUEST, move |c, v| {
-            if here(c, &v) {
-                let who = c.ui.peer_name(&field(&v, "from"));
-                let video = field(&v, "kind") == "video";
-                c.on_mute_request(&who, video);
-            }
-        });
-        self.on(events::HOST_CHANGED, move |c, v| {
-            if here(c, &v) {
-                let id = field(&v, "id");
-                let text = match c.self_id() {
-                    Some(me) if me == id => "You are now the host.".to_owned(),
-                    _ => format!("{} is now the host.", c.ui.peer_name(&id)),
-                };
-                c.ui.notice(text);
-            }
-        });
-        self.on(events::ROOM_LOCKED, move |c, v| {
-            if here(c, &v) {
-                let by = c.ui.peer_name(&field(&v, "by"));
-                let locked = crate::js::get(&v, "locked").as_bool() == Some(true);
-                c.ui.notice(if locked {
-                    format!("{by} locked the room: nobody new can join.")
-                } else {
-                    format!("{by} unlocked the room.")
-                });
-            }
-        });
-        self.on(events::HAND, move |c, v| {
-            if here(c, &v) && crate::js::get(&v, "raised").as_bool() == Some(true) {
-                c.ui.notice(format!(
-                    "{} raised a hand",
-                    c.ui.peer_name(&field(&v, "from"))
-                ));
-            }
-        });
-        self.on(events::REACTION, move |c, v| {
-            if here(c, &v) {
-                let who = c.ui.peer_name(&field(&v, "from"));
-                c.ui.notice(format!("{who} reacted {}", field(&v, "emoji")));
-            }
-        });
     }
 
     fn on_connect(self: &Rc<Self>) {
@@ -374,7 +310,7 @@ impl Call {
 
     /// The join was refused for good: the error screen, the camera and
     /// microphone released.
-    fn fail(&self, kind: StatusKind, text: &str) {
+    pub(super) fn fail(&self, kind: StatusKind, text: &str) {
         self.life.stage.set(Stage::Over);
         self.stop_probes();
         self.close_connections();
@@ -402,6 +338,12 @@ impl Call {
             StatusKind::Unreachable,
         ]);
         self.show_history(&ack.history, &me);
+        let host = if ack.self_.host {
+            Some(me.clone())
+        } else {
+            ack.peers.iter().find(|p| p.host).map(|p| p.id.to_string())
+        };
+        self.ui.host_id.set(host.unwrap_or_default());
         if resumed && was_in {
             // Our seat, back: every connection carried on meanwhile. Catch
             // up on who came and went; what waited goes out now.
@@ -424,9 +366,13 @@ impl Call {
         self.ui.peers.set(
             ack.peers
                 .iter()
-                .map(|p| PeerView::new(p.id.to_string(), p.name.clone(), p.media))
+                .map(|p| PeerView {
+                    hand: p.hand,
+                    ..PeerView::new(p.id.to_string(), p.name.clone(), p.media)
+                })
                 .collect(),
         );
+        self.ui.hand_up.set(false);
         self.set_topology(ack.room.mode, ack.peers);
         self.sig.release(was_in);
         self.announce_media();
@@ -446,6 +392,7 @@ impl Call {
         }
         for p in peers {
             self.add_peer(p.id.as_str(), &p.name, p.media);
+            self.ui.update_peer(p.id.as_str(), |v| v.hand = p.hand);
         }
     }
 

@@ -16,6 +16,7 @@
 
 mod chat;
 mod controls;
+mod host;
 mod lifecycle;
 mod probes;
 mod topology;
@@ -258,6 +259,26 @@ impl ActiveCall {
     pub fn leave(&self) {
         if let Some(c) = self.get() {
             c.leave();
+        }
+    }
+
+    /// A host control (`kick`, `lock`, `mute-request`): `fields` besides
+    /// the room.
+    pub fn host(&self, event: &'static str, fields: serde_json::Value) {
+        if let Some(c) = self.get() {
+            c.host_request(event, fields);
+        }
+    }
+
+    pub fn toggle_hand(&self) {
+        if let Some(c) = self.get().filter(|c| c.self_id().is_some()) {
+            c.toggle_hand();
+        }
+    }
+
+    pub fn react(&self, emoji: &str) {
+        if let Some(c) = self.get().filter(|c| c.self_id().is_some()) {
+            c.react(emoji);
         }
     }
 

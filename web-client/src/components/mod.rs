@@ -5,6 +5,7 @@
 mod chat;
 mod icons;
 mod lobby;
+mod people;
 mod room;
 mod rtt;
 mod screens;

@@ -13,6 +13,7 @@ use wasm_bindgen::closure::Closure;
 use super::chat::ChatPanel;
 use super::icons::{Icon, Svg, either};
 use super::lobby::DeviceSelect;
+use super::people::{Marks, PeoplePanel, Reactions};
 use super::rtt::RttPanel;
 use super::screens::{ErrorScreen, LeftScreen};
 use super::share::ShareLink;
@@ -28,6 +29,7 @@ pub enum Panel {
     Closed,
     Chat,
     Compare,
+    People,
 }
 
 impl Panel {
@@ -36,6 +38,7 @@ impl Panel {
             Panel::Closed => "closed",
             Panel::Chat => "chat",
             Panel::Compare => "compare",
+            Panel::People => "people",
         }
     }
 }
@@ -154,9 +157,11 @@ pub fn RoomView() -> impl IntoView {
                 <span class="brand"><span class="logo" aria-hidden="true">"◉"</span>" "
                     <span class="room-name">{move || ui.room.get()}</span></span>
                 {when(in_call, move || view! {
-                    <span class="people" role="img" title="People in the call" aria-label=move || format!("{} in the call", count())>
+                    <button id="people-button" class="people" title="People in the call"
+                        aria-label=move || format!("{} in the call: show them", count())
+                        on:click=move |_| room_ui.panel.update(|p| *p = if *p == Panel::People { Panel::Closed } else { Panel::People })>
                         <Svg icon=Icon::People />{count}
-                    </span>
+                    </button>
                 }.into_any())}
                 <span id="self-id" data-peer-id=move || ui.self_id.get() class="me">
                     {move || ui.self_name.get()}
@@ -438,6 +443,7 @@ fn LocalTile() -> impl IntoView {
                 class:mirrored=move || !ui.screen_on.get()
                 aria-label="Your video"></video>
             <Avatar name=ui.self_name.into() />
+            <Marks id=String::new() me=true />
             <div class="tile-bar">
                 <span class="tile-name">{move || format!("{} (you)", ui.self_name.get())}</span>
                 <MicBadge on=ui.mic_on.into() />
@@ -514,6 +520,7 @@ fn Tile(id: String) -> impl IntoView {
             <video data-peer-id=id.clone() node_ref=video autoplay=true playsinline=true
                 on:loadeddata=loaded aria-label=move || format!("Video of {}", label.get())></video>
             <Avatar name=name />
+            <Marks id=id.clone() />
             <div class="tile-bar">
                 <span class="tile-name" title=move || label.get()>{move || label.get()}</span>
                 <MicBadge on=flag(|p| p.media.audio) />
@@ -549,6 +556,8 @@ fn SidePanel() -> impl IntoView {
                     "Chat"
                     <span class="badge" class:hidden=move || room_ui.unread.get() == 0>{move || room_ui.unread.get()}</span>
                 </button>
+                <button id="tab-people" role="tab" aria-selected=move || tab(Panel::People).to_string()
+                    on:click=move |_| panel.set(Panel::People)>"People"</button>
                 <button id="tab-compare" role="tab" aria-selected=move || tab(Panel::Compare).to_string()
                     on:click=move |_| panel.set(Panel::Compare)>"Relay vs P2P"</button>
                 <button id="panel-close" class="icon-button" aria-label="Close the panel"
@@ -556,6 +565,7 @@ fn SidePanel() -> impl IntoView {
             </div>
             <div class="tab-body" class:hidden=move || panel.get() != Panel::Chat><ChatPanel /></div>
             <div class="tab-body" class:hidden=move || panel.get() != Panel::Compare><RttPanel /></div>
+            <div class="tab-body" class:hidden=move || panel.get() != Panel::People><PeoplePanel /></div>
         </aside>
     }
 }
@@ -572,6 +582,12 @@ struct Bar {
 /// is compiled once (what keeps the WASM bundle small), not once per use.
 fn rx<T: 'static>(bar: Bar, f: fn(&Bar) -> T) -> impl Fn() -> T + Copy + Send + Sync + 'static {
     move || f(&bar)
+}
+
+/// A click handler from a plain function: one closure type for every
+/// button that uses it (the bundle's size, as with [`rx`]).
+fn tap(call: ActiveCall, f: fn(&ActiveCall)) -> impl Fn(leptos::ev::MouseEvent) + Copy + 'static {
+    move |_| f(&call)
 }
 
 #[component]
@@ -610,7 +626,7 @@ fn Controls() -> impl IntoView {
                 <button id="screen-button" class="ctl" class:on=rx(bar, |b| b.ui.screen_on.get())
                     aria-pressed=rx(bar, |b| if b.ui.screen_on.get() { "true" } else { "false" })
                     aria-label=rx(bar, |b| if b.ui.screen_on.get() { "Stop sharing the screen" } else { "Share the screen" })
-                    on:click=move |_| call.toggle_screen()>
+                    on:click=tap(call, ActiveCall::toggle_screen)>
                     <Svg icon=Icon::Screen />
                     <span class="label">{rx(bar, |b| if b.ui.screen_on.get() { "Stop sharing" } else { "Share screen" })}</span>
                 </button>
@@ -624,6 +640,14 @@ fn Controls() -> impl IntoView {
                     <DeviceMenu close=move || menu.set(false) />
                 }.into_any())}
             </div>
+            <button id="hand-button" class="ctl" class:on=rx(bar, |b| b.ui.hand_up.get())
+                aria-pressed=rx(bar, |b| if b.ui.hand_up.get() { "true" } else { "false" })
+                aria-label=rx(bar, |b| if b.ui.hand_up.get() { "Lower your hand (h)" } else { "Raise your hand (h)" })
+                on:click=tap(call, ActiveCall::toggle_hand)>
+                <Svg icon=Icon::Hand />
+                <span class="label">{rx(bar, |b| if b.ui.hand_up.get() { "Lower hand" } else { "Raise hand" })}</span>
+            </button>
+            <Reactions />
             <button id="chat-toggle" class="ctl" class:on=rx(bar, |b| b.room.panel.get() == Panel::Chat)
                 aria-pressed=rx(bar, |b| if b.room.panel.get() == Panel::Chat { "true" } else { "false" })
                 aria-label=rx(bar, |b| match b.room.unread.get() { 0 => "Chat".to_owned(), n => format!("Chat, {n} unread") })
