@@ -107,6 +107,8 @@ e2e('the host mutes, locks, unlocks and removes from its page; hands and reactio
   }, { timeout: 10_000 });
   await waitTiles(ana, [benId, danId], { timeout: 15_000 });
   await waitTiles(ben, [anaId, danId], { timeout: 15_000 });
+  const told = await ben.evaluate(() => [...document.querySelectorAll('li.notice')].map((x) => x.textContent));
+  assert.ok(told.includes('The host removed cai from the call.'), `ben is told: ${JSON.stringify(told)}`);
 
   // The host leaves: ben, there longest, gets the controls.
   await ana.click('#leave-button');

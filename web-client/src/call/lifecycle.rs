@@ -187,7 +187,12 @@ impl Call {
         });
         self.on_room_event(events::PEER_JOINED, |c, p: PeerJoined| c.on_peer_joined(p));
         self.on_room_event(events::PEER_LEFT, |c, p: PeerLeft| {
-            c.remove_peer(p.id.as_str(), true)
+            let kicked = p.reason.as_deref() == Some("kicked");
+            let name = c.ui.peer_name(p.id.as_str());
+            c.remove_peer(p.id.as_str(), !kicked);
+            if kicked {
+                c.ui.notice(format!("The host removed {name} from the call."));
+            }
         });
         // `{room, id}` both, read as `peer-left`'s type: one decoder less.
         self.on_room_event(events::PEER_RECONNECTING, |c, p: PeerLeft| {
