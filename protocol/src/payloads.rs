@@ -245,6 +245,10 @@ pub struct MediaState {
 pub struct RoomInfo {
     pub id: RoomName,
     pub mode: Mode,
+    /// Extension to version 2: the host locked the room (absent when not):
+    /// a member who joins later, or a host who inherits the room, knows it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub locked: bool,
 }
 
 /// `chat` event, and an entry of the join ack's `history`.

@@ -899,6 +899,7 @@ async fn host_and_acts<F: Stores>(f: &F) {
     let s2b = Sid::new();
     let back = joined(&*n.a, s2b, resuming(spec("hosted", "Bo"), &b.token), "p6").await;
     assert_eq!(back.me.id, id("p2"), "a resume gets into a locked room");
+    assert!(back.locked, "and its ack says the room is locked");
     n.a.act(s1, &r, Act::Lock(false)).await.expect("unlock");
     // Kick: out, with its token.
     let kicked = n.a.act(s1, &r, Act::Kick(id("p3"))).await.expect("kick");

@@ -148,10 +148,12 @@ describe('lock', () => {
     const b2 = await connect(server.url, ws);
     const back = await join(b2, room, 'Bo', { resume: bo.resume });
     assert.equal(back.resumed, true);
+    assert.equal(back.room.locked, true, 'extension: the ack says the room is locked');
     const unlocked = nextEvent(c, 'room-locked');
     assertOk(await emitAck(a, 'lock', { room, locked: false }));
     assert.deepEqual(await unlocked, { room, locked: false, by: ana.self.id });
-    assertOk(await emitAck(d, 'join', { room, name: 'Di' }));
+    const di = assertOk(await emitAck(d, 'join', { room, name: 'Di' }));
+    assert.equal(di.room.locked, undefined, 'absent once unlocked');
   });
 
   it('not the host: forbidden, the room stays open', async () => {

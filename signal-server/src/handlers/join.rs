@@ -71,6 +71,7 @@ pub(super) async fn handle<E: Engine>(
             room: RoomInfo {
                 id: room.clone(),
                 mode: joined.mode,
+                locked: joined.locked,
             },
             peers: joined.peers,
             history: joined.history,

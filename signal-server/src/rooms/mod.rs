@@ -170,6 +170,8 @@ pub struct Joined<A> {
     /// The seat's resume token.
     pub token: String,
     pub how: How<A>,
+    /// The host locked the room (only resumes get in).
+    pub locked: bool,
 }
 
 impl<A> Joined<A> {

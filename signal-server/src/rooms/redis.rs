@@ -372,6 +372,7 @@ impl RedisStore {
             history,
             token: me.tok,
             how,
+            locked: field::<String>(&reply, 7) == "1",
         })
     }
 

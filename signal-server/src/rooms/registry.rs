@@ -183,6 +183,7 @@ impl<C: PartialEq> Room<C> {
             history: self.history.iter().map(|k| k.msg.clone()).collect(),
             token: me.token.clone(),
             how,
+            locked: self.locked,
         })
     }
 
@@ -321,6 +322,7 @@ impl<C: Copy + Eq + Hash> Registry<C> {
             history: room.history.iter().map(|k| k.msg.clone()).collect(),
             token: me.token.clone(),
             how: How::Fresh,
+            locked: room.locked,
         };
         room.seats.push(me);
         self.conns.entry(conn).or_default().push(spec.room);

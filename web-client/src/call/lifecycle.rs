@@ -349,6 +349,7 @@ impl Call {
             ack.peers.iter().find(|p| p.host).map(|p| p.id.to_string())
         };
         self.ui.host_id.set(host.unwrap_or_default());
+        self.ui.locked.set(ack.room.locked);
         if resumed && was_in {
             // Our seat, back: every connection carried on meanwhile. Catch
             // up on who came and went; what waited goes out now.

@@ -2,14 +2,17 @@
 -- nodes, node heartbeat. ARGV: conn, room name, member json, mode, pw hash,
 -- max peers, node, heartbeat ttl ms, sfu allowed ('1' or '0'), rooms per conn,
 -- resume token ('' for none), new token, prefix.
--- History entries are returned as stored ("bytes\tip\tjson").
+-- History entries are returned as stored ("bytes\tip\tjson"). Returns
+-- {outcome, mode, me, members, history, kept (a resume), replaced (a
+-- resume), locked ('1' or '0')}, or {refusal}.
 -- This node is alive (it runs this): a lapsed heartbeat must not get the
 -- new member swept before the next refresh.
 redis.call('SET', KEYS[8], 1, 'PX', ARGV[8], 'NX')
 local mine = redis.call('HGET', KEYS[2], ARGV[1])
 if mine then
   return {'again', redis.call('HGET', KEYS[1], 'mode'), mine,
-          redis.call('HVALS', KEYS[2]), redis.call('LRANGE', KEYS[4], 0, -1)}
+          redis.call('HVALS', KEYS[2]), redis.call('LRANGE', KEYS[4], 0, -1), {}, '',
+          redis.call('HGET', KEYS[1], 'locked') or '0'}
 end
 local mode = ARGV[4]
 -- A resume: the seat whose token matches, held or still live, moves to
@@ -46,7 +49,8 @@ if ARGV[11] ~= '' and redis.call('EXISTS', KEYS[1]) == 1 then
       redis.call('SADD', KEYS[6], ARGV[1])
       redis.call('SADD', KEYS[7], ARGV[7])
       return {'resumed', redis.call('HGET', KEYS[1], 'mode'), me,
-              redis.call('HVALS', KEYS[2]), redis.call('LRANGE', KEYS[4], 0, -1), kept, replaced}
+              redis.call('HVALS', KEYS[2]), redis.call('LRANGE', KEYS[4], 0, -1), kept, replaced,
+              redis.call('HGET', KEYS[1], 'locked') or '0'}
     end
   end
 end
@@ -71,4 +75,4 @@ redis.call('HSET', KEYS[3], cjson.decode(ARGV[3])['id'], ARGV[1])
 redis.call('SADD', KEYS[5], ARGV[2])
 redis.call('SADD', KEYS[6], ARGV[1])
 redis.call('SADD', KEYS[7], ARGV[7])
-return {'ok', mode, me, others, redis.call('LRANGE', KEYS[4], 0, -1)}
+return {'ok', mode, me, others, redis.call('LRANGE', KEYS[4], 0, -1), {}, '', '0'}
