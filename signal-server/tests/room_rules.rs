@@ -13,8 +13,9 @@ use common::Redis;
 use protocol::{ChatText, DisplayName, MediaState, Mode, Password, PeerId, RoomName};
 use signal_server::redis_driver::ReconnectingDriver;
 use signal_server::rooms::{
-    Act, ActError, Conn, Dest, HeldSeat, How, JoinError, JoinSpec, Joined, LocalStore, NewMessage,
-    NotInRoom, Parcel, ReceiptError, RedisStore, RoomLimits, RoomStore, RouteError, StoreError,
+    Act, ActError, Conn, Dest, HeldSeat, How, JoinError, JoinSpec, Joined, Keep, LocalStore,
+    NewMessage, NotInRoom, Parcel, ReceiptError, RedisStore, RoomLimits, RoomStore, RouteError,
+    StoreError,
 };
 use socketioxide::socket::Sid;
 
@@ -707,7 +708,7 @@ async fn resume<F: Stores>(f: &F) {
             n.b.keep(&r, &id("p1"), signal("p2", i))
                 .await
                 .expect("kept"),
-            None
+            Keep::Kept
         );
     }
     assert!(matches!(
@@ -735,13 +736,18 @@ async fn resume<F: Stores>(f: &F) {
     );
     let (_, dest) = n.b.route(s2, &r, &id("p1")).await.expect("routes");
     assert_eq!(dest.sid(), s4, "live again, at its new connection");
-    assert_eq!(
-        n.b.keep(&r, &id("p1"), signal("p2", 7))
-            .await
-            .expect("live")
-            .map(|a| a.sid()),
-        Some(s4)
-    );
+    match n
+        .b
+        .keep(&r, &id("p1"), signal("p2", 7))
+        .await
+        .expect("live")
+    {
+        Keep::Live(addr, parcel) => {
+            assert_eq!(addr.sid(), s4);
+            assert_eq!(parcel, signal("p2", 7), "handed back to be delivered");
+        }
+        Keep::Kept => panic!("a live seat keeps nothing"),
+    }
     // Each token resumes once: the old one is now unknown.
     let s5 = Sid::new();
     n.b.leave(s3, &r, |_| ()).await.expect("p3 leaves");

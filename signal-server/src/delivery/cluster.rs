@@ -116,6 +116,10 @@ impl<A: Adapter> Delivery for ClusterDelivery<A> {
         s.leave(room.as_str().to_owned());
     }
 
+    fn gone(&self, to: &Conn) -> bool {
+        *to.node == *self.0.node && self.0.io.get_socket(to.sid).is_none()
+    }
+
     fn unsubscribe_addr(&self, to: &Conn, room: &RoomName) {
         let room = room.as_str().to_owned();
         if *to.node == *self.0.node {

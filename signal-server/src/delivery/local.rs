@@ -63,6 +63,10 @@ impl Delivery for LocalDelivery {
         s.leave(room.as_str().to_owned());
     }
 
+    fn gone(&self, to: &Sid) -> bool {
+        self.io.get_socket(*to).is_none()
+    }
+
     fn unsubscribe_addr(&self, to: &Sid, room: &RoomName) {
         if let Some(s) = self.io.get_socket(*to) {
             s.leave(room.as_str().to_owned());

@@ -51,6 +51,10 @@ pub trait Delivery: Send + Sync + 'static {
     /// `room` (its seat was taken back by a resume from another socket).
     fn unsubscribe_addr(&self, to: &Self::Addr, room: &RoomName);
 
+    /// Whether the socket at `to` is on this node and gone (disconnected a
+    /// moment ago); `false` for a socket on another node.
+    fn gone(&self, to: &Self::Addr) -> bool;
+
     /// Sends `ev` to one socket.
     fn to_peer<T: Event>(
         &self,

@@ -6,11 +6,12 @@ use protocol::{PeerId, RoomName};
 use crate::ack::Failure;
 use crate::delivery::{Delivery, Undelivered};
 use crate::node::{Engine, Node};
-use crate::rooms::{Dest, Parcel, RoomStore};
+use crate::rooms::{Dest, Keep, Parcel, RoomStore};
 
-/// Sends `parcel` to peer `to` of `room`, found at `dest`. A peer whose
-/// socket went away a moment ago is tried once more: its seat may be held
-/// by now (the parcel is kept) or resumed elsewhere.
+/// Sends `parcel` to peer `to` of `room`, found at `dest`, without a copy.
+/// A peer whose socket on this node went away a moment ago is looked up
+/// once more: its seat may be held by now (the parcel is kept) or taken
+/// back elsewhere.
 pub(super) async fn send<E: Engine>(
     node: &Node<E>,
     room: &RoomName,
@@ -18,32 +19,28 @@ pub(super) async fn send<E: Engine>(
     dest: Dest<<E::Store as RoomStore>::Addr>,
     parcel: Parcel,
 ) -> Result<(), Failure> {
-    let mut dest = dest;
-    for attempt in 0..2 {
-        let addr = match dest {
-            Dest::Live(addr) => addr,
-            Dest::Held => match node.store.keep(room, to, parcel.clone()).await? {
-                None => return Ok(()),
-                Some(addr) => addr,
-            },
-        };
-        let sent = match &parcel {
-            Parcel::Signal(ev) => node.out.to_peer(&addr, ev.clone()).await,
-            Parcel::Receipt(ev) => node.out.to_peer(&addr, ev.clone()).await,
-            Parcel::MuteRequest(ev) => node.out.to_peer(&addr, ev.clone()).await,
-        };
-        match sent {
-            Err(Undelivered::Gone) if attempt == 0 => {
-                dest = match node.store.addr_of(room, to).await {
-                    Ok(Some(d)) if d != Dest::Live(addr) => d,
-                    Ok(_) => return Err(Undelivered::Gone.into()),
-                    Err(e) => return Err(e.into()),
-                };
-            }
-            res => return res.map_err(Failure::from),
-        }
-    }
-    Err(Undelivered::Gone.into())
+    let dest = match dest {
+        Dest::Live(addr) if node.out.gone(&addr) => node
+            .store
+            .addr_of(room, to)
+            .await?
+            .filter(|d| !matches!(d, Dest::Live(a) if node.out.gone(a)))
+            .ok_or(Undelivered::Gone)?,
+        dest => dest,
+    };
+    let (addr, parcel) = match dest {
+        Dest::Live(addr) => (addr, parcel),
+        Dest::Held => match node.store.keep(room, to, parcel).await? {
+            Keep::Kept => return Ok(()),
+            Keep::Live(addr, parcel) => (addr, parcel),
+        },
+    };
+    let sent = match parcel {
+        Parcel::Signal(ev) => node.out.to_peer(&addr, ev).await,
+        Parcel::Receipt(ev) => node.out.to_peer(&addr, ev).await,
+        Parcel::MuteRequest(ev) => node.out.to_peer(&addr, ev).await,
+    };
+    Ok(sent?)
 }
 
 /// Sends `parcel` on socket `s` (the joiner taking back its seat).

@@ -15,9 +15,9 @@ use socketioxide::socket::Sid;
 
 use super::registry::Registry;
 use super::{
-    Act, ActError, Acted, Dest, HeldSeat, JoinError, JoinSpec, Joined, Left, Member, NewMessage,
-    NotInRoom, Parcel, Receipt, ReceiptError, Result, RoomLimits, RoomStore, RouteError,
-    StoreError, Swept,
+    Act, ActError, Acted, Dest, HeldSeat, JoinError, JoinSpec, Joined, Keep, Left, Member,
+    NewMessage, NotInRoom, Parcel, Receipt, ReceiptError, Result, RoomLimits, RoomStore,
+    RouteError, StoreError, Swept,
 };
 
 /// All rooms of this node.
@@ -74,7 +74,7 @@ impl RoomStore for LocalStore {
         room: &RoomName,
         peer: &PeerId,
         parcel: Parcel,
-    ) -> impl Future<Output = Result<Option<Sid>, RouteError>> + Send {
+    ) -> impl Future<Output = Result<Keep<Sid>, RouteError>> + Send {
         ready(rule(self.lock().keep(room, peer, parcel)))
     }
 

@@ -107,6 +107,15 @@ pub enum Dest<A> {
     Held,
 }
 
+/// What [`RoomStore::keep`] did with a parcel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Keep<A> {
+    /// Kept for the held seat.
+    Kept,
+    /// The seat is live (taken back meanwhile): deliver it there.
+    Live(A, Parcel),
+}
+
 /// How a join took its seat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum How<A> {
@@ -329,15 +338,15 @@ pub trait RoomStore: Send + Sync + 'static {
     /// `peer-reconnecting`.
     fn hold(&self, conn: Sid) -> impl Future<Output = Result<Vec<HeldSeat>>> + Send;
 
-    /// Keeps `parcel` for held peer `peer` of `room`. `Ok(None)`: kept;
-    /// `Ok(Some(addr))`: the seat was taken back meanwhile, deliver there;
+    /// Keeps `parcel` for held peer `peer` of `room`; when the seat was
+    /// taken back meanwhile, hands it back with where to deliver it.
     /// `UnknownPeer` when the seat is gone.
     fn keep(
         &self,
         room: &RoomName,
         peer: &PeerId,
         parcel: Parcel,
-    ) -> impl Future<Output = Result<Option<Self::Addr>, RouteError>> + Send;
+    ) -> impl Future<Output = Result<Keep<Self::Addr>, RouteError>> + Send;
 
     /// Applies `act` from `conn` in `room`: the host checks, then the change.
     fn act(

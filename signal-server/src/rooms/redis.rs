@@ -46,7 +46,7 @@ use sha2::{Digest, Sha256};
 use socketioxide::socket::Sid;
 
 use super::{
-    Act, ActError, Acted, Dest, HeldSeat, How, JoinError, JoinSpec, Joined, Left, Member,
+    Act, ActError, Acted, Dest, HeldSeat, How, JoinError, JoinSpec, Joined, Keep, Left, Member,
     NewMessage, NotInRoom, Parcel, Receipt, ReceiptError, Result, RoomLimits, RoomStore,
     RouteError, StoreError, Swept,
 };
@@ -427,7 +427,7 @@ impl RoomStore for RedisStore {
         room: &RoomName,
         peer: &PeerId,
         parcel: Parcel,
-    ) -> Result<Option<Conn>, RouteError> {
+    ) -> Result<Keep<Conn>, RouteError> {
         let mut inv = self.scripts.keep.prepare_invoke();
         inv.arg(&*self.prefix)
             .arg(room.as_str())
@@ -438,11 +438,11 @@ impl RoomStore for RedisStore {
             .arg(self.grace_ms() + 5_000);
         let reply: Vec<String> = self.invoke(inv).await?;
         match reply.first().map(String::as_str) {
-            Some("kept") => Ok(None),
+            Some("kept") => Ok(Keep::Kept),
             Some("live") => reply
                 .get(1)
                 .and_then(|c| Conn::parse(c))
-                .map(Some)
+                .map(|c| Keep::Live(c, parcel))
                 .ok_or(StoreError::Rule(RouteError::UnknownPeer)),
             _ => Err(StoreError::Rule(RouteError::UnknownPeer)),
         }

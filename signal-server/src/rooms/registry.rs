@@ -14,7 +14,7 @@ use protocol::{ChatMessage, DisplayName, MediaState, Mode, Password, PeerId, Pee
 use subtle::ConstantTimeEq;
 
 use super::{
-    Act, ActError, Acted, Dest, HeldSeat, How, JoinError, JoinSpec, Joined, Left, Member,
+    Act, ActError, Acted, Dest, HeldSeat, How, JoinError, JoinSpec, Joined, Keep, Left, Member,
     NewMessage, NotInRoom, Parcel, Receipt, ReceiptError, RoomLimits, RouteError,
 };
 
@@ -379,7 +379,7 @@ impl<C: Copy + Eq + Hash> Registry<C> {
         room: &RoomName,
         peer: &PeerId,
         parcel: Parcel,
-    ) -> Result<Option<C>, RouteError> {
+    ) -> Result<Keep<C>, RouteError> {
         let limits = self.limits;
         let seat = self
             .rooms
@@ -387,7 +387,7 @@ impl<C: Copy + Eq + Hash> Registry<C> {
             .and_then(|r| r.seats.iter_mut().find(|m| &m.id == peer))
             .ok_or(RouteError::UnknownPeer)?;
         let Some(held) = &mut seat.held else {
-            return Ok(Some(seat.conn));
+            return Ok(Keep::Live(seat.conn, parcel));
         };
         held.bytes += parcel.bytes();
         held.kept.push_back(parcel);
@@ -397,7 +397,7 @@ impl<C: Copy + Eq + Hash> Registry<C> {
             };
             held.bytes -= old.bytes();
         }
-        Ok(None)
+        Ok(Keep::Kept)
     }
 
     /// Ends the holds that are over at `now`.
