@@ -111,13 +111,19 @@ async function callUp(pages, ids) {
   }
 }
 
-e2e('signaling cut for 5 s: same ids, video never stalls over 1 s, a chat written meanwhile arrives once, nobody leaves', async (ctx) => {
-  const server = await ctx.server(QUICK_PINGS);
+/**
+ * ben's signaling path is cut for 5 s; `sfu`: in an SFU room (the media
+ * goes through the server's SFU, which a cut of the WebSocket does not
+ * touch either).
+ */
+async function signalingCut(ctx, sfu) {
+  const server = await ctx.server(sfu ? [...QUICK_PINGS, '--sfu', '--sfu-ports', '42400-42500'] : QUICK_PINGS);
   const proxy = await TcpProxy.start([server.port]);
   ctx.onClose(() => proxy.stop());
-  const room = uniqueRoom('cut');
-  const ana = await ctx.joiner('chromium', server, room, 'ana');
-  const ben = await ctx.joiner('chromium', { url: proxy.url }, room, 'ben');
+  const room = uniqueRoom(sfu ? 'cut-sfu' : 'cut');
+  const opts = sfu ? { extra: { mode: 'sfu' } } : {};
+  const ana = await ctx.joiner('chromium', server, room, 'ana', opts);
+  const ben = await ctx.joiner('chromium', { url: proxy.url }, room, 'ben', opts);
   const [anaId, benId] = [await selfId(ana), await selfId(ben)];
   await callUp([ana, ben], [anaId, benId]);
   await setTransport(ben, 'relay');
@@ -152,7 +158,7 @@ e2e('signaling cut for 5 s: same ids, video never stalls over 1 s, a chat writte
   }, { timeout: 10_000, interval: 50 });
   const worst = await frames.stop();
   const tileSeen = await benOnAna.stop();
-  ctx.note(`network back -> resumed: ${resumedMs} ms; longest video stall during the cut (ms): ${JSON.stringify(worst)}; ben's tile on ana: ${tileSeen.join(' -> ')}`);
+  ctx.note(`${sfu ? 'SFU room: ' : ''}network back -> resumed: ${resumedMs} ms; longest video stall during the cut (ms): ${JSON.stringify(worst)}; ben's tile on ana: ${tileSeen.join(' -> ')}`);
 
   assert.equal(await selfId(ben), benId, 'ben kept his peer id');
   assert.equal(await selfId(ana), anaId);
@@ -166,6 +172,14 @@ e2e('signaling cut for 5 s: same ids, video never stalls over 1 s, a chat writte
   for (const [k, ms] of Object.entries(worst)) assert.ok(ms <= 1000, `${k}: video stalled ${ms} ms`);
   await waitMediaFlowing(ana, benId, { timeout: 10_000 });
   await waitMediaFlowing(ben, anaId, { timeout: 10_000 });
+}
+
+e2e('signaling cut for 5 s: same ids, video never stalls over 1 s, a chat written meanwhile arrives once, nobody leaves', async (ctx) => {
+  await signalingCut(ctx, false);
+}, { timeout: 240_000 });
+
+e2e('the same cut in an SFU room: the media through the SFU never stalls either', async (ctx) => {
+  await signalingCut(ctx, true);
 }, { timeout: 240_000 });
 
 e2e('a page reload in a call takes the seat back: same id, the other side sees reconnecting then the tile again, one tile', async (ctx) => {
@@ -191,6 +205,27 @@ e2e('a page reload in a call takes the seat back: same id, the other side sees r
   assert.equal(seen.at(-1), 'present');
   assert.deepEqual(await remotePeerIds(ana), [benId], 'one tile, no duplicate');
   assert.deepEqual(await leftNotices(ana), []);
+}, { timeout: 180_000 });
+
+e2e('a page reload in an SFU room takes the seat back: same id, the SFU drops the old connection, media flows again', async (ctx) => {
+  const server = await ctx.server(['--sfu', '--sfu-ports', '42200-42300']);
+  const room = uniqueRoom('reload-sfu');
+  const sfu = { extra: { mode: 'sfu' } };
+  const ana = await ctx.joiner('chromium', server, room, 'ana', sfu);
+  const ben = await ctx.joiner('chromium', server, room, 'ben', sfu);
+  const [anaId, benId] = [await selfId(ana), await selfId(ben)];
+  await callUp([ana, ben], [anaId, benId]);
+  const reloadedAt = Date.now();
+  await ben.reload({ waitUntil: 'domcontentloaded' });
+  await waitJoinedState(ben, { timeout: 30_000 });
+  assert.equal(await selfId(ben), benId, 'the same peer id after the reload');
+  await waitMediaFlowing(ben, anaId, { timeout: 30_000 });
+  await waitMediaFlowing(ana, benId, { timeout: 30_000 });
+  ctx.note(`SFU room: media both ways again ${Date.now() - reloadedAt} ms after the reload`);
+  assert.deepEqual(await remotePeerIds(ana), [benId], 'one tile, no duplicate');
+  // The SFU holds one connection per peer: the page before's is gone.
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  assert.match(text, /^signal_sfu_peers 2$/m, 'two SFU peer connections, not three');
 }, { timeout: 180_000 });
 
 e2e('a browser killed outright: its tile says reconnecting, then goes after the grace period', async (ctx) => {
