@@ -89,6 +89,8 @@ e2e('host events: mute request, kick, lock and unlock, host change, hand and rea
     return { ok: s.status?.kind === 'kicked', value: s.status };
   }, { timeout: 10_000 });
   assert.match((await pageState(ben)).status.text, /Host, the host, removed you/);
+  assert.equal(await ben.$('#retry-button'), null, 'no "Try again" straight back in');
+  assert.ok(await ben.$('#lobby-button'), 'the way out: back to the lobby');
   await waitTiles(ana, [host.id, caiId], { timeout: 10_000 });
   // ben's page closed its connection (no reconnect logic left to rejoin):
   // the server counts the host, ana and cai only.

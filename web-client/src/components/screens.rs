@@ -62,9 +62,12 @@ pub fn ErrorScreen() -> impl IntoView {
                         </div>
                     </form>
                 }.into_any(),
-                StatusKind::InvalidRoom => view! {
+                // Removed by the host: no "Try again" offered right back in.
+                k @ (StatusKind::InvalidRoom | StatusKind::Kicked) => view! {
                     <div class="actions">
-                        <button id="lobby-button" class="primary" on:click=lobby>"Choose a room"</button>
+                        <button id="lobby-button" class="primary" on:click=lobby>
+                            {if k == StatusKind::Kicked { "Back to the lobby" } else { "Choose a room" }}
+                        </button>
                     </div>
                 }.into_any(),
                 StatusKind::ModeUnavailable => view! {
