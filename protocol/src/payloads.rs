@@ -95,8 +95,8 @@ impl Event for TypingRequest {
     const NAME: &'static str = events::TYPING;
 }
 
-/// Extension `media-state`: `{"room", "audio", "video", "screen"?}`, relayed to
-/// the room as [`MediaStateEvent`].
+/// Extension `media-state`: `{"room", "audio", "video", "screen"?,
+/// "recording"?}`, relayed to the room as [`MediaStateEvent`].
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct MediaStateRequest {
     pub room: RoomName,
@@ -104,6 +104,9 @@ pub struct MediaStateRequest {
     pub video: bool,
     #[serde(default)]
     pub screen: bool,
+    /// The sender is recording the call (everyone is told, latecomers too).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub recording: bool,
 }
 
 impl Event for MediaStateRequest {
@@ -238,6 +241,9 @@ pub struct MediaState {
     pub video: bool,
     #[serde(default)]
     pub screen: bool,
+    /// The peer is recording the call; absent when not.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub recording: bool,
 }
 
 /// A room as the join ack describes it.
@@ -347,6 +353,9 @@ pub struct MediaStateEvent {
     pub audio: bool,
     pub video: bool,
     pub screen: bool,
+    /// The sender is recording the call; absent when not.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub recording: bool,
 }
 
 impl Event for MediaStateEvent {

@@ -29,6 +29,9 @@ pub struct Config {
     /// How long a lost connection's seats wait for a resume (PROTOCOL.md
     /// version 2); zero: a lost connection leaves at once.
     pub resume_grace: Duration,
+    /// The largest file browsers send each other (peer to peer: never
+    /// through this server); `/api/config` tells the web client.
+    pub file_max_bytes: u64,
     /// Per-socket read buffer of the WebSocket transport, in bytes.
     pub ws_read_buffer: usize,
     /// Scale-out: rooms in Redis, relays through the socket.io Redis adapter.
@@ -127,6 +130,7 @@ impl Default for Config {
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
             resume_grace: Duration::from_secs(15),
+            file_max_bytes: 1 << 30,
             ws_read_buffer: 1024,
             redis: None,
             http_header_timeout: Duration::from_secs(10),
@@ -243,6 +247,10 @@ pub struct Cli {
     /// Seconds a lost connection's seats are held for a resume (0: a lost connection leaves at once).
     #[arg(long, env = "RESUME_GRACE_SECS", default_value_t = 15)]
     pub resume_grace_secs: u64,
+    /// The largest file the web client lets people send each other, in
+    /// bytes (files go browser to browser, never through this server).
+    #[arg(long, env = "FILE_MAX_BYTES", default_value_t = 1 << 30)]
+    pub file_max_bytes: u64,
     /// Enable SFU rooms (`join` with `"mode": "sfu"`): the server forwards media.
     #[arg(long, env = "SFU", default_value_t = false)]
     pub sfu: bool,
@@ -337,6 +345,7 @@ impl Cli {
             ping_interval: Duration::from_millis(self.ping_interval_ms.max(100)),
             ping_timeout: Duration::from_millis(self.ping_timeout_ms.max(100)),
             resume_grace: Duration::from_secs(self.resume_grace_secs.min(3600)),
+            file_max_bytes: self.file_max_bytes,
             ws_read_buffer: self.ws_read_buffer.max(256),
             http_header_timeout: Duration::from_secs(self.http_header_timeout_secs.max(1)),
             http_idle_timeout: Duration::from_secs(self.http_idle_timeout_secs.max(1)),

@@ -165,6 +165,8 @@ struct ClientConfig {
     ice_servers: Vec<IceServer>,
     modes: Vec<protocol::Mode>,
     default_mode: protocol::Mode,
+    /// The largest file browsers send each other, bytes.
+    file_max_bytes: u64,
 }
 
 /// `/api/config`'s budget per client address (`CONFIG_REQUESTS_PER_MIN`).
@@ -220,6 +222,7 @@ async fn api_config(State(node): State<Node>) -> impl IntoResponse {
         ice_servers: ice_servers(&config.ice, now, &uuid::Uuid::new_v4().simple().to_string()),
         modes,
         default_mode: config.default_mode,
+        file_max_bytes: config.file_max_bytes,
     };
     // Minted credentials must not be cached or shared.
     ([(header::CACHE_CONTROL, "no-store")], Json(body))

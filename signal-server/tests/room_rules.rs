@@ -448,6 +448,7 @@ async fn media_state<F: Stores>(f: &F) {
         audio: false,
         video: true,
         screen: false,
+        recording: true,
     };
     assert!(matches!(
         n.a.set_media(s1, &r, media).await,

@@ -32,6 +32,12 @@ const layout = (page) => page.evaluate(() => {
   return {
     innerWidth, innerHeight,
     scrollWidth: document.documentElement.scrollWidth,
+    // Past the right edge by any fraction of a pixel: another machine's
+    // fonts round it up to a scrollbar (scrollWidth is rounded).
+    pastEdge: [...document.querySelectorAll('body *')].filter((e) => {
+      const r = e.getBoundingClientRect();
+      return r.width > 0 && r.right > innerWidth + 0.01 && getComputedStyle(e).position !== 'fixed';
+    }).map((e) => `${e.tagName.toLowerCase()}${e.id ? `#${e.id}` : ''}${e.className && typeof e.className === 'string' ? `.${e.className.trim().split(/\s+/).join('.')}` : ''}`),
     join: rect('#join-button'),
     mic: rect('#mic-button'),
     leave: rect('#leave-button'),
@@ -52,6 +58,7 @@ async function shoot(page, name, check = () => {}) {
     await page.screenshot({ path: path.join(DIR, `${name}-${size}.png`) });
     const l = await layout(page);
     assert.ok(l.scrollWidth <= l.innerWidth, `${name} (${size}): nothing overflows horizontally (${l.scrollWidth} > ${l.innerWidth})`);
+    assert.deepEqual(l.pastEdge, [], `${name} (${size}): nothing reaches past the right edge`);
     check(l, size);
     out[size] = l;
   }
@@ -65,6 +72,7 @@ async function phoneOnly(page, name) {
   await page.screenshot({ path: path.join(DIR, `${name}-phone.png`) });
   const l = await layout(page);
   assert.ok(l.scrollWidth <= l.innerWidth, `${name} (phone): nothing overflows horizontally`);
+  assert.deepEqual(l.pastEdge, [], `${name} (phone): nothing reaches past the right edge`);
 }
 
 function phoneControls(l, size) {

@@ -15,7 +15,7 @@
 
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -759,7 +759,12 @@ export function e2e(name, fn, { timeout = 180_000, skipIfNoDist = true, todo = f
         const csp = cspViolations(page);
         if (csp.length) throw new Error(`${page.__label}: Content-Security-Policy violation: ${csp[0]}`);
       }
-      // Not a failure, but worth seeing: page errors and console errors/warnings.
+      // An uncaught exception in a page is a client bug: a failure.
+      for (const page of ctx.pages) {
+        const thrown = (page.__log ?? []).filter((l) => /pageerror/.test(l));
+        if (thrown.length) throw new Error(`${page.__label}: ${thrown.length} uncaught page error(s), first: ${thrown[0]}`);
+      }
+      // Not a failure, but worth seeing: console errors and warnings.
       for (const page of ctx.pages) {
         const bad = (page.__log ?? []).filter((l) => /pageerror|page crashed|console\.(error|warn)/.test(l) && !/favicon|status of 404|integrity/.test(l));
         if (bad.length) t.diagnostic(`${page.__label}: ${bad.length} console error/warning line(s), first: ${bad[0]}`);
@@ -777,4 +782,25 @@ export function e2e(name, fn, { timeout = 180_000, skipIfNoDist = true, todo = f
       t.diagnostic(`took ${((Date.now() - started) / 1000).toFixed(1)} s`);
     }
   });
+}
+
+/**
+ * Clicks `selector` (a download link) in `page` as a person would and
+ * waits until the browser has saved `name` whole (`size` bytes, or any
+ * size once the partial file is gone); returns the saved file's path. The
+ * folder is removed when the test ends.
+ */
+export async function saveDownload(ctx, page, selector, name, size = null) {
+  const dir = await mkdtemp(path.join(tmpdir(), 'e2e-saved-'));
+  ctx.onClose(() => rm(dir, { recursive: true, force: true }));
+  const cdp = await page.createCDPSession();
+  await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: dir });
+  await page.click(selector);
+  const saved = path.join(dir, name);
+  await waitFor(`${page.__label}: ${name} saved`, async () => {
+    const st = await stat(saved).catch(() => null);
+    const partial = await stat(`${saved}.crdownload`).catch(() => null);
+    return { ok: !!st && !partial && (size === null ? st.size > 0 : st.size === size), value: st?.size ?? 'absent' };
+  }, { timeout: 30_000, interval: 100 });
+  return saved;
 }

@@ -36,7 +36,7 @@ pub fn install() {
 }
 
 /// The page's audio context, once the user has interacted with the page.
-fn context() -> Option<AudioContext> {
+pub(crate) fn context() -> Option<AudioContext> {
     if !GESTURE.with(Cell::get) {
         return None;
     }

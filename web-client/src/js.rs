@@ -1,8 +1,12 @@
 //! Small bridges between Rust values and JavaScript.
 
+use std::cell::RefCell;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
+use web_sys::EventTarget;
 
 /// A Rust value as a plain JS object (through JSON: exact, and no extra crate).
 pub fn to_js<T: Serialize>(v: &T) -> JsValue {
@@ -117,4 +121,57 @@ pub fn reloaded() -> bool {
         .ok()
         .and_then(|f| f.call1(&perf, &"navigation".into()).ok());
     entries.is_some_and(|e| get_str(&get(&e, "0"), "type").as_deref() == Some("reload"))
+}
+
+/// Browser event callbacks owned by Rust. Each is removed from its target
+/// before it is freed: an event already queued when its owner goes would
+/// otherwise call a freed closure (a page error).
+#[derive(Default)]
+pub struct Listeners(RefCell<Vec<Listener>>);
+
+/// Where a callback is registered, and the callback.
+type Listener = (EventTarget, String, Closure<dyn FnMut(JsValue)>);
+
+impl Listeners {
+    /// Calls `f` with every `event` on `target` while these listeners live.
+    pub fn add(&self, target: &EventTarget, event: &str, f: impl FnMut(JsValue) + 'static) {
+        let cb = Closure::<dyn FnMut(JsValue)>::new(f);
+        let _ = target.add_event_listener_with_callback(event, cb.as_ref().unchecked_ref());
+        self.0
+            .borrow_mut()
+            .push((target.clone(), event.to_owned(), cb));
+    }
+
+    /// Removes and frees them all.
+    pub fn clear(&self) {
+        for (target, event, cb) in self.0.take() {
+            let _ = target.remove_event_listener_with_callback(&event, cb.as_ref().unchecked_ref());
+        }
+    }
+}
+
+impl Drop for Listeners {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+/// The first of `events` on `target` (its event object), with no callback
+/// of ours to free: the promise's own `resolve` is the listener.
+pub async fn next_event(target: &EventTarget, events: &[&str]) -> JsValue {
+    let mut resolve = None;
+    let promise = js_sys::Promise::new(&mut |r, _| resolve = Some(r));
+    let Some(resolve) = resolve else {
+        return JsValue::UNDEFINED;
+    };
+    for e in events {
+        let _ = target.add_event_listener_with_callback(e, &resolve);
+    }
+    let ev = wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .unwrap_or(JsValue::UNDEFINED);
+    for e in events {
+        let _ = target.remove_event_listener_with_callback(e, &resolve);
+    }
+    ev
 }

@@ -179,6 +179,8 @@ pub struct PeerView {
     pub away: bool,
     /// A raised hand (version 2).
     pub hand: bool,
+    /// Its voice was heard within the last second.
+    pub speaking: bool,
 }
 
 impl PeerView {
@@ -190,6 +192,7 @@ impl PeerView {
                 audio: true,
                 video: true,
                 screen: false,
+                recording: false,
             }),
             connection: ConnState::New,
             frames: 0,
@@ -200,6 +203,7 @@ impl PeerView {
             stream_rev: 0,
             away: false,
             hand: false,
+            speaking: false,
         }
     }
 }
@@ -292,6 +296,7 @@ pub struct ChatLine {
 pub enum ChatEntry {
     Msg(ChatLine),
     Notice { key: u64, text: String },
+    File(FileItem),
 }
 
 impl ChatEntry {
@@ -299,7 +304,68 @@ impl ChatEntry {
         match self {
             ChatEntry::Msg(m) => m.id.clone(),
             ChatEntry::Notice { key, .. } => format!("notice-{key}"),
+            ChatEntry::File(f) => f.key.clone(),
         }
+    }
+}
+
+/// One file going to or coming from one peer, as the chat log shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileItem {
+    /// Unique on this page (the transfer's id and direction).
+    pub key: String,
+    pub name: String,
+    /// Bytes.
+    pub size: f64,
+    pub incoming: bool,
+    /// The peer it goes to or comes from, and its name then.
+    pub peer: String,
+    pub peer_name: String,
+    pub progress: RwSignal<FileProgress>,
+}
+
+/// Where a transfer stands.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FileProgress {
+    pub state: FileState,
+    /// Bytes that reached the other side (sending) or arrived (receiving).
+    pub bytes: f64,
+    /// Bytes per second so far.
+    pub rate: f64,
+    /// Why it ended, when it did not complete.
+    pub note: String,
+    /// The received file, once checked (an object URL).
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FileState {
+    /// The channel is opening.
+    #[default]
+    Starting,
+    Moving,
+    /// Arrived whole, with the sender's SHA-256.
+    Done,
+    Cancelled,
+    Failed,
+}
+
+impl FileState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileState::Starting => "starting",
+            FileState::Moving => "moving",
+            FileState::Done => "done",
+            FileState::Cancelled => "cancelled",
+            FileState::Failed => "failed",
+        }
+    }
+
+    pub fn ended(self) -> bool {
+        matches!(
+            self,
+            FileState::Done | FileState::Cancelled | FileState::Failed
+        )
     }
 }
 
@@ -321,6 +387,9 @@ impl RttRow {
         series.push_back(ms);
     }
 }
+
+/// The file size limit until `/api/config` says otherwise: 1 GiB.
+pub const DEFAULT_FILE_MAX: f64 = 1_073_741_824.0;
 
 /// Every signal of the room view. `Copy`: pass it anywhere.
 #[derive(Clone, Copy)]
@@ -362,6 +431,16 @@ pub struct Ui {
     pub hand_up: RwSignal<bool>,
     /// Reactions showing now: (key, peer id, emoji), ours included.
     pub reactions: RwSignal<Vec<(u32, String, String)>>,
+    /// The largest file a transfer may carry, bytes (`/api/config`).
+    pub file_max: RwSignal<f64>,
+    /// The latest to speak (a peer id, ours included; empty before anyone).
+    pub speaker: RwSignal<String>,
+    /// The tile pinned large (a peer id, ours included), or empty.
+    pub pinned: RwSignal<String>,
+    /// Speaker view: the latest speaker large, the others in a strip.
+    pub speaker_view: RwSignal<bool>,
+    /// We are recording the call.
+    pub recording: RwSignal<bool>,
 }
 
 impl Ui {
@@ -393,6 +472,11 @@ impl Ui {
             locked: RwSignal::new(false),
             hand_up: RwSignal::new(false),
             reactions: RwSignal::new(Vec::new()),
+            file_max: RwSignal::new(DEFAULT_FILE_MAX),
+            speaker: RwSignal::new(String::new()),
+            pinned: RwSignal::new(String::new()),
+            speaker_view: RwSignal::new(false),
+            recording: RwSignal::new(false),
         }
     }
 

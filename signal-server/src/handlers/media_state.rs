@@ -1,6 +1,6 @@
 //! `media-state` (docs/protocol-extensions.md): what the sender sends
-//! (microphone, camera, screen), told to the room and listed to later
-//! joiners.
+//! (microphone, camera, screen) and whether it records the call, told to
+//! the room and listed to later joiners.
 
 use protocol::{MediaState, MediaStateEvent, MediaStateRequest};
 
@@ -19,6 +19,7 @@ pub(super) async fn handle<E: Engine>(
         audio: req.audio,
         video: req.video,
         screen: req.screen,
+        recording: req.recording,
     };
     let (from, members) = node.store.set_media(cx.conn(), &req.room, media).await?;
     let ev = MediaStateEvent {
@@ -27,6 +28,7 @@ pub(super) async fn handle<E: Engine>(
         audio: media.audio,
         video: media.video,
         screen: media.screen,
+        recording: media.recording,
     };
     node.out
         .to_room(cx.socket, &req.room, ev, members.saturating_sub(1))

@@ -112,6 +112,7 @@ impl Call {
                 audio: ui.mic_on.get_untracked(),
                 video: ui.cam_on.get_untracked() || ui.screen_on.get_untracked(),
                 screen: ui.screen_on.get_untracked(),
+                recording: ui.recording.get_untracked(),
             },
         );
     }

@@ -16,6 +16,7 @@ use web_sys::{MediaStream, RtcConfiguration};
 
 use super::chat::ChatState;
 use super::controls::LocalMedia;
+use super::files::Files;
 use super::probes::Probes;
 use super::topology::Topology;
 use super::{Call, JoinParams, log};
@@ -122,19 +123,26 @@ impl Call {
             },
             topology: RefCell::new(Topology::default()),
             chat: ChatState::default(),
+            files: Files::default(),
             probes: Probes::default(),
+            speakers: Default::default(),
+            recording: Default::default(),
             media: LocalMedia::new(local, codec, !media_pending, want),
         });
         call.show_local_media();
         call.wire();
         let weak = Rc::downgrade(&call);
         wasm_bindgen_futures::spawn_local(async move {
-            let config = load_ice_config().await;
-            if let (Some(call), Some(config)) = (weak.upgrade(), config) {
-                *call.life.ice.borrow_mut() = config;
+            let config = load_config().await;
+            if let (Some(call), Some((ice, file_max))) = (weak.upgrade(), config) {
+                *call.life.ice.borrow_mut() = ice;
+                if let Some(max) = file_max {
+                    call.ui.file_max.set(max);
+                }
             }
         });
         call.start_probes();
+        call.start_speakers();
         call
     }
 
@@ -210,6 +218,7 @@ impl Call {
                     audio: m.audio,
                     video: m.video,
                     screen: m.screen,
+                    recording: m.recording,
                 }
             })
         });
@@ -318,6 +327,9 @@ impl Call {
     pub(super) fn fail(&self, kind: StatusKind, text: &str) {
         self.life.stage.set(Stage::Over);
         self.stop_probes();
+        self.stop_speakers();
+        self.stop_recording();
+        self.end_all_files();
         self.close_connections();
         self.stop_local_media();
         self.ui.phase.set(Phase::Error);
@@ -422,10 +434,12 @@ impl Call {
     /// connection) before our new offers; until it has, signals from it are
     /// for the old page and ignored.
     fn replace_old_page(self: &Rc<Self>, mode: protocol::Mode, peers: &[PeerInfo]) {
-        let ends: Vec<String> = match mode {
-            protocol::Mode::Sfu => vec![protocol::SFU_PEER.to_owned()],
-            protocol::Mode::Mesh => peers.iter().map(|p| p.id.to_string()).collect(),
-        };
+        // In an SFU room the others may hold a data-only connection (files)
+        // to the page before: they drop it too.
+        let mut ends: Vec<String> = peers.iter().map(|p| p.id.to_string()).collect();
+        if mode == protocol::Mode::Sfu {
+            ends.push(protocol::SFU_PEER.to_owned());
+        }
         *self.life.stale.borrow_mut() = ends.clone();
         for end in ends {
             let this = self.clone();
@@ -548,6 +562,9 @@ impl Call {
     pub(super) fn shutdown(&self) {
         self.life.stage.set(Stage::Over);
         self.stop_probes();
+        self.stop_speakers();
+        self.stop_recording();
+        self.end_all_files();
         self.close_connections();
         self.end_screen();
         self.ui.peers.set(Vec::new());
@@ -620,10 +637,14 @@ fn outage_text(was_connected: bool, secs: u32) -> String {
     }
 }
 
-/// `/api/config` → the RTCConfiguration every new peer connection uses.
-async fn load_ice_config() -> Option<RtcConfiguration> {
+/// `/api/config` → the RTCConfiguration every new peer connection uses,
+/// and the largest file a transfer may carry.
+async fn load_config() -> Option<(RtcConfiguration, Option<f64>)> {
     let json = crate::js::fetch_json("/api/config").await?;
-    Some(rtc::rtc_config(&crate::js::get(&json, "iceServers")))
+    Some((
+        rtc::rtc_config(&crate::js::get(&json, "iceServers")),
+        crate::js::get_f64(&json, "fileMaxBytes"),
+    ))
 }
 
 /// Server events that belong to one room.

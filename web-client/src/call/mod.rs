@@ -16,11 +16,15 @@
 
 mod chat;
 mod controls;
+mod files;
 mod host;
 mod lifecycle;
 mod probes;
+mod recording;
+mod speaker;
 mod topology;
 
+pub use files::human_size;
 pub use lifecycle::resume_state;
 
 use std::cell::RefCell;
@@ -36,8 +40,11 @@ use crate::state::Ui;
 
 use chat::ChatState;
 use controls::LocalMedia;
+use files::Files;
 use lifecycle::Lifecycle;
 use probes::Probes;
+use recording::Recording;
+use speaker::Speakers;
 use topology::Topology;
 
 /// What the lobby hands over.
@@ -79,7 +86,10 @@ pub struct Call {
     life: Lifecycle,
     topology: RefCell<Topology>,
     chat: ChatState,
+    files: Files,
     probes: Probes,
+    speakers: Speakers,
+    recording: Recording,
     media: LocalMedia,
 }
 
@@ -267,6 +277,28 @@ impl ActiveCall {
     pub fn host(&self, event: &'static str, fields: serde_json::Value) {
         if let Some(c) = self.get() {
             c.host_request(event, fields);
+        }
+    }
+
+    /// Sends `file` to `to` (a peer id), or to everyone when `None`.
+    pub fn send_file(&self, file: web_sys::File, to: Option<String>) -> Result<(), String> {
+        self.get()
+            .filter(|c| c.self_id().is_some())
+            .ok_or_else(|| "not in a room".to_owned())?
+            .send_file(file, to)
+    }
+
+    /// Cancels the transfer shown as `key`.
+    pub fn cancel_file(&self, key: &str) {
+        if let Some(c) = self.get() {
+            c.cancel_file(key);
+        }
+    }
+
+    /// Starts or stops recording the call in this browser.
+    pub fn toggle_recording(&self) {
+        if let Some(c) = self.get().filter(|c| c.self_id().is_some()) {
+            c.toggle_recording();
         }
     }
 

@@ -145,6 +145,7 @@ impl Call {
                     }
                 })
             }
+            Link::Data(_) => {}
             Link::Peer(id) => self.ui.update_peer(&id, |p| {
                 p.frames = s.frames_decoded;
                 p.audio_packets = s.audio_packets;

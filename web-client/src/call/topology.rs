@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use web_sys::MediaStream;
 
 use super::{Call, log};
-use crate::rtc::{PeerConn, PeerEvent, Sink};
+use crate::rtc::{Carries, PeerConn, PeerEvent, Sink};
 use crate::state::{ConnState, Phase, StatusKind, Via};
 
 /// How media flows in the room; the join ack says which.
@@ -30,6 +30,9 @@ pub(super) enum Topology {
         conn: Option<Rc<PeerConn>>,
         /// That connection's state: every peer's tile shows it.
         state: ConnState,
+        /// Data-only connections to other browsers, made on demand (a file
+        /// to send, or the other side's offer): files stay peer to peer.
+        links: HashMap<String, Rc<PeerConn>>,
     },
 }
 
@@ -50,7 +53,15 @@ impl Topology {
                 .iter()
                 .map(|(id, pc)| (Link::Peer(id.clone()), pc.clone()))
                 .collect(),
-            Topology::Sfu { conn, .. } => conn.iter().map(|pc| (Link::Sfu, pc.clone())).collect(),
+            Topology::Sfu { conn, links, .. } => conn
+                .iter()
+                .map(|pc| (Link::Sfu, pc.clone()))
+                .chain(
+                    links
+                        .iter()
+                        .map(|(id, pc)| (Link::Data(id.clone()), pc.clone())),
+                )
+                .collect(),
         }
     }
 
@@ -64,9 +75,10 @@ impl Topology {
                 conns.clear();
                 waiting.clear();
             }
-            Topology::Sfu { conn, state } => {
+            Topology::Sfu { conn, state, links } => {
                 *conn = None;
                 *state = ConnState::New;
+                links.clear();
             }
         }
     }
@@ -79,13 +91,15 @@ pub(super) enum Link {
     Peer(String),
     /// The server's SFU, standing for everyone in an SFU room.
     Sfu,
+    /// A data-only connection to a peer of an SFU room.
+    Data(String),
 }
 
 impl Link {
     /// The id signals to this end are addressed with.
     fn wire_id(&self) -> &str {
         match self {
-            Link::Peer(id) => id,
+            Link::Peer(id) | Link::Data(id) => id,
             Link::Sfu => protocol::SFU_PEER,
         }
     }
@@ -124,6 +138,7 @@ impl Call {
                 Mode::Sfu => Topology::Sfu {
                     conn: None,
                     state: ConnState::New,
+                    links: HashMap::new(),
                 },
                 Mode::Mesh => Topology::Mesh {
                     conns: HashMap::new(),
@@ -168,9 +183,11 @@ impl Call {
         }
     }
 
-    /// Every connection, with its far end.
+    /// Every connection that carries media, with its far end.
     pub(super) fn connections(&self) -> Vec<(Link, Rc<PeerConn>)> {
-        self.topology.borrow().conns()
+        let mut all = self.topology.borrow().conns();
+        all.retain(|(link, _)| !matches!(link, Link::Data(_)));
+        all
     }
 
     pub(super) fn close_connections(&self) {
@@ -187,12 +204,17 @@ impl Call {
 
     /// A peer left: close its connection, if it has its own.
     pub(super) fn drop_connection(&self, id: &str) {
-        if let Topology::Mesh { conns, waiting } = &mut *self.topology.borrow_mut() {
-            if let Some(pc) = conns.remove(id) {
-                pc.close();
+        let gone = match &mut *self.topology.borrow_mut() {
+            Topology::Mesh { conns, waiting } => {
+                waiting.retain(|p| p.id.as_str() != id);
+                conns.remove(id)
             }
-            waiting.retain(|p| p.id.as_str() != id);
+            Topology::Sfu { links, .. } => links.remove(id),
+        };
+        if let Some(pc) = gone {
+            pc.close();
         }
+        self.end_files_with(id);
     }
 
     /// Creates the connection to `peer` in a mesh room (initiator: we offer).
@@ -209,6 +231,25 @@ impl Call {
         let pc = self.new_connection(Link::Peer(id.clone()), initiator)?;
         if let Topology::Mesh { conns, .. } = &mut *self.topology.borrow_mut() {
             conns.insert(id, pc.clone());
+        }
+        Some(pc)
+    }
+
+    /// The connection that carries data channels to `peer`: its own in a
+    /// mesh; in an SFU room a data-only one, made now if there is none
+    /// (`initiator`: we offer).
+    pub(super) fn data_link(self: &Rc<Self>, peer: &str, initiator: bool) -> Option<Rc<PeerConn>> {
+        match &*self.topology.borrow() {
+            Topology::Mesh { conns, .. } => return conns.get(peer).cloned(),
+            Topology::Sfu { links, .. } => {
+                if let Some(pc) = links.get(peer) {
+                    return Some(pc.clone());
+                }
+            }
+        }
+        let pc = self.new_connection(Link::Data(peer.to_owned()), initiator)?;
+        if let Topology::Sfu { links, .. } = &mut *self.topology.borrow_mut() {
+            links.insert(peer.to_owned(), pc.clone());
         }
         Some(pc)
     }
@@ -237,14 +278,18 @@ impl Call {
             })
         };
         // The data channel is peer to peer: none on the connection to the SFU.
-        let data = link != Link::Sfu;
+        let carries = match link {
+            Link::Peer(_) => Carries::MediaAndData,
+            Link::Sfu => Carries::Media,
+            Link::Data(_) => Carries::Data,
+        };
         PeerConn::new(
             link.wire_id(),
             &me,
             &self.life.ice(),
             self.outgoing(),
             initiator,
-            data,
+            carries,
             sink,
         )
         .map_err(|e| {
@@ -266,8 +311,12 @@ impl Call {
         }
         if matches!(s.data, SignalData::Bye) {
             // Its page reloaded and took its seat back: a new connection
-            // follows (its offer).
+            // follows (its offer). In an SFU room only a data-only
+            // connection goes; its media comes through the SFU again.
             self.drop_connection(from);
+            if self.is_sfu() {
+                return;
+            }
             self.ui.update_peer(from, |p| {
                 p.connection = ConnState::New;
                 p.frames = 0;
@@ -278,7 +327,10 @@ impl Call {
         }
         let pc = if self.is_sfu() {
             if from != protocol::SFU_PEER {
-                log(&format!("signal from {from} in an SFU room ignored"));
+                // Another browser's data-only connection (a file for us).
+                if let Some(pc) = self.data_link(from, false) {
+                    pc.handle(s.data);
+                }
                 return;
             }
             // The server may offer before our media is ready.
@@ -309,12 +361,19 @@ impl Call {
                     }
                 }),
                 Link::Peer(id) => self.ui.update_peer(id, |p| p.stream_rev += 1),
+                Link::Data(_) => {}
             },
+            // A data-only connection's state is its files' (they say when it fails).
+            PeerEvent::State(_) if matches!(link, Link::Data(_)) => {}
             PeerEvent::State(state) => self.on_conn_state(link, state),
             PeerEvent::DataOpen => {}
             PeerEvent::DataMessage(text) => match link {
-                Link::Peer(id) => self.on_data(id, &text),
+                Link::Peer(id) | Link::Data(id) => self.on_data(id, &text),
                 Link::Sfu => log("data channel message from the SFU ignored"),
+            },
+            PeerEvent::Channel(dc) => match link {
+                Link::Peer(id) | Link::Data(id) => self.receive_file(id, dc),
+                Link::Sfu => dc.close(),
             },
             PeerEvent::Error(e) => log(&format!("peer {}: {e}", link.wire_id())),
         }
@@ -324,7 +383,7 @@ impl Call {
         match state {
             ConnState::Failed => {
                 let name = match link {
-                    Link::Peer(id) => self.ui.peer_name(id),
+                    Link::Peer(id) | Link::Data(id) => self.ui.peer_name(id),
                     // What the banner has always said of the SFU.
                     Link::Sfu => "someone".to_owned(),
                 };
@@ -348,6 +407,7 @@ impl Call {
                 });
             }
             Link::Peer(id) => self.ui.update_peer(id, |p| p.connection = state),
+            Link::Data(_) => {}
         }
     }
 

@@ -5,10 +5,12 @@ use leptos::prelude::*;
 
 use protocol::Mode;
 
+use super::icons::{Icon, Svg};
 use super::room::RoomUi;
-use crate::call::ActiveCall;
+use super::when;
+use crate::call::{ActiveCall, human_size};
 use crate::js::clock;
-use crate::state::{Author, ChatEntry, Phase, Ticks, Ui, Via};
+use crate::state::{Author, ChatEntry, FileItem, Phase, Ticks, Ui, Via};
 
 /// A piece of a message: text, or a web address shown as a link.
 #[derive(Debug, PartialEq, Eq)]
@@ -111,6 +113,21 @@ pub fn ChatPanel() -> impl IntoView {
             Err(e) => error.set(Some(e)),
         }
     };
+    // Files go to everyone, or to the one person picked here.
+    let file_to = RwSignal::new(String::new());
+    let send_files = move |files: Option<web_sys::FileList>| {
+        let Some(files) = files else { return };
+        let to = Some(file_to.get_untracked()).filter(|t| !t.is_empty());
+        for i in 0..files.length() {
+            if let Some(f) = files.item(i)
+                && let Err(e) = call.send_file(f, to.clone())
+            {
+                error.set(Some(e));
+                return;
+            }
+        }
+        error.set(None);
+    };
     let typing = move || {
         ui.typing.with(|t| match t.as_slice() {
             [] => String::new(),
@@ -120,7 +137,14 @@ pub fn ChatPanel() -> impl IntoView {
         })
     };
     view! {
-        <section class="chat" aria-label="Chat">
+        <section class="chat" aria-label="Chat"
+            on:dragover=move |ev| ev.prevent_default()
+            on:drop=move |ev: web_sys::DragEvent| {
+                ev.prevent_default();
+                if joined() {
+                    send_files(ev.data_transfer().and_then(|d| d.files()));
+                }
+            }>
             <header class="chat-head">
                 <label class="via">"via "
                     <select id="chat-transport" aria-label="Send chat via"
@@ -131,12 +155,21 @@ pub fn ChatPanel() -> impl IntoView {
                         </option>
                     </select>
                 </label>
+                <label class="via">"files to "
+                    <select id="file-to" aria-label="Send files to" on:change=move |ev| file_to.set(event_target_value(&ev))>
+                        <option value="" selected=move || file_to.with(String::is_empty)>"everyone"</option>
+                        <For each=move || ui.peers.get() key=|p| p.id.clone() let:p>
+                            <option value=p.id.clone() selected={let id = p.id.clone(); move || file_to.with(|t| *t == id)}>{author(&p.id, &p.name)}</option>
+                        </For>
+                    </select>
+                </label>
             </header>
             <p class="hint" class:hidden=move || !sfu()>"This room sends everything through the server (SFU): chat goes by the relay."</p>
             <ol id="chat-log" node_ref=log aria-live="polite">
                 <For each=move || ui.chat.get() key=|e| (e.key(), entry_rev(e)) let:entry>
                     {match entry {
                         ChatEntry::Notice { text, .. } => view! { <li class="notice">{text}</li> }.into_any(),
+                        ChatEntry::File(item) => file_row(item, call).into_any(),
                         ChatEntry::Msg(m) => {
                             let mine = m.from == Author::Me;
                             view! {
@@ -168,6 +201,16 @@ pub fn ChatPanel() -> impl IntoView {
                         draft.set(event_target_value(&ev));
                         call.typed();
                     } />
+                <label class="attach" class:disabled=move || !joined() title="Send a file (or drop it here)">
+                    <input id="file-input" type="file" multiple class="visually-hidden" aria-label="Send a file"
+                        disabled=move || !joined()
+                        on:change=move |ev| {
+                            let input = event_target::<web_sys::HtmlInputElement>(&ev);
+                            send_files(input.files());
+                            input.set_value("");
+                        } />
+                    <Svg icon=Icon::Clip />
+                </label>
                 <button id="chat-send" type="submit" class="primary" aria-label="Send message" disabled=move || !joined()>"Send"</button>
             </form>
         </section>
@@ -178,7 +221,42 @@ pub fn ChatPanel() -> impl IntoView {
 fn entry_rev(e: &ChatEntry) -> Option<Ticks> {
     match e {
         ChatEntry::Msg(m) => Some(m.ticks),
-        ChatEntry::Notice { .. } => None,
+        ChatEntry::Notice { .. } | ChatEntry::File(_) => None,
+    }
+}
+
+/// A file on its way, or arrived: who, what, how far, how fast; Cancel
+/// while it moves, Save once it arrived whole.
+fn file_row(item: FileItem, call: ActiveCall) -> impl IntoView {
+    let p = item.progress;
+    let state = move || p.with(|p| p.state);
+    let key = item.key.clone();
+    let name = item.name.clone();
+    let head = if item.peer.is_empty() {
+        "Recording".to_owned()
+    } else if item.incoming {
+        format!("File from {}", item.peer_name)
+    } else {
+        format!("File to {}", item.peer_name)
+    };
+    let size = item.size;
+    view! {
+        <li class="file" data-transfer-id=item.key.clone() data-peer-id=item.peer.clone()
+            data-direction=if item.incoming { "in" } else { "out" } data-state=move || state().as_str()>
+            <span class="file-head">{head}</span>
+            <span class="file-name">{item.name.clone()}</span>
+            <span class="file-size">{human_size(size)}</span>
+            <progress class="file-progress" max=size.max(1.0) value=move || p.with(|p| p.bytes)></progress>
+            <span class="file-rate">{move || p.with(|p| if p.rate > 0.0 { format!("{}/s", human_size(p.rate)) } else { String::new() })}</span>
+            <span class="file-note" role="status">{move || p.with(|p| p.note.clone())}</span>
+            {when(move || !state().ended(), move || {
+                let key = key.clone();
+                view! { <button type="button" class="file-cancel" on:click=move |_| call.cancel_file(&key)>"Cancel"</button> }.into_any()
+            })}
+            {when(move || p.with(|p| !p.url.is_empty()), move || view! {
+                <a class="file-download" href=move || p.with(|p| p.url.clone()) download=name.clone()>"Save"</a>
+            }.into_any())}
+        </li>
     }
 }
 

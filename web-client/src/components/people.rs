@@ -127,21 +127,11 @@ pub fn Marks(id: String, #[prop(optional)] me: bool) -> impl IntoView {
     }
 }
 
-/// The control bar's reactions, and the `h` key for the hand.
+/// The control bar's reactions.
 #[component]
 pub fn Reactions() -> impl IntoView {
     let call = expect_context::<ActiveCall>();
     let open = RwSignal::new(false);
-    let key = window_event_listener(leptos::ev::keydown, move |ev| {
-        let typing = ev
-            .target()
-            .and_then(|t| crate::js::get_str(&t, "tagName"))
-            .is_some_and(|t| matches!(t.as_str(), "INPUT" | "TEXTAREA" | "SELECT"));
-        if !typing && !ev.ctrl_key() && !ev.meta_key() && !ev.alt_key() && ev.key() == "h" {
-            call.toggle_hand();
-        }
-    });
-    on_cleanup(move || key.remove());
     view! {
         <div class="menu-anchor">
             <button id="react-button" class="ctl" aria-haspopup="true"

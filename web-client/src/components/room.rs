@@ -128,6 +128,8 @@ pub fn RoomView() -> impl IntoView {
         labels,
     };
     provide_context(room_ui);
+    let big = big_tile(ui);
+    provide_context(BigTile(big));
     notify(ui, room_ui);
     // From a wide window to a phone's width, the panel (an overlay there)
     // closes; back to a wide one, the chat shows again beside the videos.
@@ -162,6 +164,19 @@ pub fn RoomView() -> impl IntoView {
                         on:click=move |_| room_ui.panel.update(|p| *p = if *p == Panel::People { Panel::Closed } else { Panel::People })>
                         <Svg icon=Icon::People />{count}
                     </button>
+                    <button id="layout-button" class="people" type="button"
+                        aria-pressed=move || ui.speaker_view.get().to_string()
+                        title=move || if ui.speaker_view.get() { "Grid view" } else { "Speaker view: the latest speaker large" }
+                        aria-label=move || if ui.speaker_view.get() { "Grid view" } else { "Speaker view" }
+                        on:click=move |_| ui.speaker_view.update(|v| *v = !*v)>
+                        <Svg icon=Icon::Layout />
+                    </button>
+                }.into_any())}
+                {when(move || in_call() && pip_supported() && big.with(|b| !b.is_empty() && *b != ui.self_id.get()), move || view! {
+                    <button id="pip-button" class="people" type="button" title="Picture in picture: the large tile in its own window"
+                        aria-label="Picture in picture" on:click=move |_| picture_in_picture()>
+                        <Svg icon=Icon::Pip />
+                    </button>
                 }.into_any())}
                 <span id="self-id" data-peer-id=move || ui.self_id.get() class="me">
                     {move || ui.self_name.get()}
@@ -193,9 +208,90 @@ pub fn RoomView() -> impl IntoView {
                     <SidePanel />
                 </div>
                 <Controls />
+                <Shortcuts />
             }.into_any())}
         </main>
     }
+}
+
+/// The keyboard shortcuts, as the help overlay lists them.
+const SHORTCUTS: [(&str, &str); 7] = [
+    ("m", "Microphone on / off"),
+    ("v", "Camera on / off"),
+    ("h", "Raise / lower your hand"),
+    ("c", "Chat: open it and write"),
+    ("p", "Pin the next tile (then none)"),
+    ("s", "Speaker view / grid"),
+    ("?", "This help"),
+];
+
+/// Keys for the call (not while typing in a field), and their help (`?`).
+#[component]
+fn Shortcuts() -> impl IntoView {
+    let ui = expect_context::<Ui>();
+    let call = expect_context::<ActiveCall>();
+    let room_ui = expect_context::<RoomUi>();
+    let help = RwSignal::new(false);
+    let key = window_event_listener(leptos::ev::keydown, move |ev| {
+        let typing = ev
+            .target()
+            .and_then(|t| crate::js::get_str(&t, "tagName"))
+            .is_some_and(|t| matches!(t.as_str(), "INPUT" | "TEXTAREA" | "SELECT"));
+        if typing || ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
+            return;
+        }
+        match ev.key().as_str() {
+            "m" => call.toggle_mic(),
+            "v" => call.toggle_camera(),
+            "h" => call.toggle_hand(),
+            "c" => {
+                ev.prevent_default();
+                room_ui.panel.set(Panel::Chat);
+                focus_later("chat-input");
+            }
+            "p" => ui.pinned.set(next_pin(ui)),
+            "s" => ui.speaker_view.update(|v| *v = !*v),
+            "?" => help.update(|h| *h = !*h),
+            "Escape" => help.set(false),
+            _ => {}
+        }
+    });
+    on_cleanup(move || key.remove());
+    view! {
+        <div id="shortcuts-help" class="card shortcuts" role="dialog" aria-label="Keyboard shortcuts"
+            class:hidden=move || !help.get()>
+            <h2>"Keyboard shortcuts"</h2>
+            <dl>
+                {SHORTCUTS.iter().map(|(k, what)| view! { <dt><kbd>{*k}</kbd></dt><dd>{*what}</dd> }).collect_view()}
+            </dl>
+            <button type="button" on:click=move |_| help.set(false)>"Close"</button>
+        </div>
+    }
+}
+
+/// `p`: the tile after the pinned one (ours first, then the others in
+/// order), and after the last, none.
+fn next_pin(ui: Ui) -> String {
+    let mut order = vec![ui.self_id.get_untracked()];
+    ui.peers
+        .with_untracked(|ps| order.extend(ps.iter().map(|p| p.id.clone())));
+    let pinned = ui.pinned.get_untracked();
+    match order.iter().position(|id| *id == pinned) {
+        None => order.into_iter().next().unwrap_or_default(),
+        Some(i) => order.get(i + 1).cloned().unwrap_or_default(),
+    }
+}
+
+/// Focuses the element `id` once the view has shown it.
+fn focus_later(id: &'static str) {
+    request_animation_frame(move || {
+        if let Some(el) = document()
+            .get_element_by_id(id)
+            .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+        {
+            let _ = el.focus();
+        }
+    });
 }
 
 /// Sounds, the unread count and the tab title, from what arrives.
@@ -327,9 +423,6 @@ pub fn grid_layout(n: usize, w: f64, h: f64, gap: f64) -> (usize, f64, f64) {
     best
 }
 
-/// A resize observer and the callback it calls.
-type Observer = (web_sys::ResizeObserver, Closure<dyn FnMut()>);
-
 /// The video area: the grid laid out to fill it, whatever the window.
 #[component]
 fn Stage() -> impl IntoView {
@@ -337,7 +430,8 @@ fn Stage() -> impl IntoView {
     let stage = NodeRef::<leptos::html::Section>::new();
     let size = RwSignal::new((0.0f64, 0.0f64));
     // Follow the stage's size (window, side panel, banners).
-    let observer: StoredValue<Option<Observer>, LocalStorage> = StoredValue::new_local(None);
+    let observer: StoredValue<Option<web_sys::ResizeObserver>, LocalStorage> =
+        StoredValue::new_local(None);
     Effect::new(move |_| {
         let Some(el) = stage.get() else { return };
         let measure = {
@@ -347,14 +441,20 @@ fn Stage() -> impl IntoView {
             }
         };
         measure();
+        // The callback is never freed: a removed element still gets one
+        // last observation, which may come after this component's cleanup
+        // (and after the value above is gone); `try_set` makes it harmless.
         let cb = Closure::<dyn FnMut()>::new(measure);
         if let Ok(obs) = web_sys::ResizeObserver::new(cb.as_ref().unchecked_ref()) {
             obs.observe(&el);
-            observer.set_value(Some((obs, cb)));
+            if let Some(old) = observer.try_update_value(|o| o.replace(obs)).flatten() {
+                old.disconnect();
+            }
         }
+        cb.forget();
     });
     on_cleanup(move || {
-        if let Some(Some((obs, _))) = observer.try_update_value(Option::take) {
+        if let Some(Some(obs)) = observer.try_update_value(Option::take) {
             obs.disconnect();
         }
     });
@@ -364,9 +464,12 @@ fn Stage() -> impl IntoView {
         let (w, h) = size.get();
         grid_layout(count(), w - 16.0, h - 16.0, 8.0)
     });
+    let big = expect_context::<BigTile>().0;
     view! {
         <section class="stage" node_ref=stage aria-label="Videos">
+            <RecordingBanner />
             <div class="grid" data-count=count data-cols=move || layout.get().0
+                data-layout=move || if big.with(String::is_empty) { "grid" } else { "focus" }
                 style:--tile-w=move || format!("{}px", layout.get().1)
                 style:--tile-h=move || format!("{}px", layout.get().2)>
                 <LocalTile />
@@ -376,6 +479,115 @@ fn Stage() -> impl IntoView {
                 </For>
             </div>
         </section>
+    }
+}
+
+/// Whether this page may open a picture-in-picture window.
+fn pip_supported() -> bool {
+    crate::js::get(&document(), "pictureInPictureEnabled").as_bool() == Some(true)
+}
+
+/// The large tile's video in a picture-in-picture window.
+fn picture_in_picture() {
+    let video = document()
+        .query_selector(".tile[data-big=true] video")
+        .ok()
+        .flatten();
+    if let Some(v) = video
+        && let Ok(f) = crate::js::get(&v, "requestPictureInPicture").dyn_into::<js_sys::Function>()
+    {
+        // A promise; a refusal (no frame yet) leaves the page as it was.
+        let _ = f.call0(&v);
+    }
+}
+
+/// Whether this browser can record (MediaRecorder).
+fn recording_supported() -> bool {
+    js_sys::Reflect::has(&window(), &"MediaRecorder".into()).unwrap_or(false)
+}
+
+/// Who records the call, said above the videos: nobody is recorded
+/// without knowing.
+#[component]
+fn RecordingBanner() -> impl IntoView {
+    let ui = expect_context::<Ui>();
+    let room_ui = expect_context::<RoomUi>();
+    let who = move || {
+        let mut names: Vec<String> = Vec::new();
+        if ui.recording.get() {
+            names.push("You".into());
+        }
+        ui.peers.with(|ps| {
+            for p in ps.iter().filter(|p| p.media.recording) {
+                names.push(
+                    room_ui
+                        .labels
+                        .with(|l| l.get(&p.id).cloned())
+                        .unwrap_or_else(|| p.name.clone()),
+                );
+            }
+        });
+        names
+    };
+    let text = move || {
+        let names = who();
+        let verb = if names.len() > 1 || names.first().is_some_and(|n| n == "You") {
+            "are"
+        } else {
+            "is"
+        };
+        format!("{} {verb} recording this call", names.join(" and "))
+    };
+    view! {
+        {when(move || !who().is_empty(), move || view! {
+            <p id="recording-banner" class="rec-banner" role="status"><span class="rec-dot" aria-hidden="true"></span>{text}</p>
+        }.into_any())}
+    }
+}
+
+/// The tile shown large (a peer id, ours included), or empty for the grid.
+#[derive(Clone, Copy)]
+struct BigTile(Memo<String>);
+
+/// Which tile is large: the pinned one; else a shared screen (the
+/// presentation); else, in speaker view, the latest speaker (never
+/// ourselves: we know what we look like), or the first member.
+fn big_tile(ui: Ui) -> Memo<String> {
+    Memo::new(move |_| {
+        let me = ui.self_id.get();
+        let pinned = ui.pinned.get();
+        ui.peers.with(|ps| {
+            if !pinned.is_empty() && (pinned == me || ps.iter().any(|p| p.id == pinned)) {
+                return pinned;
+            }
+            if let Some(p) = ps.iter().find(|p| p.media.screen) {
+                return p.id.clone();
+            }
+            if !ui.speaker_view.get() {
+                return String::new();
+            }
+            let speaker = ui.speaker.get();
+            ps.iter()
+                .find(|p| p.id == speaker)
+                .or(ps.first())
+                .map(|p| p.id.clone())
+                .unwrap_or_default()
+        })
+    })
+}
+
+/// A tile's pin: makes it the large one, or back to the layout.
+#[component]
+fn PinButton(id: Signal<String>) -> impl IntoView {
+    let ui = expect_context::<Ui>();
+    let pinned = move || ui.pinned.with(|p| !p.is_empty() && *p == id.get());
+    view! {
+        <button class="pin" type="button" aria-pressed=move || pinned().to_string()
+            title=move || if pinned() { "Unpin" } else { "Pin: show large" }
+            aria-label=move || if pinned() { "Unpin" } else { "Pin: show large" }
+            on:click=move |_| ui.pinned.set(if pinned() { String::new() } else { id.get() })>
+            <Svg icon=Icon::Pin />
+        </button>
     }
 }
 
@@ -437,8 +649,12 @@ fn LocalTile() -> impl IntoView {
     on_cleanup(move || meter.set_value(None));
     let video_on = move || ui.cam_on.get() || ui.screen_on.get();
     let speaking = move || ui.mic_on.get() && ui.mic_level.get() > 0.45;
+    let big = expect_context::<BigTile>().0;
+    let me = Signal::derive(move || ui.self_id.get());
     view! {
-        <div class="tile local" class:video-off=move || !video_on() class:speaking=speaking>
+        <div class="tile local" class:video-off=move || !video_on() class:speaking=speaking
+            data-speaking=move || speaking().to_string()
+            data-big=move || (big.with(|b| !b.is_empty() && *b == me.get())).to_string()>
             <video id="local-video" node_ref=local autoplay=true playsinline=true prop:muted=true
                 class:mirrored=move || !ui.screen_on.get()
                 aria-label="Your video"></video>
@@ -448,6 +664,7 @@ fn LocalTile() -> impl IntoView {
                 <span class="tile-name">{move || format!("{} (you)", ui.self_name.get())}</span>
                 <MicBadge on=ui.mic_on.into() />
                 <CamBadge on=Signal::derive(video_on) screen=ui.screen_on.into() />
+                <PinButton id=me />
             </div>
         </div>
     }
@@ -507,8 +724,16 @@ fn Tile(id: String) -> impl IntoView {
     });
     let video_on = flag(|p| p.media.video);
     let screen = flag(|p| p.media.screen);
+    let big = expect_context::<BigTile>().0;
+    let is_big = {
+        let id = id.clone();
+        move || big.with(|b| *b == id).to_string()
+    };
+    let pin_id = Signal::stored(id.clone());
     view! {
-        <div class="tile" data-peer-id=id.clone()
+        <div class="tile" data-peer-id=id.clone() data-big=is_big
+            data-speaking=field(|p| (p.speaking && p.media.audio).to_string())
+            data-recording=field(|p| p.media.recording.to_string())
             class:video-off=move || !video_on.get() class:screen=move || screen.get()
             data-connection-state=field(|p| p.connection.as_str().to_owned())
             data-presence=field(|p| if p.away { "reconnecting" } else { "present" }.to_owned())
@@ -533,6 +758,7 @@ fn Tile(id: String) -> impl IntoView {
                     })>
                     <i></i><i></i><i></i>
                 </span>
+                <PinButton id=pin_id />
             </div>
             {when(move || peer.with(|p| p.as_ref().is_some_and(|p| p.away || p.connection != ConnState::Connected)), move || view! {
                 <div class="tile-overlay">{field(|p| if p.away { "Reconnecting to the server…" } else { p.connection.overlay_text() }.to_owned())}</div>
@@ -629,6 +855,15 @@ fn Controls() -> impl IntoView {
                     on:click=tap(call, ActiveCall::toggle_screen)>
                     <Svg icon=Icon::Screen />
                     <span class="label">{rx(bar, |b| if b.ui.screen_on.get() { "Stop sharing" } else { "Share screen" })}</span>
+                </button>
+            })}
+            {recording_supported().then(|| view! {
+                <button id="record-button" class="ctl" class:on=rx(bar, |b| b.ui.recording.get())
+                    aria-pressed=rx(bar, |b| if b.ui.recording.get() { "true" } else { "false" })
+                    aria-label=rx(bar, |b| if b.ui.recording.get() { "Stop recording" } else { "Record the call (everyone is told)" })
+                    on:click=tap(call, ActiveCall::toggle_recording)>
+                    <Svg icon=Icon::Record />
+                    <span class="label">{rx(bar, |b| if b.ui.recording.get() { "Stop rec." } else { "Record" })}</span>
                 </button>
             })}
             <div class="menu-anchor">

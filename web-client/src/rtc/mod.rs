@@ -24,7 +24,7 @@ use web_sys::{
     RtcSignalingState,
 };
 
-use crate::js::{error_text, get, get_str};
+use crate::js::{Listeners, error_text, get, get_str};
 use crate::media::Kind;
 use crate::state::ConnState;
 
@@ -41,11 +41,21 @@ pub enum PeerEvent {
     State(ConnState),
     DataOpen,
     DataMessage(String),
+    /// The peer opened a data channel of its own (a file).
+    Channel(RtcDataChannel),
     Error(String),
 }
 
-/// A browser event callback, kept alive as long as its connection.
-type Listener = Closure<dyn FnMut(JsValue)>;
+/// What a connection carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carries {
+    /// Media and the chat data channel: a peer of a mesh room.
+    MediaAndData,
+    /// Media only: the SFU.
+    Media,
+    /// Data channels only: two browsers of an SFU room (files).
+    Data,
+}
 
 /// Receives every event of one peer connection.
 pub type Sink = Rc<dyn Fn(PeerEvent)>;
@@ -74,7 +84,7 @@ pub struct PeerConn {
     /// What we send, shared with the call and its other connections.
     outgoing: Rc<Outgoing>,
     sink: Sink,
-    closures: RefCell<Vec<Listener>>,
+    listeners: Listeners,
     closed: Cell<bool>,
 }
 
@@ -88,7 +98,7 @@ impl PeerConn {
         config: &RtcConfiguration,
         outgoing: Rc<Outgoing>,
         initiator: bool,
-        data: bool,
+        carries: Carries,
         sink: Sink,
     ) -> Result<Rc<Self>, String> {
         let pc = RtcPeerConnection::new_with_configuration(config).map_err(|e| error_text(&e))?;
@@ -103,17 +113,19 @@ impl PeerConn {
             busy: Cell::new(false),
             remote: RefCell::new(None),
             by_stream: RefCell::new(HashMap::new()),
-            data,
+            data: carries != Carries::Media,
             outgoing,
             sink,
-            closures: RefCell::new(Vec::new()),
+            listeners: Listeners::default(),
             closed: Cell::new(false),
         });
         this.wire();
         if initiator {
             this.open_data_channel();
-            for kind in Kind::BOTH {
-                this.add_transceiver(kind);
+            if carries != Carries::Data {
+                for kind in Kind::BOTH {
+                    this.add_transceiver(kind);
+                }
             }
         }
         Ok(this)
@@ -227,6 +239,16 @@ impl PeerConn {
                 }
             }
         });
+        self.listen(self.pc.as_ref(), "datachannel", {
+            let weak = weak.clone();
+            move |ev| {
+                if let Some(this) = weak.upgrade()
+                    && let Ok(dc) = get(&ev, "channel").dyn_into::<RtcDataChannel>()
+                {
+                    this.emit(PeerEvent::Channel(dc));
+                }
+            }
+        });
         self.listen(self.pc.as_ref(), "connectionstatechange", move |_| {
             let Some(this) = weak.upgrade() else { return };
             let raw = get_str(this.pc.as_ref(), "connectionState").unwrap_or_default();
@@ -242,15 +264,8 @@ impl PeerConn {
         });
     }
 
-    fn listen(&self, target: &JsValue, event: &str, f: impl FnMut(JsValue) + 'static) {
-        let cb = Closure::<dyn FnMut(JsValue)>::new(f);
-        let add: Option<Function> = Reflect::get(target, &"addEventListener".into())
-            .ok()
-            .and_then(|f| f.dyn_into().ok());
-        if let Some(add) = add {
-            let _ = add.call2(target, &event.into(), cb.as_ref());
-        }
-        self.closures.borrow_mut().push(cb);
+    fn listen(&self, target: &web_sys::EventTarget, event: &str, f: impl FnMut(JsValue) + 'static) {
+        self.listeners.add(target, event, f);
     }
 
     fn emit(&self, ev: PeerEvent) {
@@ -460,6 +475,12 @@ impl PeerConn {
                 .is_some_and(|dc| dc.send_with_str(text).is_ok())
     }
 
+    /// A new data channel of our own (a file), ordered and reliable; it
+    /// opens once the connection is up.
+    pub fn open_channel(&self, label: &str) -> RtcDataChannel {
+        self.pc.create_data_channel(label)
+    }
+
     pub fn data_open(&self) -> bool {
         self.dc
             .borrow()
@@ -474,6 +495,24 @@ impl PeerConn {
     /// The stream the sender labelled `id` (through the SFU: a publisher).
     pub fn stream_of(&self, id: &str) -> Option<MediaStream> {
         self.by_stream.borrow().get(id).cloned()
+    }
+
+    /// Each received audio track's total energy and duration so far
+    /// (`getStats`), keyed by track id, with the id of the stream it came
+    /// in (through the SFU: its publisher).
+    pub async fn audio_energy(&self) -> Vec<(String, Option<String>, f64, f64)> {
+        let tracks = stats::audio_energy(&self.pc).await;
+        let streams = self.by_stream.borrow();
+        tracks
+            .into_iter()
+            .map(|(track, energy, secs)| {
+                let stream = streams
+                    .iter()
+                    .find(|(_, st)| st.get_track_by_id(&track).is_some())
+                    .map(|(id, _)| id.clone());
+                (track, stream, energy, secs)
+            })
+            .collect()
     }
 
     /// Reads `getStats`.
@@ -495,6 +534,7 @@ impl PeerConn {
 impl Drop for PeerConn {
     fn drop(&mut self) {
         self.close();
+        self.listeners.clear();
     }
 }
 

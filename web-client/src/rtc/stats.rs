@@ -99,3 +99,26 @@ impl Stats {
         out
     }
 }
+
+/// Each received audio track's `totalAudioEnergy` and
+/// `totalSamplesDuration` (seconds): their changes between two reads give
+/// the track's mean level over that time, short sounds included.
+pub async fn audio_energy(pc: &RtcPeerConnection) -> Vec<(String, f64, f64)> {
+    let mut out = Vec::new();
+    let Ok(report) = JsFuture::from(pc.get_stats()).await else {
+        return out;
+    };
+    let report: js_sys::Map = report.unchecked_into();
+    report.for_each(&mut |v, _| {
+        if get_str(&v, "type").as_deref() == Some("inbound-rtp")
+            && get_str(&v, "kind").as_deref() == Some("audio")
+        {
+            out.push((
+                get_str(&v, "trackIdentifier").unwrap_or_default(),
+                get_f64(&v, "totalAudioEnergy").unwrap_or_default(),
+                get_f64(&v, "totalSamplesDuration").unwrap_or_default(),
+            ));
+        }
+    });
+    out
+}
