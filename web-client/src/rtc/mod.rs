@@ -419,7 +419,7 @@ impl PeerConn {
             }
             if let Some(track) = self.outgoing.track(kind) {
                 let _ = JsFuture::from(sender.replace_track(Some(&track))).await;
-                t.set_direction(RtcRtpTransceiverDirection::Sendrecv);
+                send_recv(&t);
                 self.outgoing.prefer_codec(&t, kind);
                 self.outgoing.label(&sender);
                 sending.push(kind);
@@ -450,7 +450,7 @@ impl PeerConn {
                 )
             {
                 // Triggers negotiationneeded: the peer learns we now send.
-                t.set_direction(RtcRtpTransceiverDirection::Sendrecv);
+                send_recv(&t);
             }
             self.outgoing.label(&t.sender());
             return;
@@ -529,6 +529,13 @@ impl PeerConn {
         }
         self.pc.close();
     }
+}
+
+/// Makes `t` send and receive. The setter throws once the connection is
+/// closed (a peer that left while a track was being replaced): through
+/// `Reflect`, that is an error we ignore, not an uncaught exception.
+fn send_recv(t: &RtcRtpTransceiver) {
+    let _ = Reflect::set(t.as_ref(), &"direction".into(), &"sendrecv".into());
 }
 
 impl Drop for PeerConn {
