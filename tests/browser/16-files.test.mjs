@@ -12,14 +12,19 @@
 //   so, nothing is left to save, and the next file goes through;
 // - the sender leaves mid-transfer: the receiver is told;
 // - a file over the server's limit is refused before anything is sent;
+// - five files at once from one peer: four come, the fifth is refused
+//   (a peer cannot make another browser hold unbounded bytes);
 // - 50 MB measured: the rate is noted (docs/benchmarks.md, "Files").
+// Screenshots of the rows, desktop and phone, in artifacts/screens/.
 
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, writeFile, rm, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile, rm, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { e2e, uniqueRoom, selfId, waitTiles, waitFor, saveDownload } from './harness.mjs';
+import { ARTIFACTS, e2e, uniqueRoom, selfId, waitTiles, waitFor, saveDownload } from './harness.mjs';
+
+const SCREENS = path.join(ARTIFACTS, 'screens');
 
 /** A file of `bytes` random bytes named `name` in a fresh directory; its SHA-256. */
 async function makeFile(ctx, name, bytes) {
@@ -116,6 +121,15 @@ e2e('a 3 MB file to two peers of a mesh room arrives whole at both (same SHA-256
   }
   // 2 × 3 MB through the relay would take over 3000 chat or signal events
   // of at most 2000 characters; peer to peer it takes none.
+  // As a person sees it, sender and receiver, desktop and phone.
+  await mkdir(SCREENS, { recursive: true });
+  await ana.screenshot({ path: path.join(SCREENS, 'files-sent-desktop.png') });
+  await ben.screenshot({ path: path.join(SCREENS, 'files-received-desktop.png') });
+  await ben.setViewport({ width: 390, height: 844 });
+  await ben.click('#chat-toggle');
+  await ben.waitForSelector('.side:not(.hidden) li.file', { visible: true, timeout: 5_000 });
+  await ben.screenshot({ path: path.join(SCREENS, 'files-received-phone.png') });
+  assert.equal(await ben.evaluate(() => document.documentElement.scrollWidth <= innerWidth), true, 'nothing wider than the phone');
   const relayed = await relayedEvents(server) - before;
   ctx.note(`chat and signal events through the server while 2 × 3 MB went peer to peer: ${relayed}`);
   assert.ok(relayed < 50, `the file did not go through the server (${relayed} chat/signal events)`);
@@ -204,4 +218,21 @@ e2e('50 MB between two browsers: the rate, measured', async (ctx) => {
   const secs = (Date.now() - t0) / 1000;
   const shown = await ben.evaluate(() => document.querySelector('li.file .file-rate')?.textContent);
   ctx.note(`50 MiB peer to peer (mesh, Chromium to Chromium, loopback): ${secs.toFixed(1)} s from the pick to checked, ${(f.bytes / 1e6 / secs).toFixed(1)} MB/s; the receiver shows ${shown}`);
+}, { timeout: 240_000 });
+
+e2e('five files at once from one peer: four come, the fifth is refused with the reason on both sides', async (ctx) => {
+  const { pages: [ana, ben] } = await room(ctx, 2);
+  const files = [];
+  for (let i = 1; i <= 5; i += 1) files.push(await makeFile(ctx, `part-${i}.bin`, 30 * 1024 * 1024));
+  await ana.select('#file-to', '');
+  const input = await ana.$('#file-input');
+  await input.uploadFile(...files.map((f) => f.file));
+  const refused = await waitRow(ben, 'one refused', (r) => r.direction === 'in' && r.state === 'failed');
+  assert.match(refused.note, /Refused: at most 4 files at once/);
+  const told = await waitRow(ana, 'told', (r) => r.direction === 'out' && r.state === 'failed');
+  assert.match(told.note, /ben refused it: at most 4 files at once/);
+  await waitFor('ben: the four others arrive whole', async () => {
+    const done = (await fileRows(ben)).filter((r) => r.direction === 'in' && r.state === 'done');
+    return { ok: done.length === 4, value: done.length };
+  }, { timeout: 120_000, interval: 250 });
 }, { timeout: 240_000 });

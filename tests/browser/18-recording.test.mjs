@@ -43,6 +43,11 @@ e2e('a 10 s recording: everyone is told (latecomers too), and the WebM plays bac
   }, { timeout: 10_000 });
   await mkdir(path.join(ARTIFACTS, 'screens'), { recursive: true });
   await ben.screenshot({ path: path.join(ARTIFACTS, 'screens', 'recording-desktop.png') });
+  await ben.setViewport({ width: 390, height: 844 });
+  await ben.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  await ben.screenshot({ path: path.join(ARTIFACTS, 'screens', 'recording-phone.png') });
+  assert.equal(await ben.evaluate(() => document.documentElement.scrollWidth <= innerWidth), true, 'the banner fits a phone');
+  await ben.setViewport({ width: 1280, height: 800 });
   const cai = await ctx.joiner('chromium', server, room, 'cai');
   await waitFor('cai (joined during it): told too', async () => {
     const [text, mark] = [await banner(cai), await recMark(cai, anaId)];
@@ -108,3 +113,25 @@ e2e('a 10 s recording: everyone is told (latecomers too), and the WebM plays bac
   assert.ok(played.videoBytes > 0, 'video decoded');
   assert.ok(played.audioBytes > 0, 'audio decoded');
 }, { timeout: 240_000 });
+
+e2e('leaving the call while recording: the browser saves the recording at once (the chat log goes away with the call)', async (ctx) => {
+  const server = await ctx.server();
+  const room = uniqueRoom('rec-leave');
+  const ana = await ctx.joiner('chromium', server, room, 'ana');
+  const ben = await ctx.joiner('chromium', server, room, 'ben');
+  const anaId = await selfId(ana);
+  await waitMediaFlowing(ben, anaId, { timeout: 60_000 });
+  await ana.click('#record-button');
+  await waitFor('ben: told that ana records', async () => ({ ok: (await banner(ben)) === 'ana is recording this call', value: await banner(ben) }), { timeout: 10_000 });
+  const name = await ana.evaluate((r) => {
+    const d = new Date();
+    return `${r}-${String(d.getHours()).padStart(2, '0')}${String(d.getMinutes()).padStart(2, '0')}.webm`;
+  }, room);
+  await new Promise((r) => setTimeout(r, 3000)); // the scenario: 3 s of recording
+  const saved = await saveDownload(ctx, ana, () => ana.click('#leave-button'), name);
+  await ana.waitForSelector('#left-screen', { visible: true, timeout: 10_000 });
+  const bytes = await readFile(saved);
+  assert.equal(bytes.subarray(0, 4).toString('hex'), '1a45dfa3', 'a WebM file, saved without a click on Save');
+  await waitFor('ben: the banner goes with ana', async () => ({ ok: (await banner(ben)) === null, value: await banner(ben) }), { timeout: 20_000 });
+  ctx.note(`recording saved on leaving: ${bytes.length} bytes`);
+}, { timeout: 180_000 });

@@ -785,17 +785,19 @@ export function e2e(name, fn, { timeout = 180_000, skipIfNoDist = true, todo = f
 }
 
 /**
- * Clicks `selector` (a download link) in `page` as a person would and
+ * Clicks `selector` (a download link) in `page` as a person would (or
+ * calls it, when a function) and
  * waits until the browser has saved `name` whole (`size` bytes, or any
  * size once the partial file is gone); returns the saved file's path. The
  * folder is removed when the test ends.
  */
 export async function saveDownload(ctx, page, selector, name, size = null) {
+  // `selector` may also be a function that makes the browser save the file.
   const dir = await mkdtemp(path.join(tmpdir(), 'e2e-saved-'));
   ctx.onClose(() => rm(dir, { recursive: true, force: true }));
   const cdp = await page.createCDPSession();
   await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: dir });
-  await page.click(selector);
+  await (typeof selector === 'function' ? selector() : page.click(selector));
   const saved = path.join(dir, name);
   await waitFor(`${page.__label}: ${name} saved`, async () => {
     const st = await stat(saved).catch(() => null);

@@ -69,9 +69,9 @@ class Bystanders {
    * acknowledged and delivered.
    */
   async check() {
-    await eventually(() => this.sent >= 10 || undefined, 5_000, 20).catch(() => {});
+    await eventually(() => assert.ok(this.sent >= 10), 5_000, 20).catch(() => {});
     clearInterval(this.timer);
-    await eventually(() => this.received === this.sent || undefined, 10_000, 20)
+    await eventually(() => assert.equal(this.received, this.sent), 10_000, 20)
       .catch(() => assert.fail(`bystanders: ${this.received}/${this.sent} delivered`));
     assert.deepEqual(this.failed, [], 'every bystander message acknowledged ok');
     assert.ok(this.sent >= 10, `the bystanders chatted throughout (${this.sent} messages)`);
@@ -226,7 +226,7 @@ describe('thousands of rooms (rooms per socket)', () => {
     const redisGrowth = (await redisMb(server)) - redisBase;
     const t0 = Date.now();
     for (const s of all) s.disconnect();
-    await eventually(async () => (await metric(server, 'signal_rooms')) === theirs || undefined, 20_000, 50);
+    await eventually(async () => assert.equal(await metric(server, 'signal_rooms'), theirs), 20_000, 50);
     const cleanup = Date.now() - t0;
     t.diagnostic(`${sockets * 16} rooms: peak RSS growth ${growth.toFixed(1)} MiB${server.redis ? `, Redis +${redisGrowth.toFixed(1)} MiB` : ''}; all gone ${cleanup} ms after the disconnects`);
     assert.ok(growth < BOUND_MB, `peak RSS growth ${growth.toFixed(1)} MiB < ${BOUND_MB} MiB`);

@@ -49,6 +49,9 @@ const MERGE: f64 = 16.0 * 1024.0 * 1024.0;
 const SHOW_EVERY_MS: f64 = 150.0;
 /// A file's name is shown, and offered for saving, up to this length.
 const NAME_MAX: usize = 255;
+/// Files one peer may be sending us at once; more are refused (each may
+/// be as large as the limit, and this browser keeps what arrives).
+const INCOMING_PER_PEER: usize = 4;
 
 /// The transfers under way, by their item's key.
 #[derive(Default)]
@@ -108,9 +111,12 @@ impl Transfer {
         self.shown.set(t);
         let secs = ((t - self.started.get()) / 1000.0).max(0.001);
         self.update(|p| {
-            p.state = FileState::Moving;
-            p.bytes = bytes;
-            p.rate = bytes / secs;
+            // A late figure never brings an ended transfer back.
+            if !p.state.ended() {
+                p.state = FileState::Moving;
+                p.bytes = bytes;
+                p.rate = bytes / secs;
+            }
         });
     }
 
@@ -170,7 +176,15 @@ impl Call {
                 human_size(max)
             ));
         }
+        let present = |id: &str| {
+            self.ui
+                .peers
+                .with_untracked(|ps| ps.iter().any(|p| p.id == id))
+        };
         let peers: Vec<String> = match to {
+            Some(p) if !present(&p) => {
+                return Err("The person you picked has left the call: pick someone else.".into());
+            }
             Some(p) => vec![p],
             None => self
                 .ui
@@ -421,8 +435,24 @@ impl Call {
         let item = self.file_item(t, &name, size.max(0.0), true);
         *t.item.borrow_mut() = Some(item);
         let max = self.ui.file_max.get_untracked();
-        if !(0.0..=max).contains(&size) || size.fract() != 0.0 {
-            let reason = format!("files up to {} are accepted here", human_size(max));
+        let busy = self
+            .files
+            .live
+            .borrow()
+            .values()
+            .filter(|o| o.peer == t.peer && o.key != t.key && o.key.starts_with("in-"))
+            .filter(|o| o.item.borrow().is_some())
+            .count();
+        let refusal = if !(0.0..=max).contains(&size) || size.fract() != 0.0 {
+            Some(format!("files up to {} are accepted here", human_size(max)))
+        } else if busy >= INCOMING_PER_PEER {
+            Some(format!(
+                "at most {INCOMING_PER_PEER} files at once; send it when one has arrived"
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
             t.send(&json!({"t": "bad", "reason": reason}));
             self.end_file(t, FileState::Failed, format!("Refused: {reason}."));
             return;

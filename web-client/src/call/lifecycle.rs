@@ -328,7 +328,7 @@ impl Call {
         self.life.stage.set(Stage::Over);
         self.stop_probes();
         self.stop_speakers();
-        self.stop_recording();
+        self.stop_recording(true);
         self.end_all_files();
         self.close_connections();
         self.stop_local_media();
@@ -563,7 +563,7 @@ impl Call {
         self.life.stage.set(Stage::Over);
         self.stop_probes();
         self.stop_speakers();
-        self.stop_recording();
+        self.stop_recording(true);
         self.end_all_files();
         self.close_connections();
         self.end_screen();

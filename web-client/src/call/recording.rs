@@ -46,7 +46,7 @@ struct Rec {
 impl Call {
     pub(super) fn toggle_recording(self: &Rc<Self>) {
         if self.recording.0.borrow().is_some() {
-            self.stop_recording();
+            self.stop_recording(false);
         } else if let Err(e) = self.start_recording() {
             self.ui
                 .notice(format!("The recording could not start: {e}"));
@@ -120,8 +120,9 @@ impl Call {
         Ok(())
     }
 
-    /// Stops, and puts the file in the chat log.
-    pub(super) fn stop_recording(&self) {
+    /// Stops, and puts the file in the chat log; with `save` (the call is
+    /// ending, its chat log goes away) the browser also saves it at once.
+    pub(super) fn stop_recording(&self, save: bool) {
         let Some(mut rec) = self.recording.0.borrow_mut().take() else {
             return;
         };
@@ -149,9 +150,13 @@ impl Call {
             };
             let url = web_sys::Url::create_object_url_with_blob(&blob).unwrap_or_default();
             let secs = ((unix_ms() - started) / 1000.0).round();
+            let name = format!("{room}-{}.webm", crate::js::clock(started).replace(':', ""));
+            if save {
+                save_as(&url, &name);
+            }
             let item = FileItem {
                 key: format!("rec-{started}"),
-                name: format!("{room}-{}.webm", crate::js::clock(started).replace(':', "")),
+                name,
                 size: blob.size(),
                 incoming: true,
                 peer: String::new(),
@@ -277,6 +282,17 @@ impl Call {
                 let _ = source.connect_with_audio_node(&rec.mix);
                 mixed.1.push(source);
             }
+        }
+    }
+}
+
+/// Has the browser save `url` as `name` (a click on a download link).
+fn save_as(url: &str, name: &str) {
+    if let Ok(a) = document().create_element("a") {
+        let _ = a.set_attribute("href", url);
+        let _ = a.set_attribute("download", name);
+        if let Some(a) = a.dyn_ref::<web_sys::HtmlElement>() {
+            a.click();
         }
     }
 }

@@ -113,8 +113,15 @@ pub fn ChatPanel() -> impl IntoView {
             Err(e) => error.set(Some(e)),
         }
     };
-    // Files go to everyone, or to the one person picked here.
+    // Files go to everyone, or to the one person picked here (back to
+    // everyone when that person leaves).
     let file_to = RwSignal::new(String::new());
+    Effect::new(move |_| {
+        let to = file_to.get();
+        if !to.is_empty() && !ui.peers.with(|ps| ps.iter().any(|p| p.id == to)) {
+            file_to.set(String::new());
+        }
+    });
     let send_files = move |files: Option<web_sys::FileList>| {
         let Some(files) = files else { return };
         let to = Some(file_to.get_untracked()).filter(|t| !t.is_empty());

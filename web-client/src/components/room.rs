@@ -237,7 +237,8 @@ fn Shortcuts() -> impl IntoView {
             .target()
             .and_then(|t| crate::js::get_str(&t, "tagName"))
             .is_some_and(|t| matches!(t.as_str(), "INPUT" | "TEXTAREA" | "SELECT"));
-        if typing || ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
+        // A key held down repeats: one toggle per press.
+        if typing || ev.repeat() || ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
             return;
         }
         match ev.key().as_str() {
