@@ -5,10 +5,11 @@
 //   answers (a peer joins after it);
 // - #mic-button / #camera-button change the sender's .mic-state / .cam-state
 //   on the other page, and their aria-pressed; a later joiner sees them too;
-// - #screen-button replaces the outgoing video track (the other page's tile
-//   says "screen", the frames keep coming, the picture's shape changes) with
-//   no new offer/answer exchange, and back; a refused share says so in
-//   #status; and a peer joining during a share gets the screen too.
+// - #screen-button sends the screen beside the camera: the other page shows
+//   it in a tile of its own (16:9) while the camera tile keeps the camera
+//   (4:3); the first share renegotiates once (a second video sender), the
+//   next ones swap its track with no offer/answer; a refused share says so
+//   in #status; and a peer joining during a share gets both videos.
 //
 // Receive-only: the browser is launched WITHOUT --use-fake-device-for-media-stream
 // but with --use-fake-ui-for-media-stream and --allow-loopback-in-peer-connection.
@@ -59,6 +60,20 @@ async function waitTileView(page, peerId, desc, check, { timeout = 15_000 } = {}
     const v = await tileView(page, peerId);
     return { ok: !!v && !!check(v), value: v };
   }, { timeout, explain: () => pageState(page) });
+}
+
+/** Waits until `page` plays `peerId`'s shared screen in its own tile: a size of another shape than `cam`, time moving. */
+async function waitScreenPlaying(page, peerId, cam) {
+  let first = null;
+  return waitFor(`${page.__label}: screen tile of ${peerId} playing`, async () => {
+    const v = await page.evaluate((s) => {
+      const e = document.querySelector(`.tile[data-screen-of=${s}] video`);
+      return e ? { w: e.videoWidth, h: e.videoHeight, t: e.currentTime } : null;
+    }, JSON.stringify(String(peerId)));
+    if (!v || !(v.w > 0) || Math.abs(aspect(v) - aspect(cam)) <= 0.05) { first = null; return { ok: false, value: v }; }
+    if (!first) { first = v; return { ok: false, value: v }; }
+    return { ok: v.t > first.t, value: v };
+  }, { timeout: 20_000, interval: 300, explain: () => pageState(page) });
 }
 
 async function buttonState(page, selector) {
@@ -217,7 +232,7 @@ e2e('muting the microphone and turning the camera off show on the other page, an
   ctx.note(`cai, joining later, sees ana as ${JSON.stringify(v)}`);
 }, { timeout: 240_000 });
 
-e2e('screen sharing replaces the outgoing video track without a new offer/answer, and stopping restores the camera', async (ctx) => {
+e2e('a shared screen arrives as a second video beside the camera: one renegotiation the first time, none for the next share', async (ctx) => {
   const server = await ctx.server();
   const room = uniqueRoom('screen');
   const ana = await joinCounted(ctx, server, room, 'ana');
@@ -228,8 +243,6 @@ e2e('screen sharing replaces the outgoing video track without a new offer/answer
   await waitMediaFlowing(ben, anaId);
   const cam = await waitTileView(ben, anaId, 'camera: "cam", video has a size',
     (x) => x.camText === 'Camera on' && x.w > 0 && x.h > 0);
-  // Negotiation is settled once both sides are connected and media flows;
-  // from here on, replaceTrack must not need another offer/answer.
   const before = { ana: await sdpCounts(ana), ben: await sdpCounts(ben) };
   assert.ok(before.ana.setLocal >= 1 && before.ben.setRemote >= 1, `SDP counters are installed: ${JSON.stringify(before)}`);
 
@@ -247,28 +260,35 @@ e2e('screen sharing replaces the outgoing video track without a new offer/answer
   assert.ok(outcome.sharing, `screen sharing did not start; the page showed ${JSON.stringify(outcome.status)}`);
   assert.match(outcome.button.label ?? '', /stop/i, '#screen-button aria-label offers to stop sharing');
 
-  const shared = await waitTileView(ben, anaId, 'camera indicator says "screen"',
-    (x) => x.camText === 'Sharing the screen' && x.camOn === 'true');
-  // The screen's picture replaces the camera's: its shape changes (fake
-  // screen 16:9, fake camera 4:3), and frames keep being decoded.
-  const screenView = await waitTileView(ben, anaId, 'video shape differs from the camera\'s',
-    (x) => x.w > 0 && Math.abs(aspect(x) - aspect(cam)) > 0.05, { timeout: 20_000 });
+  // Ben sees the screen in a tile of its own (16:9, time moving) while
+  // ana's camera tile keeps its 4:3 picture and its frames.
+  const shown = await waitScreenPlaying(ben, anaId, cam);
+  const still = await waitTileView(ben, anaId, 'the camera tile keeps the camera',
+    (x) => x.camText === 'Camera on' && x.w > 0 && Math.abs(aspect(x) - aspect(cam)) <= 0.05);
   await waitFramesIncreasing(ben, anaId);
-  ctx.note(`camera ${cam.w}x${cam.h} → screen ${screenView.w}x${screenView.h}; ben's tile of ana: ${JSON.stringify({ ...screenView, camText: shared.camText })}`);
+  ctx.note(`camera ${still.w}x${still.h} and screen ${shown.w}x${shown.h} side by side on ben's page`);
+  const firstShare = { ana: await sdpCounts(ana), ben: await sdpCounts(ben) };
+  ctx.note(`SDP description calls before ${JSON.stringify(before)} after the first share ${JSON.stringify(firstShare)}`);
+  assert.notDeepEqual(firstShare, before, 'the first share adds a video sender: one renegotiation');
 
-  // Stop sharing: back to the camera.
+  // Stop: the screen tile goes, the camera stays.
   await clickControl(ana, '#screen-button');
   await waitButton(ana, '#screen-button', 'false');
-  await waitTileView(ben, anaId, 'camera indicator back to "cam"', (x) => x.camText === 'Camera on' && x.camOn === 'true');
-  const back = await waitTileView(ben, anaId, 'video shape back to the camera\'s',
-    (x) => x.w > 0 && Math.abs(aspect(x) - aspect(cam)) <= 0.05, { timeout: 20_000 });
+  await waitFor('ben: ana\'s screen tile gone', async () => {
+    const n = await ben.evaluate(() => document.querySelectorAll('.tile[data-screen-of]').length);
+    return { ok: n === 0, value: n };
+  }, { timeout: 15_000, explain: () => pageState(ben) });
   await waitFramesIncreasing(ben, anaId);
-  ctx.note(`back to camera ${back.w}x${back.h}`);
 
-  // No renegotiation at all: the number of description calls is unchanged.
+  // Share again: the same sender takes the new screen, no negotiation.
+  await clickControl(ana, '#screen-button');
+  await waitButton(ana, '#screen-button', 'true', { timeout: 20_000 });
+  await waitScreenPlaying(ben, anaId, cam);
+  await clickControl(ana, '#screen-button');
+  await waitButton(ana, '#screen-button', 'false');
   const after = { ana: await sdpCounts(ana), ben: await sdpCounts(ben) };
-  ctx.note(`SDP description calls before ${JSON.stringify(before)} after ${JSON.stringify(after)}`);
-  assert.deepEqual(after, before, 'screen share on/off caused no setLocalDescription/setRemoteDescription');
+  ctx.note(`after a second share and stop ${JSON.stringify(after)}`);
+  assert.deepEqual(after, firstShare, 'a second share on/off caused no setLocalDescription/setRemoteDescription');
   for (const p of [ana, ben]) {
     const s = await pageState(p);
     assert.equal(s.room?.state, 'joined', `${p.__label} still joined`);
@@ -300,12 +320,7 @@ e2e('a screen share the browser refuses shows a #status error about screen shari
   assert.equal((await pageState(rx)).room?.state, 'joined', 'still joined');
 });
 
-// Known client bug: a connection made while sharing the screen sends the
-// camera. connect_peer()/attach_local_tracks() take rtc::LOCAL (the camera
-// stream), not Call.screen, so a newcomer's tile of the sharer says "screen"
-// (media-state screen: true) while its video is the camera's 4:3 picture;
-// the peers who were there before the share see the 16:9 screen.
-e2e('a peer who joins during a screen share receives the screen, not the camera', async (ctx) => {
+e2e('a peer who joins during a screen share receives the screen and the camera', async (ctx) => {
   const server = await ctx.server();
   const room = uniqueRoom('latescreen');
   const ana = await ctx.joiner('chromium', server, room, 'ana');
@@ -317,14 +332,14 @@ e2e('a peer who joins during a screen share receives the screen, not the camera'
 
   await clickControl(ana, '#screen-button');
   await waitButton(ana, '#screen-button', 'true', { timeout: 20_000 });
-  const screen = await waitTileView(ben, anaId, 'the screen: "screen", shape differs from the camera\'s',
-    (x) => x.camText === 'Sharing the screen' && x.w > 0 && Math.abs(aspect(x) - aspect(cam)) > 0.05, { timeout: 20_000 });
+  const screen = await waitScreenPlaying(ben, anaId, cam);
 
   const cai = await ctx.joiner('chromium', server, room, 'cai');
   await waitTiles(cai, [anaId, benId], { timeout: 45_000 });
   await waitVideoPlaying(cai, anaId, { timeout: 45_000 });
-  const late = await waitTileView(cai, anaId, `"screen" with the screen's shape (${screen.w}x${screen.h}, as ben sees it)`,
-    // ben got the screen's shape within a second or two; 10 s is plenty.
-    (x) => x.camText === 'Sharing the screen' && x.w > 0 && Math.abs(aspect(x) - aspect(screen)) <= 0.05, { timeout: 10_000 });
-  ctx.note(`cai sees ana as ${JSON.stringify(late)}`);
+  const late = await waitScreenPlaying(cai, anaId, cam);
+  const lateCam = await waitTileView(cai, anaId, 'ana\'s camera tile shows the camera',
+    (x) => x.camText === 'Camera on' && x.w > 0 && Math.abs(aspect(x) - aspect(cam)) <= 0.05, { timeout: 10_000 });
+  assert.ok(Math.abs(late.w / late.h - screen.w / screen.h) <= 0.05, `cai's screen has ben's shape: ${JSON.stringify({ late, screen })}`);
+  ctx.note(`cai sees ana's camera ${lateCam.w}x${lateCam.h} and her screen ${late.w}x${late.h}`);
 }, { timeout: 240_000 });

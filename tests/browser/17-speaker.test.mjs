@@ -8,7 +8,8 @@
 // - pinning a tile makes it the large one (over the speaker), unpinning
 //   goes back;
 // - a screen share becomes the large tile on the other pages, in an SFU
-//   room too.
+//   room too, with the presenter's camera still playing in the strip (the
+//   screen is a second video, not the camera's replacement).
 
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
@@ -17,12 +18,12 @@ import { ARTIFACTS, e2e, uniqueRoom, selfId, waitTiles, waitFor, waitMediaFlowin
 
 const DIR = path.join(ARTIFACTS, 'screens');
 
-/** Each tile of `page`: peer id (`self` for ours), speaking, big, area. */
+/** Each tile of `page`: peer id (`self` for ours, `screen:<id>` for a shared screen), speaking, big, area. */
 async function tiles(page) {
   return page.evaluate(() => [...document.querySelectorAll('.grid > .tile')].map((t) => {
     const r = t.getBoundingClientRect();
     return {
-      id: t.classList.contains('local') ? 'self' : t.dataset.peerId,
+      id: t.classList.contains('local') ? 'self' : t.dataset.screenOf ? `screen:${t.dataset.screenOf}` : t.dataset.peerId,
       speaking: t.dataset.speaking === 'true',
       big: t.dataset.big === 'true',
       area: Math.round(r.width * r.height),
@@ -44,6 +45,32 @@ async function waitBig(page, id, desc) {
       value: { layout, ts },
     };
   }, { timeout: 20_000, interval: 100 });
+}
+
+/** The size and play position of `id`'s camera and screen videos on `page`. */
+async function presenterVideos(page, id) {
+  return page.evaluate((id) => {
+    const v = (sel) => {
+      const e = document.querySelector(sel);
+      return e ? { w: e.videoWidth, h: e.videoHeight, t: e.currentTime } : null;
+    };
+    return { camera: v(`video[data-peer-id="${id}"]`), screen: v(`.tile[data-screen-of="${id}"] video`) };
+  }, id);
+}
+
+/** Waits until `id`'s camera and screen both play on `page` (sizes of their own shapes, time moving). */
+async function waitBothPlaying(page, id) {
+  let first = null;
+  return waitFor(`${page.__label}: camera and screen of ${id} both playing`, async () => {
+    const now = await presenterVideos(page, id);
+    const sized = (x) => x && x.w > 0 && x.h > 0;
+    const ok0 = sized(now.camera) && sized(now.screen)
+      && Math.abs(now.camera.w / now.camera.h - now.screen.w / now.screen.h) > 0.05;
+    if (!ok0) { first = null; return { ok: false, value: now }; }
+    if (!first) { first = now; return { ok: false, value: now }; }
+    const moving = now.camera.t > first.camera.t && now.screen.t > first.screen.t;
+    return { ok: moving, value: now };
+  }, { timeout: 20_000, interval: 300 });
 }
 
 /** `who` mutes its microphone; waits until `seer` shows it muted. */
@@ -192,15 +219,37 @@ for (const sfu of [false, true]) {
     await mkdir(DIR, { recursive: true });
     const { pages: [ana, ben, cai], ids: [anaId] } = await threeInARoom(ctx, sfu);
     await ana.click('#screen-button');
-    for (const p of [ben, cai]) await waitBig(p, anaId, 'ana\'s screen large');
+    for (const p of [ben, cai]) await waitBig(p, `screen:${anaId}`, 'ana\'s screen large');
+    // Both of ana's videos play on the others' pages: the screen (the fake
+    // screen is 16:9) large, her camera (4:3) in the strip.
+    for (const p of [ben, cai]) {
+      const both = await waitBothPlaying(p, anaId);
+      ctx.note(`${p.__label} sees ana's screen ${both.screen.w}x${both.screen.h} large and her camera ${both.camera.w}x${both.camera.h} in the strip`);
+    }
+    // On ana's own page: her screen in a tile of its own, her camera in hers.
+    await waitFor('ana: her own screen tile', async () => {
+      const label = await ana.evaluate((id) => document.querySelector(`.tile[data-screen-of="${id}"] .tile-name`)?.textContent, anaId);
+      return { ok: label === 'Your screen', value: label };
+    }, { timeout: 10_000 });
     await ben.screenshot({ path: path.join(DIR, `presentation${sfu ? '-sfu' : ''}-desktop.png`) });
+    if (!sfu) {
+      // On a phone: the screen large, the cameras in the strip below.
+      await cai.setViewport({ width: 390, height: 844 });
+      await waitBig(cai, `screen:${anaId}`, 'ana\'s screen large on a phone');
+      await cai.screenshot({ path: path.join(DIR, 'presentation-phone.png') });
+      await cai.setViewport({ width: 1280, height: 800 });
+    }
     // Stopping the share: back to the grid.
     await ana.click('#screen-button');
     for (const p of [ben, cai]) {
-      await waitFor(`${p.__label}: the grid again`, async () => {
-        const layout = await p.evaluate(() => document.querySelector('.grid')?.dataset.layout);
-        return { ok: layout === 'grid', value: layout };
+      await waitFor(`${p.__label}: the grid again, no screen tile`, async () => {
+        const v = await p.evaluate(() => ({ layout: document.querySelector('.grid')?.dataset.layout, screens: document.querySelectorAll('.tile[data-screen-of]').length }));
+        return { ok: v.layout === 'grid' && v.screens === 0, value: v };
       }, { timeout: 15_000 });
     }
+    // A second share shows again (the same sender, its track swapped).
+    await ana.click('#screen-button');
+    for (const p of [ben, cai]) await waitBothPlaying(p, anaId);
+    await ana.click('#screen-button');
   }, { timeout: 240_000 });
 }

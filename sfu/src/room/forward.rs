@@ -55,6 +55,10 @@ pub(super) struct Published {
     media_ssrc: u32,
     kind: RtpCodecKind,
     codec: RTCRtpCodec,
+    /// The stream id subscribers receive it in: the publisher's peer id, or
+    /// `<peer id>~screen` for a video the publisher sent without a stream
+    /// (our client's screen share, beside its camera).
+    stream: String,
     sinks: Sinks,
     /// When a keyframe was last asked of the publisher, for the throttle.
     last_pli: Option<Instant>,
@@ -122,6 +126,12 @@ impl Room {
             return Ok(());
         };
         let kind = track.kind().await;
+        let stream_id = track.stream_id().await;
+        let stream = if kind == RtpCodecKind::Video && matches!(stream_id.as_str(), "" | "-") {
+            format!("{peer}~screen")
+        } else {
+            peer.as_str().to_owned()
+        };
         let key = TrackKey {
             publisher: peer.clone(),
             track: track.track_id().await,
@@ -162,6 +172,7 @@ impl Room {
                 media_ssrc,
                 kind,
                 codec,
+                stream,
                 sinks,
                 last_pli: None,
                 reader,
@@ -182,7 +193,7 @@ impl Room {
         let pubd = self.published.get(&key).ok_or(SfuError::NoTrack)?;
         let ssrc: u32 = rand_u32();
         let local = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            key.publisher.as_str().to_owned(), // stream id = publisher peer id
+            pubd.stream.clone(), // the publisher's peer id (`~screen` for its screen)
             format!("{}-{}", key.publisher, key.track), // track id, unique per room
             key.track.clone(),
             pubd.kind,

@@ -229,8 +229,9 @@ impl Call {
         });
     }
 
-    /// Starts or stops screen sharing: the outgoing video track is replaced
-    /// on every connection (no renegotiation when we already send video).
+    /// Starts or stops screen sharing: the screen goes beside the camera on
+    /// a video sender of its own on every connection (one negotiation per
+    /// connection the first time; later shares only swap its track).
     pub(super) fn toggle_screen(self: &Rc<Self>) {
         let this = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
@@ -269,7 +270,7 @@ impl Call {
         if let Some(old) = self.media.outgoing.set_screen(Some(stream)) {
             media::stop(&old);
         }
-        self.replace_video(Some(&track)).await;
+        self.send_screen(Some(&track)).await;
         self.ui.screen_on.set(true);
         self.ui.local_rev.update(|r| *r += 1);
         self.announce_media();
@@ -279,12 +280,7 @@ impl Call {
         if !self.end_screen() {
             return;
         }
-        let camera = self
-            .media
-            .outgoing
-            .camera()
-            .and_then(|s| media::first_track(&s, Kind::Video));
-        self.replace_video(camera.as_ref()).await;
+        self.send_screen(None).await;
         self.ui.screen_on.set(false);
         self.ui.local_rev.update(|r| *r += 1);
         self.announce_media();
@@ -301,9 +297,9 @@ impl Call {
         }
     }
 
-    async fn replace_video(&self, track: Option<&MediaStreamTrack>) {
+    async fn send_screen(&self, track: Option<&MediaStreamTrack>) {
         for (_, pc) in self.connections() {
-            pc.replace_track(Kind::Video, track).await;
+            pc.set_screen(track).await;
         }
     }
 
@@ -312,11 +308,8 @@ impl Call {
         self.media.outgoing.camera()
     }
 
-    /// The stream the local preview shows: the screen while sharing.
-    pub(super) fn preview_stream(&self) -> Option<MediaStream> {
-        self.media
-            .outgoing
-            .screen()
-            .or_else(|| self.media.outgoing.camera())
+    /// The screen we share, while we do.
+    pub(super) fn screen_stream(&self) -> Option<MediaStream> {
+        self.media.outgoing.screen()
     }
 }

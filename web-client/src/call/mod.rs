@@ -314,9 +314,9 @@ impl ActiveCall {
         }
     }
 
-    /// The stream the local preview shows: the screen while sharing.
-    pub fn preview_stream(&self) -> Option<MediaStream> {
-        self.get().and_then(|c| c.preview_stream())
+    /// The screen we share, while we do.
+    pub fn screen_stream(&self) -> Option<MediaStream> {
+        self.get().and_then(|c| c.screen_stream())
     }
 
     /// The camera/microphone stream (not the screen).
@@ -335,6 +335,11 @@ impl ActiveCall {
     /// What we receive from `peer`.
     pub fn remote_stream(&self, peer: &str) -> Option<MediaStream> {
         self.get().and_then(|c| c.remote_stream(peer))
+    }
+
+    /// The screen `peer` shares, as we receive it.
+    pub fn remote_screen(&self, peer: &str) -> Option<MediaStream> {
+        self.get().and_then(|c| c.remote_screen(peer))
     }
 
     /// `peer`'s video showed its first frame.

@@ -454,4 +454,15 @@ impl Call {
             Topology::Sfu { conn, .. } => conn.as_ref().and_then(|pc| pc.stream_of(peer)),
         }
     }
+
+    /// The screen `peer` shares, as we receive it.
+    pub(super) fn remote_screen(&self, peer: &str) -> Option<MediaStream> {
+        match &*self.topology.borrow() {
+            Topology::Mesh { conns, .. } => conns.get(peer).and_then(|pc| pc.remote_screen()),
+            // A stream-less video of a publisher: its screen.
+            Topology::Sfu { conn, .. } => conn
+                .as_ref()
+                .and_then(|pc| pc.stream_of(&format!("{peer}~screen"))),
+        }
+    }
 }

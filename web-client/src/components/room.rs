@@ -459,7 +459,13 @@ fn Stage() -> impl IntoView {
             obs.disconnect();
         }
     });
-    let count = move || ui.peers.with(|p| p.len()) + 1;
+    // Ours, each member's, and a tile per shared screen.
+    let count = move || {
+        let screens = ui
+            .peers
+            .with(|ps| ps.iter().filter(|p| p.media.screen).count());
+        ui.peers.with(|p| p.len()) + 1 + screens + usize::from(ui.screen_on.get())
+    };
     // The stage's padding (8 px each side) and the gap between tiles.
     let layout = Memo::new(move |_| {
         let (w, h) = size.get();
@@ -474,9 +480,19 @@ fn Stage() -> impl IntoView {
                 style:--tile-w=move || format!("{}px", layout.get().1)
                 style:--tile-h=move || format!("{}px", layout.get().2)>
                 <LocalTile />
+                {when(move || ui.screen_on.get(), move || view! {
+                    <ScreenTile id=ui.self_id.get_untracked() mine=true />
+                }.into_any())}
                 <For each=move || ui.peers.with(|ps| ps.iter().map(|p| p.id.clone()).collect::<Vec<_>>())
                     key=|id| id.clone() let:id>
-                    <Tile id=id />
+                    <Tile id=id.clone() />
+                    {
+                        let sharing = {
+                            let id = id.clone();
+                            move || ui.peers.with(|ps| ps.iter().any(|p| p.id == id && p.media.screen))
+                        };
+                        when(sharing, move || view! { <ScreenTile id=id.clone() mine=false /> }.into_any())
+                    }
                 </For>
             </div>
         </section>
@@ -557,12 +573,20 @@ fn big_tile(ui: Ui) -> Memo<String> {
     Memo::new(move |_| {
         let me = ui.self_id.get();
         let pinned = ui.pinned.get();
+        let my_screen = ui.screen_on.get().then(|| screen_key(&me));
         ui.peers.with(|ps| {
-            if !pinned.is_empty() && (pinned == me || ps.iter().any(|p| p.id == pinned)) {
+            let exists = |key: &str| {
+                key == me
+                    || my_screen.as_deref() == Some(key)
+                    || ps
+                        .iter()
+                        .any(|p| p.id == key || (p.media.screen && screen_key(&p.id) == key))
+            };
+            if !pinned.is_empty() && exists(&pinned) {
                 return pinned;
             }
             if let Some(p) = ps.iter().find(|p| p.media.screen) {
-                return p.id.clone();
+                return screen_key(&p.id);
             }
             if !ui.speaker_view.get() {
                 return String::new();
@@ -575,6 +599,80 @@ fn big_tile(ui: Ui) -> Memo<String> {
                 .unwrap_or_default()
         })
     })
+}
+
+/// The key (for the large tile and pins) of `peer`'s shared screen.
+fn screen_key(peer: &str) -> String {
+    format!("{peer}~screen")
+}
+
+/// A shared screen: a tile of its own (the presenter's camera stays in
+/// theirs). `mine`: the screen we share, else member `id`'s.
+#[component]
+fn ScreenTile(id: String, mine: bool) -> impl IntoView {
+    let ui = expect_context::<Ui>();
+    let call = expect_context::<ActiveCall>();
+    let room_ui = expect_context::<RoomUi>();
+    let video = NodeRef::<leptos::html::Video>::new();
+    {
+        let id = id.clone();
+        Effect::new(move |prev: Option<(Option<u32>, bool)>| {
+            let rev = if mine {
+                Some(ui.local_rev.get())
+            } else {
+                ui.peers
+                    .with(|ps| ps.iter().find(|p| p.id == id).map(|p| p.stream_rev))
+            };
+            let el = video.get();
+            let now = (rev, el.is_some());
+            if prev != Some(now)
+                && let Some(v) = el
+            {
+                let stream = if mine {
+                    call.screen_stream()
+                } else {
+                    call.remote_screen(&id)
+                };
+                if let Some(stream) = stream {
+                    media::attach(&v, Some(&stream), || {});
+                }
+            }
+            now
+        });
+    }
+    let label = {
+        let id = id.clone();
+        Signal::derive(move || {
+            if mine {
+                "Your screen".to_owned()
+            } else {
+                let name = room_ui
+                    .labels
+                    .with(|l| l.get(&id).cloned())
+                    .unwrap_or_default();
+                format!("{name}'s screen")
+            }
+        })
+    };
+    let key = screen_key(&id);
+    let big = expect_context::<BigTile>().0;
+    let is_big = {
+        let key = key.clone();
+        move || big.with(|b| *b == key).to_string()
+    };
+    view! {
+        <div class="tile screen" data-screen-of=id data-big=is_big>
+            <video node_ref=video autoplay=true playsinline=true prop:muted=true
+                aria-label=move || label.get()></video>
+            <div class="tile-bar">
+                <span class="tile-name" title=move || label.get()>{move || label.get()}</span>
+                <span class="cam-state" data-on="true" role="img" aria-label="Shared screen" title="Shared screen">
+                    <Svg icon=Icon::Screen />
+                </span>
+                <PinButton id=Signal::stored(key) />
+            </div>
+        </div>
+    }
 }
 
 /// A tile's pin: makes it the large one, or back to the layout.
@@ -606,19 +704,11 @@ fn MicBadge(on: Signal<bool>) -> impl IntoView {
 
 /// A camera state badge.
 #[component]
-fn CamBadge(on: Signal<bool>, screen: Signal<bool>) -> impl IntoView {
-    let label = move || {
-        if screen.get() {
-            "Sharing the screen"
-        } else if on.get() {
-            "Camera on"
-        } else {
-            "Camera off"
-        }
-    };
+fn CamBadge(on: Signal<bool>) -> impl IntoView {
+    let label = move || if on.get() { "Camera on" } else { "Camera off" };
     view! {
         <span class="cam-state" data-on=move || on.get().to_string() role="img" aria-label=label title=label>
-            <Svg icon=Signal::derive(move || if screen.get() { Icon::Screen } else if on.get() { Icon::Cam } else { Icon::CamOff }) />
+            <Svg icon=either(move || on.get(), Icon::Cam, Icon::CamOff) />
         </span>
     }
 }
@@ -641,14 +731,14 @@ fn LocalTile() -> impl IntoView {
     let meter: StoredValue<Option<LevelWatch>, LocalStorage> = StoredValue::new_local(None);
     Effect::new(move |_| {
         ui.local_rev.track();
-        let stream = call.preview_stream();
+        let stream = call.local_stream();
         if let Some(v) = local.get() {
             media::attach(&v, stream.as_ref(), || {});
         }
         meter.set_value(Some(LevelWatch::new(call.local_stream(), ui.mic_level)));
     });
     on_cleanup(move || meter.set_value(None));
-    let video_on = move || ui.cam_on.get() || ui.screen_on.get();
+    let video_on = move || ui.cam_on.get();
     let speaking = move || ui.mic_on.get() && ui.mic_level.get() > 0.45;
     let big = expect_context::<BigTile>().0;
     let me = Signal::derive(move || ui.self_id.get());
@@ -656,15 +746,14 @@ fn LocalTile() -> impl IntoView {
         <div class="tile local" class:video-off=move || !video_on() class:speaking=speaking
             data-speaking=move || speaking().to_string()
             data-big=move || (big.with(|b| !b.is_empty() && *b == me.get())).to_string()>
-            <video id="local-video" node_ref=local autoplay=true playsinline=true prop:muted=true
-                class:mirrored=move || !ui.screen_on.get()
+            <video id="local-video" class="mirrored" node_ref=local autoplay=true playsinline=true prop:muted=true
                 aria-label="Your video"></video>
             <Avatar name=ui.self_name.into() />
             <Marks id=String::new() me=true />
             <div class="tile-bar">
                 <span class="tile-name">{move || format!("{} (you)", ui.self_name.get())}</span>
                 <MicBadge on=ui.mic_on.into() />
-                <CamBadge on=Signal::derive(video_on) screen=ui.screen_on.into() />
+                <CamBadge on=Signal::derive(video_on) />
                 <PinButton id=me />
             </div>
         </div>
@@ -724,7 +813,6 @@ fn Tile(id: String) -> impl IntoView {
         peer.with(|p| p.as_ref().map(|p| p.name.clone()).unwrap_or_default())
     });
     let video_on = flag(|p| p.media.video);
-    let screen = flag(|p| p.media.screen);
     let big = expect_context::<BigTile>().0;
     let is_big = {
         let id = id.clone();
@@ -735,7 +823,7 @@ fn Tile(id: String) -> impl IntoView {
         <div class="tile" data-peer-id=id.clone() data-big=is_big
             data-speaking=field(|p| (p.speaking && p.media.audio).to_string())
             data-recording=field(|p| p.media.recording.to_string())
-            class:video-off=move || !video_on.get() class:screen=move || screen.get()
+            class:video-off=move || !video_on.get()
             data-connection-state=field(|p| p.connection.as_str().to_owned())
             data-presence=field(|p| if p.away { "reconnecting" } else { "present" }.to_owned())
             data-frames-decoded=field(|p| p.frames.to_string())
@@ -750,7 +838,7 @@ fn Tile(id: String) -> impl IntoView {
             <div class="tile-bar">
                 <span class="tile-name" title=move || label.get()>{move || label.get()}</span>
                 <MicBadge on=flag(|p| p.media.audio) />
-                <CamBadge on=video_on screen=screen />
+                <CamBadge on=video_on />
                 <span class="quality" data-quality=field(|p| p.quality.as_str().to_owned()) role="img"
                     aria-label=field(|p| format!("Connection {}", p.quality.as_str()))
                     title=field(|p| match &p.video_codec {

@@ -75,12 +75,23 @@ pub struct PeerConn {
     /// Signals are applied one at a time, in arrival order.
     inbox: RefCell<VecDeque<SignalData>>,
     busy: Cell<bool>,
+    /// The peer's camera and microphone (mesh).
     remote: RefCell<Option<MediaStream>>,
+    /// The peer's shared screen (mesh): video on any but the first video
+    /// transceiver (the camera's is always made first, on both sides).
+    remote_screen: RefCell<Option<MediaStream>>,
+    /// Our screen's sender while we share or once shared on this connection:
+    /// a transceiver of its own, sent without a stream (through the SFU that
+    /// is how a screen is told from a camera), kept when the share stops
+    /// (no track) so the next share needs no negotiation.
+    screen_tx: RefCell<Option<RtcRtpTransceiver>>,
     /// Streams by the sender's stream id: through the SFU, one per publisher
     /// (the SFU names each forwarded stream after its publisher's peer id).
     by_stream: RefCell<HashMap<String, MediaStream>>,
     /// Whether this connection carries the chat data channel (not to the SFU).
     data: bool,
+    /// Whether it carries media (not a data-only link of an SFU room).
+    media: bool,
     /// What we send, shared with the call and its other connections.
     outgoing: Rc<Outgoing>,
     sink: Sink,
@@ -112,8 +123,11 @@ impl PeerConn {
             inbox: RefCell::new(VecDeque::new()),
             busy: Cell::new(false),
             remote: RefCell::new(None),
+            remote_screen: RefCell::new(None),
+            screen_tx: RefCell::new(None),
             by_stream: RefCell::new(HashMap::new()),
             data: carries != Carries::Media,
+            media: carries != Carries::Data,
             outgoing,
             sink,
             listeners: Listeners::default(),
@@ -126,6 +140,7 @@ impl PeerConn {
                 for kind in Kind::BOTH {
                     this.add_transceiver(kind);
                 }
+                this.add_screen();
             }
         }
         Ok(this)
@@ -227,16 +242,37 @@ impl PeerConn {
                         }
                     }
                 }
-                // One stream of every track we receive from this peer.
-                let tracks = js_sys::Array::new();
-                for r in this.pc.get_receivers().iter() {
-                    let r: web_sys::RtcRtpReceiver = r.unchecked_into();
-                    tracks.push(r.track().as_ref());
+                // The camera: every audio track and the first video
+                // transceiver's; a video on any other is the peer's screen.
+                let camera_video = this.camera_transceiver();
+                let screen: Option<MediaStreamTrack> = get(&ev, "transceiver")
+                    .dyn_into::<RtcRtpTransceiver>()
+                    .ok()
+                    .filter(|t| {
+                        Kind::of(&t.receiver().track()) == Some(Kind::Video)
+                            && camera_video.as_ref() != Some(t)
+                    })
+                    .map(|t| t.receiver().track());
+                if let Some(track) = screen {
+                    if let Ok(stream) = MediaStream::new_with_tracks(&js_sys::Array::of1(&track)) {
+                        *this.remote_screen.borrow_mut() = Some(stream);
+                    }
+                } else {
+                    let tracks = js_sys::Array::new();
+                    for t in this.transceivers() {
+                        let track = t.receiver().track();
+                        match Kind::of(&track) {
+                            Some(Kind::Audio) => {}
+                            Some(Kind::Video) if camera_video.as_ref() == Some(&t) => {}
+                            _ => continue,
+                        }
+                        tracks.push(track.as_ref());
+                    }
+                    if let Ok(stream) = MediaStream::new_with_tracks(&tracks) {
+                        *this.remote.borrow_mut() = Some(stream);
+                    }
                 }
-                if let Ok(stream) = MediaStream::new_with_tracks(&tracks) {
-                    *this.remote.borrow_mut() = Some(stream);
-                    this.emit(PeerEvent::Stream);
-                }
+                this.emit(PeerEvent::Stream);
             }
         });
         self.listen(self.pc.as_ref(), "datachannel", {
@@ -390,6 +426,9 @@ impl PeerConn {
         if is_offer {
             self.open_data_channel();
             self.attach_local_tracks().await;
+            // Sharing when this connection was made: the screen's transceiver
+            // (it renegotiates once this answer is done).
+            self.add_screen();
             self.set_local_description()
                 .await
                 .map_err(|e| format!("cannot answer: {e}"))?;
@@ -405,6 +444,11 @@ impl PeerConn {
     /// a loop).
     async fn attach_local_tracks(&self) {
         let transceivers = self.transceivers();
+        let screen = self.screen_tx.borrow().clone();
+        let transceivers = transceivers
+            .into_iter()
+            .filter(|t| screen.as_ref() != Some(t));
+        let transceivers: Vec<RtcRtpTransceiver> = transceivers.collect();
         let mut sending: Vec<Kind> = transceivers
             .iter()
             .filter_map(|t| t.sender().track().and_then(|tr| Kind::of(&tr)))
@@ -435,11 +479,53 @@ impl PeerConn {
             .collect()
     }
 
-    /// Replaces what we send of `kind` (screen share, camera change) without
-    /// renegotiating, unless that transceiver was receive-only.
+    /// The first video transceiver: the camera's (made before any screen's).
+    fn camera_transceiver(&self) -> Option<RtcRtpTransceiver> {
+        self.transceivers()
+            .into_iter()
+            .find(|t| Kind::of(&t.receiver().track()) == Some(Kind::Video))
+    }
+
+    /// Adds the screen's transceiver when we share and this connection
+    /// carries media and has none yet (a new connection during a share);
+    /// negotiation follows by itself.
+    fn add_screen(&self) {
+        if !self.media || self.closed.get() || self.screen_tx.borrow().is_some() {
+            return;
+        }
+        let Some(track) = self.outgoing.screen_track() else {
+            return;
+        };
+        let init = RtcRtpTransceiverInit::new();
+        // Send only, and without a stream: the SFU forwards a stream-less
+        // video as the publisher's screen (`<publisher>~screen`).
+        init.set_direction(RtcRtpTransceiverDirection::Sendonly);
+        let t = self
+            .pc
+            .add_transceiver_with_media_stream_track_and_init(&track, &init);
+        self.outgoing.prefer_codec(&t, Kind::Video);
+        *self.screen_tx.borrow_mut() = Some(t);
+    }
+
+    /// Sends the screen we share now (`Some`), or stops sending it: on the
+    /// screen's own transceiver, added (one negotiation) the first time.
+    pub async fn set_screen(&self, track: Option<&MediaStreamTrack>) {
+        let existing = self.screen_tx.borrow().clone();
+        match existing {
+            Some(t) => {
+                let _ = JsFuture::from(t.sender().replace_track(track)).await;
+            }
+            None if track.is_some() => self.add_screen(),
+            None => {}
+        }
+    }
+
+    /// Replaces what the camera/microphone send of `kind` (a camera
+    /// change) without renegotiating, unless that transceiver was receive-only.
     pub async fn replace_track(&self, kind: Kind, track: Option<&MediaStreamTrack>) {
+        let screen = self.screen_tx.borrow().clone();
         for t in self.transceivers() {
-            if Kind::of(&t.receiver().track()) != Some(kind) {
+            if Kind::of(&t.receiver().track()) != Some(kind) || screen.as_ref() == Some(&t) {
                 continue;
             }
             let _ = JsFuture::from(t.sender().replace_track(track)).await;
@@ -490,6 +576,11 @@ impl PeerConn {
 
     pub fn remote_stream(&self) -> Option<MediaStream> {
         self.remote.borrow().clone()
+    }
+
+    /// The peer's shared screen (mesh).
+    pub fn remote_screen(&self) -> Option<MediaStream> {
+        self.remote_screen.borrow().clone()
     }
 
     /// The stream the sender labelled `id` (through the SFU: a publisher).

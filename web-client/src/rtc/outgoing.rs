@@ -15,8 +15,8 @@ use crate::media::{self, Kind};
 pub struct Outgoing {
     /// The local camera/microphone stream, shared by every connection.
     camera: RefCell<Option<MediaStream>>,
-    /// The screen while sharing: its video replaces the camera on every
-    /// connection, including ones made during the share.
+    /// The screen while sharing: sent beside the camera on a video sender of
+    /// its own, on every connection, including ones made during the share.
     screen: RefCell<Option<MediaStream>>,
     /// The video codec to prefer (a MIME type), from `?codec=` when the page
     /// opened (the address loses its query once the room is joined).
@@ -50,14 +50,16 @@ impl Outgoing {
         std::mem::replace(&mut *self.screen.borrow_mut(), stream)
     }
 
-    /// What we send of `kind` now: the screen while sharing, else the camera/mic.
+    /// The screen's video while sharing.
+    pub fn screen_track(&self) -> Option<MediaStreamTrack> {
+        self.screen
+            .borrow()
+            .as_ref()
+            .and_then(|s| media::first_track(s, Kind::Video))
+    }
+
+    /// What the camera/microphone sends of `kind` now.
     pub fn track(&self, kind: Kind) -> Option<MediaStreamTrack> {
-        if kind == Kind::Video
-            && let Some(screen) = self.screen.borrow().as_ref()
-            && let Some(track) = media::first_track(screen, Kind::Video)
-        {
-            return Some(track);
-        }
         self.camera
             .borrow()
             .as_ref()
