@@ -29,6 +29,10 @@ pub enum Command {
     /// SFU room, N subscriber bots count what they receive; report loss
     /// and server CPU per forwarded packet.
     Sfu(SfuArgs),
+    /// The sans-IO `rtc` crate's own cost per forwarded packet, in memory
+    /// (no server): one publisher connection read, N subscriber connections
+    /// written, every packet read back by every subscriber.
+    RtcPath(RtcPathArgs),
     /// The same connect and chat scenarios against several servers (ours
     /// and the Node.js reference), side by side: results.json, SVG charts
     /// and summary.md in --out.
@@ -185,6 +189,20 @@ pub struct SfuArgs {
     /// `--sfu-ports BASE-(BASE+subscribers+32)` (unless given after `--`).
     #[arg(long, default_value_t = 47000)]
     pub sfu_port_base: u16,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RtcPathArgs {
+    /// Subscriber connections written to for each packet.
+    #[arg(long, default_value_t = 50)]
+    pub subscribers: usize,
+    /// Packets forwarded (each to every subscriber).
+    #[arg(long, default_value_t = 2000)]
+    pub packets: usize,
+    /// Skip reading every packet back at every subscriber (for a profile
+    /// of the SFU's side alone; the check is the default).
+    #[arg(long)]
+    pub no_check: bool,
 }
 
 #[derive(Debug, Clone, Args)]

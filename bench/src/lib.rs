@@ -7,7 +7,8 @@
 //! [`sfu_load`] drives webrtc-rs bots ([`sfu_bot`])
 //! through the SFU and measures CPU per forwarded RTP packet. Results: a
 //! human summary and one `RESULT {json}` line ([`report`]); [`compare`] runs
-//! the scenarios against several servers and draws [`chart`]s.
+//! the scenarios against several servers and draws [`chart`]s; [`rtc_path`]
+//! measures the sans-IO `rtc` crate's per-packet cost in memory.
 //!
 //! The modules import one another in layers, never in a cycle (checked by
 //! `tests/module_dag.rs`), and this root only declares them: leaves
@@ -28,6 +29,7 @@ pub mod eio;
 pub mod load;
 pub mod procfs;
 pub mod report;
+pub mod rtc_path;
 pub mod run;
 pub mod server;
 pub mod sfu_bot;

@@ -13,6 +13,8 @@ fn main() -> ExitCode {
         Command::Sfu(a) => (a.common.threads, a.common.timeout),
         // Each of its runs is a child process with its own deadline.
         Command::Compare(_) => (1, 6 * 3600),
+        // One thread, in memory, no server.
+        Command::RtcPath(_) => (1, 600),
     };
     let threads = threads.clamp(1, 64);
     // Hard stop a little after the run's own deadline, whatever happens.
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
                 Command::Chat(a) => bench::chat::run(a).await,
                 Command::Signal(a) => bench::signal::run(a).await,
                 Command::Sfu(a) => bench::sfu_load::run(a).await,
+                Command::RtcPath(a) => bench::rtc_path::run(&a).map(|()| true),
                 Command::Compare(a) => match &a.render_only {
                     Some(results) => bench::compare::rerender(&a, results).map(|md| {
                         println!("{md}");

@@ -151,6 +151,16 @@ pub async fn run(args: SfuArgs) -> Result<bool> {
                 .server_args
                 .push(format!("{}-{last}", args.sfu_port_base));
         }
+        // Every bot comes from 127.0.0.1: the server's per-address limit on
+        // SFU connections (32 by default) would refuse the rest.
+        if !common
+            .server_args
+            .iter()
+            .any(|a| a.starts_with("--sfu-peers-per-ip"))
+        {
+            common.server_args.push("--sfu-peers-per-ip".to_owned());
+            common.server_args.push((n + 1 + PORT_SLACK).to_string());
+        }
     }
     let server = server_for(&common, n * 8 + 256).await?;
     let target = Arc::new(Target::parse(&server.url)?);
