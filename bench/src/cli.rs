@@ -33,6 +33,10 @@ pub enum Command {
     /// (no server): one publisher connection read, N subscriber connections
     /// written, every packet read back by every subscriber.
     RtcPath(RtcPathArgs),
+    /// The new media core's shard (one UDP port, issue 19) under `sfu`'s
+    /// packet mix, no signaling server: CPU of the shard's thread per
+    /// forwarded packet, and loss.
+    Shard(ShardArgs),
     /// The same connect and chat scenarios against several servers (ours
     /// and the Node.js reference), side by side: results.json, SVG charts
     /// and summary.md in --out.
@@ -203,6 +207,19 @@ pub struct RtcPathArgs {
     /// of the SFU's side alone; the check is the default).
     #[arg(long)]
     pub no_check: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ShardArgs {
+    /// Subscriber peers.
+    #[arg(long, default_value_t = 50)]
+    pub subscribers: usize,
+    /// Length of the measured window, in seconds.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Packets per second from the publisher (two of three 1 000 B, one 100 B).
+    #[arg(long, default_value_t = 150)]
+    pub pps: u32,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -8,7 +8,8 @@
 //! through the SFU and measures CPU per forwarded RTP packet. Results: a
 //! human summary and one `RESULT {json}` line ([`report`]); [`compare`] runs
 //! the scenarios against several servers and draws [`chart`]s; [`rtc_path`]
-//! measures the sans-IO `rtc` crate's per-packet cost in memory.
+//! measures the sans-IO `rtc` crate's per-packet cost in memory, [`shard_load`]
+//! the new media core's shard on one UDP port.
 //!
 //! The modules import one another in layers, never in a cycle (checked by
 //! `tests/module_dag.rs`), and this root only declares them: leaves
@@ -34,5 +35,6 @@ pub mod run;
 pub mod server;
 pub mod sfu_bot;
 pub mod sfu_load;
+pub mod shard_load;
 pub mod signal;
 pub mod stats;

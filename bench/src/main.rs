@@ -14,7 +14,7 @@ fn main() -> ExitCode {
         // Each of its runs is a child process with its own deadline.
         Command::Compare(_) => (1, 6 * 3600),
         // One thread, in memory, no server.
-        Command::RtcPath(_) => (1, 600),
+        Command::RtcPath(_) | Command::Shard(_) => (1, 600),
     };
     let threads = threads.clamp(1, 64);
     // Hard stop a little after the run's own deadline, whatever happens.
@@ -38,6 +38,13 @@ fn main() -> ExitCode {
                 Command::Signal(a) => bench::signal::run(a).await,
                 Command::Sfu(a) => bench::sfu_load::run(a).await,
                 Command::RtcPath(a) => bench::rtc_path::run(&a).map(|()| true),
+                // Its own threads, blocking: off the runtime's workers.
+                Command::Shard(a) => {
+                    tokio::task::spawn_blocking(move || bench::shard_load::run(&a))
+                        .await
+                        .map_err(anyhow::Error::from)
+                        .and_then(|r| r)
+                }
                 Command::Compare(a) => match &a.render_only {
                     Some(results) => bench::compare::rerender(&a, results).map(|md| {
                         println!("{md}");

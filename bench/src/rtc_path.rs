@@ -29,23 +29,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bytes::{Bytes, BytesMut};
-use rtc::interceptor::Registry;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
-use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
-use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp;
-use rtc::rtp_transceiver::RTCRtpSenderId;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use sfu::engine::{VP8, connection_at, payload_type, video_track};
 
 use crate::cli::RtcPathArgs;
 
@@ -66,27 +57,8 @@ type Wire = VecDeque<(SocketAddr, SocketAddr, BytesMut)>;
 
 impl Node {
     fn new(port: u16) -> Result<Self> {
-        let mut media = MediaEngine::default();
-        media.register_default_codecs()?;
-        let registry = register_default_interceptors(Registry::new(), &mut media)?;
-        let mut pc = RTCPeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
-            .with_media_engine(media)
-            .with_interceptor_registry(registry)
-            .build(Instant::now())?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let host = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: addr.ip().to_string(),
-                port: addr.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()?;
-        pc.add_local_candidate(RTCIceCandidate::from(&host).to_json()?)?;
+        let pc = connection_at(addr, None)?;
         Ok(Self {
             pc,
             addr,
@@ -133,28 +105,6 @@ impl Node {
         })?;
         Ok(())
     }
-}
-
-/// A video track with a fixed SSRC, as the SFU adds one per subscription.
-fn video_track(name: &str, ssrc: u32) -> MediaStreamTrack {
-    MediaStreamTrack::new(
-        format!("{name}-stream"),
-        format!("{name}-track"),
-        name.to_owned(),
-        RtpCodecKind::Video,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec: RTCRtpCodec {
-                mime_type: "video/VP8".to_owned(),
-                clock_rate: 90_000,
-                ..Default::default()
-            },
-            ..Default::default()
-        }],
-    )
 }
 
 /// Offer from `a` (which sends a track), answer from `b`; candidates ride in the SDP.
@@ -225,19 +175,6 @@ fn packet(ssrc: u32, pt: u8, seq: u16, ts: u32, payload: &Bytes) -> rtp::Packet 
     }
 }
 
-/// The payload type `sender` was given in the negotiation.
-fn negotiated_pt(pc: &mut RTCPeerConnection, sender: RTCRtpSenderId) -> Result<u8> {
-    let mut s = pc.rtp_sender(sender).context("no sender")?;
-    let params = s.get_parameters();
-    params
-        .rtp_parameters
-        .codecs
-        .iter()
-        .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case("video/VP8"))
-        .map(|c| c.payload_type)
-        .context("sender has no VP8")
-}
-
 pub fn run(args: &RtcPathArgs) -> Result<()> {
     let subs = args.subscribers.max(1);
     let mut wire = Wire::new();
@@ -268,10 +205,10 @@ pub fn run(args: &RtcPathArgs) -> Result<()> {
         nodes.len(),
         t0.elapsed()
     );
-    let pub_pt = negotiated_pt(&mut nodes[0].pc, pub_sender)?;
+    let pub_pt = payload_type(&mut nodes[0].pc, pub_sender, VP8).context("no VP8")?;
     let mut sub_pts = Vec::new();
     for (i, (sender, _)) in out_senders.iter().enumerate() {
-        sub_pts.push(negotiated_pt(&mut nodes[2 + 2 * i].pc, *sender)?);
+        sub_pts.push(payload_type(&mut nodes[2 + 2 * i].pc, *sender, VP8).context("no VP8")?);
     }
 
     // The publisher's datagrams, made up front (a browser's work, not timed).

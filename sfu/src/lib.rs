@@ -12,6 +12,7 @@
 //! docs/sfu-design.md.
 
 mod config;
+pub mod engine;
 mod error;
 mod host;
 mod keyframe;

@@ -1,0 +1,11 @@
+//! The synchronous media core of issue 19 (docs/sfu-engine.md), built on
+//! the sans-IO `rtc` crate: so far one [`Shard`] (many connections on one
+//! UDP socket, forwarding in the pass that reads). Rooms still run on the
+//! `webrtc` engine (`room/`) until the shard is wired in.
+
+mod shard;
+mod stun;
+mod udp_peer;
+
+pub use shard::{ConnId, Shard, ShardStats};
+pub use udp_peer::{UdpPeer, VP8, connection_at, payload_type, video_track};

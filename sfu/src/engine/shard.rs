@@ -1,0 +1,410 @@
+//! One shard of the synchronous media core (docs/sfu-engine.md): many
+//! sans-IO `rtc` peer connections on ONE UDP socket, driven by whoever owns
+//! the shard (one thread). A datagram is routed to its connection by the
+//! STUN USERNAME (each connection has a ufrag of its own), then by the
+//! address a checked binding request came from; an RTP packet read from a
+//! publisher is written to every subscription in that same pass and the
+//! datagrams go out at once: no task, channel or timer per packet.
+//!
+//! Not wired into rooms yet: the room task (signalling, limits, metrics)
+//! still runs the `webrtc` engine. Tested with `rtc` peers over real UDP
+//! (`tests/shard.rs`).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::rtp;
+use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+use super::stun;
+
+/// A connection of the shard.
+pub type ConnId = usize;
+
+/// The biggest datagram we read (above any MTU).
+const MAX_DATAGRAM: usize = 2048;
+
+/// What the shard has done, for tests and metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ShardStats {
+    pub datagrams_in: u64,
+    /// Datagrams from an unknown address that named no connection of ours.
+    pub unrouted: u64,
+    pub rtp_in: u64,
+    /// RTP packets written to subscriptions.
+    pub rtp_out: u64,
+    pub datagrams_out: u64,
+    /// Errors from a connection (logged at debug; the connection goes on).
+    pub errors: u64,
+}
+
+/// One subscription: where a publisher's stream goes.
+#[derive(Debug, Clone, Copy)]
+struct Down {
+    conn: ConnId,
+    ssrc: u32,
+    pt: u8,
+}
+
+/// A subscription waiting for the publisher's stream of that kind to open.
+struct Want {
+    from: ConnId,
+    kind: RtpCodecKind,
+    down: Down,
+}
+
+struct Conn {
+    pc: RTCPeerConnection,
+    ufrag: String,
+    state: RTCPeerConnectionState,
+}
+
+pub struct Shard {
+    sock: UdpSocket,
+    /// The address every connection advertises (its one host candidate),
+    /// and the `local_addr` each datagram is handed in with.
+    local: SocketAddr,
+    conns: Vec<Option<Conn>>,
+    by_ufrag: HashMap<String, ConnId>,
+    by_addr: HashMap<SocketAddr, ConnId>,
+    /// A publisher's stream (connection, SSRC) → its subscriptions.
+    routes: HashMap<(ConnId, u32), Vec<Down>>,
+    wants: Vec<Want>,
+    buf: Vec<u8>,
+    /// RTP packets of one datagram, between reading and forwarding (kept, so
+    /// its room is not allocated per datagram).
+    read: Vec<rtp::Packet>,
+    pub stats: ShardStats,
+}
+
+impl Shard {
+    /// Binds the shard's socket. `addr` must be a concrete address (not
+    /// 0.0.0.0): it is what every connection advertises.
+    pub fn bind(addr: SocketAddr) -> io::Result<Self> {
+        if addr.ip().is_unspecified() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the shard's address is advertised to browsers: it cannot be unspecified",
+            ));
+        }
+        let sock = UdpSocket::bind(addr)?;
+        sock.set_nonblocking(true)?;
+        let local = sock.local_addr()?;
+        Ok(Self {
+            sock,
+            local,
+            conns: Vec::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            routes: HashMap::new(),
+            wants: Vec::new(),
+            buf: vec![0; MAX_DATAGRAM],
+            read: Vec::new(),
+            stats: ShardStats::default(),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// A new connection answering `offer`, sending `tracks` (each with the
+    /// SSRC and codec it will carry). Returns its id, the answer (with the
+    /// shard's one candidate in it) and a sender per track.
+    pub fn accept(
+        &mut self,
+        offer: RTCSessionDescription,
+        tracks: Vec<MediaStreamTrack>,
+    ) -> Result<(ConnId, RTCSessionDescription, Vec<RTCRtpSenderId>), rtc::shared::error::Error>
+    {
+        // A ufrag of our own per connection: the key of the demultiplexing.
+        let ufrag = loop {
+            let u = rtc::shared::util::math_rand_alpha(16);
+            if !self.by_ufrag.contains_key(&u) {
+                break u;
+            }
+        };
+        let pwd = rtc::shared::util::math_rand_alpha(32);
+        let mut pc = super::connection_at(self.local, Some((ufrag.clone(), pwd)))?;
+        let mut senders = Vec::with_capacity(tracks.len());
+        for t in tracks {
+            senders.push(pc.add_track(t)?);
+        }
+        pc.set_remote_description(Instant::now(), offer)?;
+        let answer = pc.create_answer(None)?;
+        pc.set_local_description(Instant::now(), answer)?;
+        let answer = pc
+            .local_description()
+            .ok_or_else(|| rtc::shared::error::Error::Other("no local answer".to_owned()))?;
+        let id = match self.conns.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => {
+                self.conns.push(None);
+                self.conns.len() - 1
+            }
+        };
+        self.by_ufrag.insert(ufrag.clone(), id);
+        self.conns[id] = Some(Conn {
+            pc,
+            ufrag,
+            state: RTCPeerConnectionState::New,
+        });
+        Ok((id, answer, senders))
+    }
+
+    pub fn add_remote_candidate(
+        &mut self,
+        conn: ConnId,
+        candidate: RTCIceCandidateInit,
+    ) -> Result<(), rtc::shared::error::Error> {
+        match self.conns.get_mut(conn).and_then(Option::as_mut) {
+            Some(c) => c.pc.add_remote_candidate(candidate),
+            None => Ok(()),
+        }
+    }
+
+    /// `from`'s stream of `kind` goes to `to` on its `sender` (a track given
+    /// to [`Shard::accept`]), from when that stream opens (its first packet).
+    pub fn forward(
+        &mut self,
+        from: ConnId,
+        kind: RtpCodecKind,
+        to: ConnId,
+        sender: RTCRtpSenderId,
+    ) -> Option<()> {
+        let c = self.conns.get_mut(to)?.as_mut()?;
+        let (ssrc, mime) = {
+            let mut s = c.pc.rtp_sender(sender)?;
+            let enc = s.get_parameters().encodings.first()?;
+            (enc.rtp_coding_parameters.ssrc?, enc.codec.mime_type.clone())
+        };
+        let pt = super::payload_type(&mut c.pc, sender, &mime)?;
+        self.wants.push(Want {
+            from,
+            kind,
+            down: Down { conn: to, ssrc, pt },
+        });
+        Some(())
+    }
+
+    /// The connection's state as its last event said.
+    pub fn state(&self, conn: ConnId) -> Option<RTCPeerConnectionState> {
+        Some(self.conns.get(conn)?.as_ref()?.state)
+    }
+
+    /// Blocks until a datagram waits on the socket or a connection's next
+    /// timer is due, at most `max`; then [`Shard::poll`].
+    pub fn wait(&mut self, max: Duration) -> io::Result<()> {
+        let now = Instant::now();
+        let next = self
+            .conns
+            .iter_mut()
+            .flatten()
+            .filter_map(|c| c.pc.poll_timeout())
+            .min();
+        let wait = next.map_or(max, |t| t.saturating_duration_since(now).min(max));
+        if wait.is_zero() {
+            return Ok(());
+        }
+        let timeout = rustix::event::Timespec::try_from(wait)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let mut fds = [rustix::event::PollFd::new(
+            &self.sock,
+            rustix::event::PollFlags::IN,
+        )];
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Takes every datagram waiting on the socket (each routed, read and
+    /// forwarded in the same pass), then runs the timers that are due.
+    pub fn poll(&mut self, now: Instant) -> io::Result<()> {
+        loop {
+            let (n, from) = match self.sock.recv_from(&mut self.buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // A previous send's ICMP error (port unreachable) surfaces here.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => continue,
+                Err(e) => return Err(e),
+            };
+            self.stats.datagrams_in += 1;
+            let Some(id) = self.route(n, from) else {
+                self.stats.unrouted += 1;
+                continue;
+            };
+            let msg = TaggedBytesMut {
+                now,
+                transport: TransportContext {
+                    local_addr: self.local,
+                    peer_addr: from,
+                    ecn: None,
+                    transport_protocol: TransportProtocol::UDP,
+                },
+                message: BytesMut::from(&self.buf[..n]),
+            };
+            if let Some(c) = self.conns[id].as_mut()
+                && let Err(e) = c.pc.handle_read(msg)
+            {
+                self.stats.errors += 1;
+                tracing::debug!(conn = id, "shard: read: {e}");
+            }
+            self.drain(id, now);
+        }
+        for id in 0..self.conns.len() {
+            let due = self.conns[id]
+                .as_mut()
+                .and_then(|c| c.pc.poll_timeout())
+                .is_some_and(|t| t <= now);
+            if due {
+                if let Some(c) = self.conns[id].as_mut()
+                    && let Err(e) = c.pc.handle_timeout(now)
+                {
+                    self.stats.errors += 1;
+                    tracing::debug!(conn = id, "shard: timeout: {e}");
+                }
+                self.drain(id, now);
+            }
+        }
+        Ok(())
+    }
+
+    /// Which connection a datagram is for: STUN names it by our ufrag (and
+    /// teaches us the sender's address), the rest is known by its address.
+    fn route(&mut self, n: usize, from: SocketAddr) -> Option<ConnId> {
+        if let Some(ufrag) = stun::local_ufrag(&self.buf[..n]) {
+            let id = *self.by_ufrag.get(ufrag)?;
+            // TODO(issue 19): learn the address only once the connection has
+            // accepted the check (MESSAGE-INTEGRITY), so a forged request
+            // cannot take another connection's address.
+            self.by_addr.insert(from, id);
+            return Some(id);
+        }
+        self.by_addr.get(&from).copied()
+    }
+
+    /// Events, reads (each RTP packet forwarded at once) and writes of one
+    /// connection.
+    fn drain(&mut self, id: ConnId, now: Instant) {
+        let Self {
+            sock,
+            conns,
+            routes,
+            wants,
+            stats,
+            read,
+            ..
+        } = self;
+        let Some(c) = conns[id].as_mut() else { return };
+        while let Some(ev) = c.pc.poll_event() {
+            match ev {
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => c.state = s,
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                    let kind =
+                        c.pc.rtp_receiver(init.receiver_id)
+                            .map(|r| r.track().kind());
+                    // Subscriptions that waited for this stream.
+                    let mut i = 0;
+                    while i < wants.len() {
+                        if wants[i].from == id && Some(wants[i].kind) == kind {
+                            let w = wants.swap_remove(i);
+                            routes.entry((id, init.ssrc)).or_default().push(w.down);
+                        } else {
+                            i += 1;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        read.clear();
+        while let Some(TaggedRTCMessage { message, .. }) = c.pc.poll_read() {
+            if let RTCMessage::RtpPacket(_, p) = message {
+                read.push(p);
+            }
+        }
+        flush(sock, c, stats);
+        for p in read.drain(..) {
+            stats.rtp_in += 1;
+            let Some(downs) = routes.get(&(id, p.header.ssrc)) else {
+                continue;
+            };
+            for d in downs {
+                let Some(sub) = conns.get_mut(d.conn).and_then(Option::as_mut) else {
+                    continue;
+                };
+                // The payload is shared (a reference count), the header is
+                // the subscriber's: its SSRC and payload type, and none of
+                // the publisher's header extensions (negotiated with it).
+                let fwd = rtp::Packet {
+                    header: rtp::Header {
+                        version: 2,
+                        marker: p.header.marker,
+                        payload_type: d.pt,
+                        sequence_number: p.header.sequence_number,
+                        timestamp: p.header.timestamp,
+                        ssrc: d.ssrc,
+                        ..Default::default()
+                    },
+                    payload: p.payload.clone(),
+                };
+                let msg = TaggedRTCMessage {
+                    now,
+                    message: RTCMessage::RtpPacket(String::new(), fwd),
+                };
+                match sub.pc.handle_write(msg) {
+                    Ok(()) => stats.rtp_out += 1,
+                    Err(e) => {
+                        stats.errors += 1;
+                        tracing::debug!(conn = d.conn, "shard: write: {e}");
+                    }
+                }
+                flush(sock, sub, stats);
+            }
+        }
+    }
+
+    /// Closes a connection and forgets its routes.
+    pub fn remove(&mut self, id: ConnId) {
+        let Some(mut c) = self.conns.get_mut(id).and_then(Option::take) else {
+            return;
+        };
+        let _ = c.pc.close();
+        self.by_ufrag.remove(&c.ufrag);
+        self.by_addr.retain(|_, v| *v != id);
+        self.routes.retain(|(from, _), _| *from != id);
+        for downs in self.routes.values_mut() {
+            downs.retain(|d| d.conn != id);
+        }
+        self.wants.retain(|w| w.from != id && w.down.conn != id);
+    }
+}
+
+/// Sends what a connection has to send.
+fn flush(sock: &UdpSocket, c: &mut Conn, stats: &mut ShardStats) {
+    while let Some(out) = c.pc.poll_write() {
+        match sock.send_to(&out.message, out.transport.peer_addr) {
+            Ok(_) => stats.datagrams_out += 1,
+            // A full socket buffer drops the datagram, as the network would.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => {
+                stats.errors += 1;
+                tracing::debug!("shard: send: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! A browser stand-in for the shard's tests and benchmark: one `rtc` peer
+//! connection on a UDP socket of its own, polled by its owner.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::sansio::Protocol;
+use rtc::shared::error::Error;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+pub const VP8: &str = "video/VP8";
+
+/// A VP8 video track sending on `ssrc`.
+pub fn video_track(name: &str, ssrc: u32) -> MediaStreamTrack {
+    MediaStreamTrack::new(
+        format!("{name}-stream"),
+        format!("{name}-track"),
+        name.to_owned(),
+        RtpCodecKind::Video,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec: RTCRtpCodec {
+                mime_type: VP8.to_owned(),
+                clock_rate: 90_000,
+                ..Default::default()
+            },
+            ..Default::default()
+        }],
+    )
+}
+
+/// The payload type `sender`'s codec `mime` was given in the negotiation.
+pub fn payload_type(pc: &mut RTCPeerConnection, sender: RTCRtpSenderId, mime: &str) -> Option<u8> {
+    let mut s = pc.rtp_sender(sender)?;
+    s.get_parameters()
+        .rtp_parameters
+        .codecs
+        .iter()
+        .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
+        .map(|c| c.payload_type)
+}
+
+/// An `rtc` connection with the default codecs and interceptors, speaking
+/// from `addr` (its one host candidate, already added), with these ICE
+/// credentials when given.
+pub fn connection_at(
+    addr: SocketAddr,
+    credentials: Option<(String, String)>,
+) -> Result<RTCPeerConnection, Error> {
+    let mut media = MediaEngine::default();
+    media.register_default_codecs()?;
+    let registry = register_default_interceptors(Registry::new(), &mut media)?;
+    let mut settings = SettingEngineBuilder::new();
+    if let Some((ufrag, pwd)) = credentials {
+        settings = settings.with_ice_credentials(ufrag, pwd);
+    }
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(settings.build())
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .build(Instant::now())?;
+    let host = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()?;
+    pc.add_local_candidate(RTCIceCandidate::from(&host).to_json()?)?;
+    Ok(pc)
+}
+
+fn io_error(e: io::Error) -> Error {
+    Error::Other(e.to_string())
+}
+
+pub struct UdpPeer {
+    pub pc: RTCPeerConnection,
+    sock: UdpSocket,
+    addr: SocketAddr,
+    buf: Vec<u8>,
+    pub state: RTCPeerConnectionState,
+    /// Every RTP packet read, in order, when asked to keep them.
+    pub rtp: Vec<rtp::Packet>,
+    keep: bool,
+    /// RTP packets read.
+    pub received: u64,
+    /// The highest sequence number read (wrapping), for a loss count.
+    pub last_seq: Option<u16>,
+    /// Sequence numbers skipped (lost on the way), counted as they show.
+    pub gaps: u64,
+}
+
+impl UdpPeer {
+    /// A connection on a fresh 127.0.0.1 socket, its one host candidate
+    /// added (so its offer or answer carries it). `keep`: keep every packet
+    /// read in [`UdpPeer::rtp`] (else only counted).
+    pub fn new(keep: bool) -> Result<Self, Error> {
+        let sock = UdpSocket::bind("127.0.0.1:0").map_err(io_error)?;
+        sock.set_nonblocking(true).map_err(io_error)?;
+        let addr = sock.local_addr().map_err(io_error)?;
+        let pc = connection_at(addr, None)?;
+        Ok(Self {
+            pc,
+            sock,
+            addr,
+            buf: vec![0; 2048],
+            state: RTCPeerConnectionState::New,
+            rtp: Vec::new(),
+            keep,
+            received: 0,
+            last_seq: None,
+            gaps: 0,
+        })
+    }
+
+    /// A peer that will send one VP8 track on `ssrc`; and its sender.
+    pub fn publisher(ssrc: u32, keep: bool) -> Result<(Self, RTCRtpSenderId), Error> {
+        let mut p = Self::new(keep)?;
+        let sender = p.pc.add_track(video_track("camera", ssrc))?;
+        Ok((p, sender))
+    }
+
+    /// A peer that will receive one video track.
+    pub fn receiver(keep: bool) -> Result<Self, Error> {
+        let mut p = Self::new(keep)?;
+        p.pc.add_transceiver_from_kind(
+            RtpCodecKind::Video,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                ..Default::default()
+            }),
+        )?;
+        Ok(p)
+    }
+
+    /// Sends one VP8 RTP packet on `sender` (which sends on `ssrc`, with
+    /// payload type `pt`).
+    pub fn send(
+        &mut self,
+        sender: RTCRtpSenderId,
+        header: (u8, u32, u16, u32),
+        payload: &Bytes,
+    ) -> Result<(), Error> {
+        let (pt, ssrc, seq, ts) = header;
+        let pkt = rtp::Packet {
+            header: rtp::Header {
+                version: 2,
+                payload_type: pt,
+                sequence_number: seq,
+                timestamp: ts,
+                ssrc,
+                ..Default::default()
+            },
+            payload: payload.clone(),
+        };
+        self.pc
+            .rtp_sender(sender)
+            .ok_or_else(|| Error::Other("no such sender".to_owned()))?
+            .write_rtp(Instant::now(), pkt)
+    }
+
+    /// Creates and sets our offer; returns it for the other side.
+    pub fn offer(&mut self) -> Result<RTCSessionDescription, Error> {
+        let offer = self.pc.create_offer(None)?;
+        self.pc.set_local_description(Instant::now(), offer)?;
+        self.pc
+            .local_description()
+            .ok_or_else(|| Error::Other("no local offer".to_owned()))
+    }
+
+    pub fn connected(&self) -> bool {
+        self.state == RTCPeerConnectionState::Connected
+    }
+
+    pub fn failed(&self) -> bool {
+        self.state == RTCPeerConnectionState::Failed
+    }
+
+    /// Reads what waits on the socket, runs due timers, takes events and
+    /// RTP, and sends what the connection has to send.
+    pub fn poll(&mut self, now: Instant) {
+        while let Ok((n, from)) = self.sock.recv_from(&mut self.buf) {
+            let _ = self.pc.handle_read(TaggedBytesMut {
+                now,
+                transport: TransportContext {
+                    local_addr: self.addr,
+                    peer_addr: from,
+                    ecn: None,
+                    transport_protocol: TransportProtocol::UDP,
+                },
+                message: BytesMut::from(&self.buf[..n]),
+            });
+        }
+        if self.pc.poll_timeout().is_some_and(|t| t <= now) {
+            let _ = self.pc.handle_timeout(now);
+        }
+        while let Some(ev) = self.pc.poll_event() {
+            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) = ev {
+                self.state = s;
+            }
+        }
+        while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
+            if let RTCMessage::RtpPacket(_, p) = message {
+                let seq = p.header.sequence_number;
+                if let Some(last) = self.last_seq {
+                    let ahead = seq.wrapping_sub(last);
+                    if ahead > 0 && ahead < 0x8000 {
+                        self.gaps += u64::from(ahead - 1);
+                        self.last_seq = Some(seq);
+                    }
+                } else {
+                    self.last_seq = Some(seq);
+                }
+                self.received += 1;
+                if self.keep {
+                    self.rtp.push(p);
+                }
+            }
+        }
+        while let Some(out) = self.pc.poll_write() {
+            let _ = self.sock.send_to(&out.message, out.transport.peer_addr);
+        }
+    }
+}

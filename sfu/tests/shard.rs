@@ -1,0 +1,173 @@
+//! The shard of the synchronous media core (`sfu::engine::Shard`): `rtc`
+//! peers, each on a UDP socket of its own, connect to the shard's ONE port
+//! (told apart by their ICE ufrags), and a publisher's RTP reaches every
+//! subscriber through it, decrypted and read back. All on this thread:
+//! every side is polled in turn until a condition holds, with a deadline.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use sfu::engine::{ConnId, Shard, UdpPeer, VP8, payload_type, video_track};
+
+/// Polls the shard and every peer until `done`, or panics after `secs`.
+fn run_until(
+    shard: &mut Shard,
+    peers: &mut [&mut UdpPeer],
+    what: &str,
+    secs: u64,
+    mut done: impl FnMut(&mut [&mut UdpPeer]) -> bool,
+) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !done(peers) {
+        assert!(
+            Instant::now() < end,
+            "not within {secs} s: {what}; shard {:?}",
+            shard.stats
+        );
+        assert!(!peers.iter().any(|p| p.failed()), "a peer failed: {what}");
+        shard.wait(Duration::from_millis(1)).expect("shard wait");
+        let now = Instant::now();
+        shard.poll(now).expect("shard poll");
+        for p in peers.iter_mut() {
+            p.poll(now);
+        }
+    }
+}
+
+#[test]
+fn one_port_carries_a_publisher_to_two_subscribers() {
+    let mut shard = Shard::bind("127.0.0.1:0".parse().expect("addr")).expect("bind shard");
+    let shard_addr = shard.local_addr();
+
+    // The publisher offers its camera; the shard answers, receiving.
+    let pub_ssrc = 0x0a0b_0c0d;
+    let (mut publisher, sender) = UdpPeer::publisher(pub_ssrc, false).expect("publisher");
+    let offer = publisher.offer().expect("offer");
+    let (pub_id, answer, _) = shard.accept(offer, Vec::new()).expect("accept publisher");
+    assert!(
+        answer
+            .sdp
+            .contains(&format!("{} {}", shard_addr.ip(), shard_addr.port())),
+        "the answer names the shard's port"
+    );
+    publisher
+        .pc
+        .set_remote_description(Instant::now(), answer)
+        .expect("set answer");
+
+    // Two subscribers offer to receive; the shard answers with a track each.
+    let mut subs = Vec::new();
+    for i in 0..2u32 {
+        let mut sub = UdpPeer::receiver(true).expect("receiver");
+        let ssrc = 0x5500 + i;
+        let offer = sub.offer().expect("offer");
+        let (id, answer, senders) = shard
+            .accept(offer, vec![video_track(&format!("fwd{i}"), ssrc)])
+            .expect("accept subscriber");
+        sub.pc
+            .set_remote_description(Instant::now(), answer)
+            .expect("set answer");
+        shard
+            .forward(pub_id, RtpCodecKind::Video, id, senders[0])
+            .expect("route");
+        subs.push((sub, ssrc, id));
+    }
+    let [(mut a, a_ssrc, a_id), (mut b, b_ssrc, _)] = <[(UdpPeer, u32, ConnId); 2]>::try_from(subs)
+        .ok()
+        .expect("two");
+
+    run_until(
+        &mut shard,
+        &mut [&mut publisher, &mut a, &mut b],
+        "all three connected",
+        20,
+        |ps| ps.iter().all(|p| p.connected()),
+    );
+
+    // The publisher sends packets, one per pass.
+    let pt = payload_type(&mut publisher.pc, sender, VP8).expect("vp8");
+    let payload = Bytes::from(vec![0x10_u8; 900]);
+    let mut sent = 0u16;
+    let mut send_one = |p: &mut UdpPeer| {
+        let header = (pt, pub_ssrc, 1000 + sent, u32::from(sent) * 3000);
+        p.send(sender, header, &payload).expect("send");
+        sent += 1;
+    };
+    let mut burst = 0;
+    run_until(
+        &mut shard,
+        &mut [&mut publisher, &mut a, &mut b],
+        "every packet at both subscribers",
+        20,
+        |ps| {
+            if burst < 200 {
+                send_one(ps[0]);
+                burst += 1;
+            }
+            ps[1].received >= 200 && ps[2].received >= 200
+        },
+    );
+
+    for (who, p, ssrc) in [("a", &a, a_ssrc), ("b", &b, b_ssrc)] {
+        let seqs: Vec<u16> = p.rtp.iter().map(|r| r.header.sequence_number).collect();
+        assert_eq!(
+            seqs,
+            (1000..1200).collect::<Vec<u16>>(),
+            "{who} got every packet in order"
+        );
+        assert!(
+            p.rtp
+                .iter()
+                .all(|r| r.header.ssrc == ssrc && r.payload == payload),
+            "{who}: its SSRC, the publisher's payload"
+        );
+    }
+    assert_eq!(shard.stats.rtp_in, 200);
+    assert_eq!(shard.stats.rtp_out, 400);
+    assert_eq!(shard.stats.errors, 0, "{:?}", shard.stats);
+
+    // A subscriber removed: the other still receives everything, and
+    // nothing more is written for the one that is gone.
+    shard.remove(a_id);
+    let mut more = 0;
+    // a is still polled: anything sent to it would be read.
+    run_until(
+        &mut shard,
+        &mut [&mut publisher, &mut b, &mut a],
+        "b receives 50 more after a left",
+        20,
+        |ps| {
+            if more < 50 {
+                send_one(ps[0]);
+                more += 1;
+            }
+            ps[1].received >= 250
+        },
+    );
+    assert_eq!(shard.stats.rtp_in, 250);
+    assert_eq!(
+        shard.stats.rtp_out, 450,
+        "only b's 50 were written after a left"
+    );
+    assert_eq!(a.received, 200, "a got nothing more");
+}
+
+#[test]
+fn a_datagram_naming_no_connection_is_dropped_and_counted() {
+    let mut shard = Shard::bind("127.0.0.1:0".parse().expect("addr")).expect("bind shard");
+    let stranger = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    // RTP-looking bytes from an address no binding request came from.
+    stranger
+        .send_to(&[0x80; 100], shard.local_addr())
+        .expect("send");
+    let end = Instant::now() + Duration::from_secs(5);
+    while shard.stats.unrouted == 0 {
+        assert!(Instant::now() < end, "the datagram never arrived");
+        shard.wait(Duration::from_millis(10)).expect("wait");
+        shard.poll(Instant::now()).expect("poll");
+    }
+    assert_eq!(shard.stats.datagrams_in, 1);
+    assert_eq!(shard.stats.unrouted, 1);
+    assert_eq!(shard.stats.errors, 0);
+}
