@@ -16,10 +16,10 @@ fn run_until(
     peers: &mut [&mut UdpPeer],
     what: &str,
     secs: u64,
-    mut done: impl FnMut(&mut [&mut UdpPeer]) -> bool,
+    mut done: impl FnMut(&Shard, &mut [&mut UdpPeer]) -> bool,
 ) {
     let end = Instant::now() + Duration::from_secs(secs);
-    while !done(peers) {
+    while !done(shard, peers) {
         assert!(
             Instant::now() < end,
             "not within {secs} s: {what}; shard {:?}",
@@ -82,7 +82,7 @@ fn one_port_carries_a_publisher_to_two_subscribers() {
         &mut [&mut publisher, &mut a, &mut b],
         "all three connected",
         20,
-        |ps| ps.iter().all(|p| p.connected()),
+        |_, ps| ps.iter().all(|p| p.connected()),
     );
 
     // The publisher sends packets, one per pass.
@@ -100,7 +100,7 @@ fn one_port_carries_a_publisher_to_two_subscribers() {
         &mut [&mut publisher, &mut a, &mut b],
         "every packet at both subscribers",
         20,
-        |ps| {
+        |_, ps| {
             if burst < 200 {
                 send_one(ps[0]);
                 burst += 1;
@@ -137,7 +137,7 @@ fn one_port_carries_a_publisher_to_two_subscribers() {
         &mut [&mut publisher, &mut b, &mut a],
         "b receives 50 more after a left",
         20,
-        |ps| {
+        |_, ps| {
             if more < 50 {
                 send_one(ps[0]);
                 more += 1;
@@ -170,4 +170,75 @@ fn a_datagram_naming_no_connection_is_dropped_and_counted() {
     assert_eq!(shard.stats.datagrams_in, 1);
     assert_eq!(shard.stats.unrouted, 1);
     assert_eq!(shard.stats.errors, 0);
+}
+
+/// A binding request naming `ufrag` as ours, with a MESSAGE-INTEGRITY that
+/// no key made.
+fn forged_binding_request(ufrag: &str) -> Vec<u8> {
+    let username = format!("{ufrag}:intruder");
+    let mut attrs = Vec::new();
+    attrs.extend_from_slice(&0x0006u16.to_be_bytes());
+    attrs.extend_from_slice(&u16::try_from(username.len()).expect("len").to_be_bytes());
+    attrs.extend_from_slice(username.as_bytes());
+    while attrs.len() % 4 != 0 {
+        attrs.push(0);
+    }
+    attrs.extend_from_slice(&0x0008u16.to_be_bytes());
+    attrs.extend_from_slice(&20u16.to_be_bytes());
+    attrs.extend_from_slice(&[0xab; 20]);
+    let mut m = vec![0x00, 0x01];
+    m.extend_from_slice(&u16::try_from(attrs.len()).expect("len").to_be_bytes());
+    m.extend_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+    m.extend_from_slice(&[9; 12]);
+    m.extend_from_slice(&attrs);
+    m
+}
+
+#[test]
+fn a_forged_binding_request_does_not_take_an_address() {
+    let mut shard = Shard::bind("127.0.0.1:0".parse().expect("addr")).expect("bind shard");
+    let mut sub = UdpPeer::receiver(false).expect("receiver");
+    let offer = sub.offer().expect("offer");
+    let (_, answer, _) = shard
+        .accept(offer, vec![video_track("fwd", 0x77)])
+        .expect("accept");
+    let ufrag = answer
+        .sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+        .expect("the answer has a ufrag")
+        .trim()
+        .to_owned();
+    sub.pc
+        .set_remote_description(Instant::now(), answer)
+        .expect("set answer");
+    run_until(&mut shard, &mut [&mut sub], "connected", 20, |_, ps| {
+        ps[0].connected()
+    });
+
+    // The forged request names the connection (so it is routed to it),
+    // fails its integrity check there, and teaches the shard nothing: what
+    // the intruder sends next is dropped as unrouted.
+    let intruder = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let before = shard.stats;
+    intruder
+        .send_to(&forged_binding_request(&ufrag), shard.local_addr())
+        .expect("send");
+    intruder
+        .send_to(&[0x80; 100], shard.local_addr())
+        .expect("send");
+    run_until(
+        &mut shard,
+        &mut [&mut sub],
+        "both datagrams in",
+        5,
+        |s, _| s.stats.datagrams_in >= before.datagrams_in + 2,
+    );
+    assert_eq!(
+        shard.stats.unrouted,
+        before.unrouted + 1,
+        "{:?}",
+        shard.stats
+    );
+    assert!(sub.connected(), "the real peer is still connected");
 }

@@ -243,7 +243,7 @@ impl Shard {
                 Err(e) => return Err(e),
             };
             self.stats.datagrams_in += 1;
-            let Some(id) = self.route(n, from) else {
+            let Some((id, unverified)) = self.route(n, from) else {
                 self.stats.unrouted += 1;
                 continue;
             };
@@ -263,7 +263,13 @@ impl Shard {
                 self.stats.errors += 1;
                 tracing::debug!(conn = id, "shard: read: {e}");
             }
-            self.drain(id, now);
+            // A binding request from a new address: the address is the
+            // connection's once the connection answered it with a success
+            // (its MESSAGE-INTEGRITY checked out), never on the name alone.
+            let answered = self.drain(id, now, unverified.then_some(from));
+            if answered {
+                self.by_addr.insert(from, id);
+            }
         }
         for id in 0..self.conns.len() {
             let due = self.conns[id]
@@ -277,29 +283,26 @@ impl Shard {
                     self.stats.errors += 1;
                     tracing::debug!(conn = id, "shard: timeout: {e}");
                 }
-                self.drain(id, now);
+                self.drain(id, now, None);
             }
         }
         Ok(())
     }
 
-    /// Which connection a datagram is for: STUN names it by our ufrag (and
-    /// teaches us the sender's address), the rest is known by its address.
-    fn route(&mut self, n: usize, from: SocketAddr) -> Option<ConnId> {
+    /// Which connection a datagram is for, and whether it is a binding
+    /// request from an address not (or not yet) that connection's: STUN
+    /// names the connection by our ufrag, the rest is known by its address.
+    fn route(&self, n: usize, from: SocketAddr) -> Option<(ConnId, bool)> {
         if let Some(ufrag) = stun::local_ufrag(&self.buf[..n]) {
             let id = *self.by_ufrag.get(ufrag)?;
-            // TODO(issue 19): learn the address only once the connection has
-            // accepted the check (MESSAGE-INTEGRITY), so a forged request
-            // cannot take another connection's address.
-            self.by_addr.insert(from, id);
-            return Some(id);
+            return Some((id, self.by_addr.get(&from) != Some(&id)));
         }
-        self.by_addr.get(&from).copied()
+        self.by_addr.get(&from).map(|id| (*id, false))
     }
 
     /// Events, reads (each RTP packet forwarded at once) and writes of one
-    /// connection.
-    fn drain(&mut self, id: ConnId, now: Instant) {
+    /// connection. True when it sent a binding success to `confirm`.
+    fn drain(&mut self, id: ConnId, now: Instant, confirm: Option<SocketAddr>) -> bool {
         let Self {
             sock,
             conns,
@@ -309,7 +312,9 @@ impl Shard {
             read,
             ..
         } = self;
-        let Some(c) = conns[id].as_mut() else { return };
+        let Some(c) = conns[id].as_mut() else {
+            return false;
+        };
         while let Some(ev) = c.pc.poll_event() {
             match ev {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => c.state = s,
@@ -337,7 +342,7 @@ impl Shard {
                 read.push(p);
             }
         }
-        flush(sock, c, stats);
+        let answered = flush(sock, c, stats, confirm);
         for p in read.drain(..) {
             stats.rtp_in += 1;
             let Some(downs) = routes.get(&(id, p.header.ssrc)) else {
@@ -373,9 +378,10 @@ impl Shard {
                         tracing::debug!(conn = d.conn, "shard: write: {e}");
                     }
                 }
-                flush(sock, sub, stats);
+                flush(sock, sub, stats, None);
             }
         }
+        answered
     }
 
     /// Closes a connection and forgets its routes.
@@ -394,9 +400,19 @@ impl Shard {
     }
 }
 
-/// Sends what a connection has to send.
-fn flush(sock: &UdpSocket, c: &mut Conn, stats: &mut ShardStats) {
+/// Sends what a connection has to send; true when that included a binding
+/// success response to `confirm`.
+fn flush(
+    sock: &UdpSocket,
+    c: &mut Conn,
+    stats: &mut ShardStats,
+    confirm: Option<SocketAddr>,
+) -> bool {
+    let mut answered = false;
     while let Some(out) = c.pc.poll_write() {
+        if confirm == Some(out.transport.peer_addr) && stun::is_binding_success(&out.message) {
+            answered = true;
+        }
         match sock.send_to(&out.message, out.transport.peer_addr) {
             Ok(_) => stats.datagrams_out += 1,
             // A full socket buffer drops the datagram, as the network would.
@@ -407,4 +423,5 @@ fn flush(sock: &UdpSocket, c: &mut Conn, stats: &mut ShardStats) {
             }
         }
     }
+    answered
 }

@@ -12,6 +12,11 @@ pub fn is_stun(d: &[u8]) -> bool {
     d.len() >= HEADER && d[0] < 4 && d[4..8] == MAGIC_COOKIE
 }
 
+/// Whether `d` is a binding success response (class success, method binding).
+pub fn is_binding_success(d: &[u8]) -> bool {
+    is_stun(d) && d[0] == 0x01 && d[1] == 0x01
+}
+
 /// The local half of a STUN message's USERNAME (`"<ours>:<theirs>"` in a
 /// binding request sent to us): the ufrag of the connection it is for.
 pub fn local_ufrag(d: &[u8]) -> Option<&str> {
@@ -64,6 +69,16 @@ mod tests {
         let m = binding_request("sfu0a1b:Xy9z");
         assert!(is_stun(&m));
         assert_eq!(local_ufrag(&m), Some("sfu0a1b"));
+    }
+
+    #[test]
+    fn a_success_response_is_told_from_a_request() {
+        let mut m = binding_request("a:b");
+        assert!(!is_binding_success(&m));
+        m[0] = 0x01;
+        m[1] = 0x01;
+        assert!(is_binding_success(&m));
+        assert!(!is_binding_success(&[0x01, 0x01, 0, 0]));
     }
 
     #[test]
