@@ -242,3 +242,95 @@ fn a_forged_binding_request_does_not_take_an_address() {
     );
     assert!(sub.connected(), "the real peer is still connected");
 }
+
+#[test]
+fn keyframe_requests_reach_the_publisher_throttled_and_a_late_subscriber_gets_the_stream() {
+    let mut shard = Shard::bind("127.0.0.1:0".parse().expect("addr")).expect("bind shard");
+    let pub_ssrc = 0x0101_0101;
+    let (mut publisher, sender) = UdpPeer::publisher(pub_ssrc, false).expect("publisher");
+    let offer = publisher.offer().expect("offer");
+    let (pub_id, answer, _) = shard.accept(offer, Vec::new()).expect("accept");
+    publisher
+        .pc
+        .set_remote_description(Instant::now(), answer)
+        .expect("set answer");
+    let subscribe = |shard: &mut Shard, ssrc: u32| {
+        let mut sub = UdpPeer::receiver(false).expect("receiver");
+        let offer = sub.offer().expect("offer");
+        let (id, answer, senders) = shard
+            .accept(offer, vec![video_track("fwd", ssrc)])
+            .expect("accept");
+        sub.pc
+            .set_remote_description(Instant::now(), answer)
+            .expect("set answer");
+        shard
+            .forward(pub_id, RtpCodecKind::Video, id, senders[0])
+            .expect("route");
+        sub
+    };
+    let mut a = subscribe(&mut shard, 0xa);
+    run_until(
+        &mut shard,
+        &mut [&mut publisher, &mut a],
+        "connected",
+        20,
+        |_, ps| ps.iter().all(|p| p.connected()),
+    );
+    let pt = payload_type(&mut publisher.pc, sender, VP8).expect("vp8");
+    let payload = Bytes::from(vec![1_u8; 500]);
+    let mut seq = 0u16;
+    let mut send = |p: &mut UdpPeer, n: u16| {
+        for _ in 0..n {
+            p.send(sender, (pt, pub_ssrc, seq, u32::from(seq) * 3000), &payload)
+                .expect("send");
+            seq += 1;
+        }
+    };
+    send(&mut publisher, 20);
+    run_until(
+        &mut shard,
+        &mut [&mut publisher, &mut a],
+        "a receives",
+        10,
+        |_, ps| ps[1].received >= 20,
+    );
+
+    // Three requests from a at once: the publisher is asked once.
+    for _ in 0..3 {
+        a.request_keyframe().expect("pli");
+    }
+    run_until(
+        &mut shard,
+        &mut [&mut publisher, &mut a],
+        "the shard read a's three requests",
+        10,
+        |s, ps| s.stats.keyframe_requests_in >= 3 && ps[0].keyframe_requests >= 1,
+    );
+    assert_eq!(shard.stats.plis, 1, "throttled: {:?}", shard.stats);
+
+    // A late subscriber: routed at once, and the publisher is asked for a
+    // keyframe for it (whatever the throttle).
+    let mut c = subscribe(&mut shard, 0xc);
+    assert_eq!(
+        shard.stats.plis, 2,
+        "a keyframe asked for the late subscriber"
+    );
+    run_until(
+        &mut shard,
+        &mut [&mut publisher, &mut a, &mut c],
+        "c connected, the publisher asked twice",
+        20,
+        |_, ps| ps[2].connected() && ps[0].keyframe_requests >= 2,
+    );
+    send(&mut publisher, 20);
+    run_until(
+        &mut shard,
+        &mut [&mut publisher, &mut a, &mut c],
+        "c receives what is sent after it came",
+        10,
+        |_, ps| ps[1].received >= 40 && ps[2].received >= 20,
+    );
+    assert_eq!(c.received, 20);
+    assert_eq!(c.gaps, 0);
+    assert_eq!(shard.stats.errors, 0, "{:?}", shard.stats);
+}

@@ -23,9 +23,10 @@ use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp;
-use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
@@ -49,7 +50,16 @@ pub struct ShardStats {
     pub datagrams_out: u64,
     /// Errors from a connection (logged at debug; the connection goes on).
     pub errors: u64,
+    /// Keyframe requests (PLI, FIR) read from subscribers.
+    pub keyframe_requests_in: u64,
+    /// Keyframe requests (PLI) sent to publishers: a subscriber's, at most
+    /// one per stream per [`PLI_THROTTLE`], and one per late subscription.
+    pub plis: u64,
 }
+
+/// At most one keyframe request per published stream this often (a late
+/// subscription's own request excepted).
+pub const PLI_THROTTLE: Duration = Duration::from_millis(500);
 
 /// One subscription: where a publisher's stream goes.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +74,17 @@ struct Want {
     from: ConnId,
     kind: RtpCodecKind,
     down: Down,
+    /// The subscriber's sender's track id: its keyframe requests name it.
+    track: String,
+}
+
+/// A publisher's stream, open (its first packet came), and where it goes.
+struct Route {
+    /// The publisher's receiver of it: keyframe requests go there.
+    receiver: RTCRtpReceiverId,
+    kind: RtpCodecKind,
+    downs: Vec<Down>,
+    last_pli: Option<Instant>,
 }
 
 struct Conn {
@@ -81,8 +102,12 @@ pub struct Shard {
     by_ufrag: HashMap<String, ConnId>,
     by_addr: HashMap<SocketAddr, ConnId>,
     /// A publisher's stream (connection, SSRC) → its subscriptions.
-    routes: HashMap<(ConnId, u32), Vec<Down>>,
+    routes: HashMap<(ConnId, u32), Route>,
+    /// (subscriber, its sender's track id) → the stream it forwards.
+    upstream: HashMap<(ConnId, String), (ConnId, u32)>,
     wants: Vec<Want>,
+    /// Streams asked for a keyframe while reading one datagram (kept).
+    plis: Vec<(ConnId, u32)>,
     buf: Vec<u8>,
     /// RTP packets of one datagram, between reading and forwarding (kept, so
     /// its room is not allocated per datagram).
@@ -110,7 +135,9 @@ impl Shard {
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
             routes: HashMap::new(),
+            upstream: HashMap::new(),
             wants: Vec::new(),
+            plis: Vec::new(),
             buf: vec![0; MAX_DATAGRAM],
             read: Vec::new(),
             stats: ShardStats::default(),
@@ -177,7 +204,8 @@ impl Shard {
     }
 
     /// `from`'s stream of `kind` goes to `to` on its `sender` (a track given
-    /// to [`Shard::accept`]), from when that stream opens (its first packet).
+    /// to [`Shard::accept`]): at once, with a keyframe asked of the
+    /// publisher, when the stream is open already; else from its first packet.
     pub fn forward(
         &mut self,
         from: ConnId,
@@ -186,17 +214,36 @@ impl Shard {
         sender: RTCRtpSenderId,
     ) -> Option<()> {
         let c = self.conns.get_mut(to)?.as_mut()?;
-        let (ssrc, mime) = {
+        let (ssrc, mime, track) = {
             let mut s = c.pc.rtp_sender(sender)?;
+            let track = s.track().track_id().clone();
             let enc = s.get_parameters().encodings.first()?;
-            (enc.rtp_coding_parameters.ssrc?, enc.codec.mime_type.clone())
+            (
+                enc.rtp_coding_parameters.ssrc?,
+                enc.codec.mime_type.clone(),
+                track,
+            )
         };
         let pt = super::payload_type(&mut c.pc, sender, &mime)?;
-        self.wants.push(Want {
-            from,
-            kind,
-            down: Down { conn: to, ssrc, pt },
-        });
+        let down = Down { conn: to, ssrc, pt };
+        let open = self
+            .routes
+            .iter_mut()
+            .find(|((publisher, _), r)| *publisher == from && r.kind == kind);
+        match open {
+            Some((key, route)) => {
+                let key = *key;
+                route.downs.push(down);
+                self.upstream.insert((to, track), key);
+                self.request_keyframe(key, Instant::now(), true);
+            }
+            None => self.wants.push(Want {
+                from,
+                kind,
+                down,
+                track,
+            }),
+        }
         Some(())
     }
 
@@ -307,7 +354,9 @@ impl Shard {
             sock,
             conns,
             routes,
+            upstream,
             wants,
+            plis,
             stats,
             read,
             ..
@@ -319,15 +368,26 @@ impl Shard {
             match ev {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => c.state = s,
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                    let kind =
+                    let Some(kind) =
                         c.pc.rtp_receiver(init.receiver_id)
-                            .map(|r| r.track().kind());
+                            .map(|r| r.track().kind())
+                    else {
+                        continue;
+                    };
+                    let key = (id, init.ssrc);
+                    let route = routes.entry(key).or_insert(Route {
+                        receiver: init.receiver_id,
+                        kind,
+                        downs: Vec::new(),
+                        last_pli: None,
+                    });
                     // Subscriptions that waited for this stream.
                     let mut i = 0;
                     while i < wants.len() {
-                        if wants[i].from == id && Some(wants[i].kind) == kind {
+                        if wants[i].from == id && wants[i].kind == kind {
                             let w = wants.swap_remove(i);
-                            routes.entry((id, init.ssrc)).or_default().push(w.down);
+                            route.downs.push(w.down);
+                            upstream.insert((w.down.conn, w.track), key);
                         } else {
                             i += 1;
                         }
@@ -337,18 +397,30 @@ impl Shard {
             }
         }
         read.clear();
+        plis.clear();
         while let Some(TaggedRTCMessage { message, .. }) = c.pc.poll_read() {
-            if let RTCMessage::RtpPacket(_, p) = message {
-                read.push(p);
+            match message {
+                RTCMessage::RtpPacket(_, p) => read.push(p),
+                // A subscriber asks for a keyframe of what a sender of ours
+                // forwards: the publisher's stream is asked.
+                RTCMessage::RtcpPacket(track, pkts)
+                    if pkts.iter().any(|p| crate::is_keyframe_request(p.as_ref())) =>
+                {
+                    stats.keyframe_requests_in += 1;
+                    if let Some(key) = upstream.get(&(id, track)) {
+                        plis.push(*key);
+                    }
+                }
+                _ => {}
             }
         }
         let answered = flush(sock, c, stats, confirm);
         for p in read.drain(..) {
             stats.rtp_in += 1;
-            let Some(downs) = routes.get(&(id, p.header.ssrc)) else {
+            let Some(route) = routes.get(&(id, p.header.ssrc)) else {
                 continue;
             };
-            for d in downs {
+            for d in &route.downs {
                 let Some(sub) = conns.get_mut(d.conn).and_then(Option::as_mut) else {
                     continue;
                 };
@@ -381,7 +453,49 @@ impl Shard {
                 flush(sock, sub, stats, None);
             }
         }
+        let mut asked = std::mem::take(plis);
+        for key in asked.drain(..) {
+            self.request_keyframe(key, now, false);
+        }
+        self.plis = asked;
         answered
+    }
+
+    /// Asks the publisher of stream `key` for a keyframe (video only): at most
+    /// once per [`PLI_THROTTLE`] unless `force`d (a new subscription).
+    fn request_keyframe(&mut self, key: (ConnId, u32), now: Instant, force: bool) {
+        let Some(route) = self.routes.get_mut(&key) else {
+            return;
+        };
+        if route.kind != RtpCodecKind::Video
+            || (!force
+                && route
+                    .last_pli
+                    .is_some_and(|t| now.duration_since(t) < PLI_THROTTLE))
+        {
+            return;
+        }
+        route.last_pli = Some(now);
+        let receiver = route.receiver;
+        let Some(c) = self.conns.get_mut(key.0).and_then(Option::as_mut) else {
+            return;
+        };
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc: key.1,
+        };
+        let sent =
+            c.pc.rtp_receiver(receiver)
+                .map(|mut r| r.write_rtcp(now, vec![Box::new(pli)]));
+        match sent {
+            Some(Ok(())) => self.stats.plis += 1,
+            Some(Err(e)) => {
+                self.stats.errors += 1;
+                tracing::debug!(conn = key.0, "shard: keyframe request: {e}");
+            }
+            None => {}
+        }
+        flush(&self.sock, c, &mut self.stats, None);
     }
 
     /// Closes a connection and forgets its routes.
@@ -393,9 +507,11 @@ impl Shard {
         self.by_ufrag.remove(&c.ufrag);
         self.by_addr.retain(|_, v| *v != id);
         self.routes.retain(|(from, _), _| *from != id);
-        for downs in self.routes.values_mut() {
-            downs.retain(|d| d.conn != id);
+        for route in self.routes.values_mut() {
+            route.downs.retain(|d| d.conn != id);
         }
+        self.upstream
+            .retain(|(sub, _), (publisher, _)| *sub != id && *publisher != id);
         self.wants.retain(|w| w.from != id && w.down.conn != id);
     }
 }

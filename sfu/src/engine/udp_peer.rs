@@ -6,23 +6,26 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use rtc::interceptor::Registry;
+use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
-use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::rtp_transceiver::{
+    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
+};
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -71,7 +74,9 @@ pub fn connection_at(
 ) -> Result<RTCPeerConnection, Error> {
     let mut media = MediaEngine::default();
     media.register_default_codecs()?;
-    let registry = register_default_interceptors(Registry::new(), &mut media)?;
+    let registry = register_default_interceptors(Registry::new(), &mut media)?
+        // Keyframe requests (and reports) reach `poll_read`: the shard relays them.
+        .with(Slot::from(14_000), crate::keyframe_request_forwarder());
     let mut settings = SettingEngineBuilder::new();
     if let Some((ufrag, pwd)) = credentials {
         settings = settings.with_ice_credentials(ufrag, pwd);
@@ -116,6 +121,10 @@ pub struct UdpPeer {
     pub last_seq: Option<u16>,
     /// Sequence numbers skipped (lost on the way), counted as they show.
     pub gaps: u64,
+    /// Keyframe requests (PLI, FIR) read: what a publisher is asked.
+    pub keyframe_requests: u64,
+    /// The streams received, as they opened: (receiver, SSRC).
+    pub opened: Vec<(RTCRtpReceiverId, u32)>,
 }
 
 impl UdpPeer {
@@ -138,6 +147,8 @@ impl UdpPeer {
             received: 0,
             last_seq: None,
             gaps: 0,
+            keyframe_requests: 0,
+            opened: Vec::new(),
         })
     }
 
@@ -187,6 +198,23 @@ impl UdpPeer {
             .write_rtp(Instant::now(), pkt)
     }
 
+    /// Asks for a keyframe of the first stream received (a PLI, as a
+    /// browser's decoder does after loss).
+    pub fn request_keyframe(&mut self) -> Result<(), Error> {
+        let (receiver, ssrc) = *self
+            .opened
+            .first()
+            .ok_or_else(|| Error::Other("nothing received yet".to_owned()))?;
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc: ssrc,
+        };
+        self.pc
+            .rtp_receiver(receiver)
+            .ok_or_else(|| Error::Other("no such receiver".to_owned()))?
+            .write_rtcp(Instant::now(), vec![Box::new(pli)])
+    }
+
     /// Creates and sets our offer; returns it for the other side.
     pub fn offer(&mut self) -> Result<RTCSessionDescription, Error> {
         let offer = self.pc.create_offer(None)?;
@@ -223,11 +251,21 @@ impl UdpPeer {
             let _ = self.pc.handle_timeout(now);
         }
         while let Some(ev) = self.pc.poll_event() {
-            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) = ev {
-                self.state = s;
+            match ev {
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => self.state = s,
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                    self.opened.push((init.receiver_id, init.ssrc));
+                }
+                _ => {}
             }
         }
         while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
+            if let RTCMessage::RtcpPacket(_, pkts) = &message {
+                let asks = pkts
+                    .iter()
+                    .filter(|p| crate::is_keyframe_request(p.as_ref()));
+                self.keyframe_requests += asks.count() as u64;
+            }
             if let RTCMessage::RtpPacket(_, p) = message {
                 let seq = p.header.sequence_number;
                 if let Some(last) = self.last_seq {
