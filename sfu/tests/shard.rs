@@ -334,3 +334,76 @@ fn keyframe_requests_reach_the_publisher_throttled_and_a_late_subscriber_gets_th
     assert_eq!(c.gaps, 0);
     assert_eq!(shard.stats.errors, 0, "{:?}", shard.stats);
 }
+
+#[test]
+fn a_publisher_who_comes_later_reaches_a_connected_subscriber_through_a_new_offer() {
+    let mut shard = Shard::bind("127.0.0.1:0".parse().expect("addr")).expect("bind shard");
+    let join = |shard: &mut Shard, ssrc: u32| {
+        let (mut p, sender) = UdpPeer::publisher(ssrc, false).expect("publisher");
+        let offer = p.offer().expect("offer");
+        let (id, answer, _) = shard.accept(offer, Vec::new()).expect("accept");
+        p.pc.set_remote_description(Instant::now(), answer)
+            .expect("set answer");
+        (p, sender, id)
+    };
+    let (mut first, first_sender, first_id) = join(&mut shard, 0x1111);
+    let mut sub = UdpPeer::receiver(false).expect("receiver");
+    let offer = sub.offer().expect("offer");
+    let (sub_id, answer, senders) = shard
+        .accept(offer, vec![video_track("fwd-first", 0xf1)])
+        .expect("accept");
+    sub.pc
+        .set_remote_description(Instant::now(), answer)
+        .expect("set answer");
+    shard
+        .forward(first_id, RtpCodecKind::Video, sub_id, senders[0])
+        .expect("route");
+    run_until(
+        &mut shard,
+        &mut [&mut first, &mut sub],
+        "connected",
+        20,
+        |_, ps| ps.iter().all(|p| p.connected()),
+    );
+    let payload = Bytes::from(vec![7_u8; 400]);
+    let send = |p: &mut UdpPeer, sender, ssrc: u32, n: u16| {
+        let pt = payload_type(&mut p.pc, sender, VP8).expect("vp8");
+        for seq in 0..n {
+            p.send(sender, (pt, ssrc, seq, u32::from(seq) * 3000), &payload)
+                .expect("send");
+        }
+    };
+    send(&mut first, first_sender, 0x1111, 10);
+
+    // The second publisher: the shard offers the subscriber a new track
+    // on its live connection, the subscriber answers.
+    let (mut second, second_sender, second_id) = join(&mut shard, 0x2222);
+    let (new_sender, offer) = shard
+        .add_track(sub_id, video_track("fwd-second", 0xf2))
+        .expect("add track");
+    let answer = sub.answer(offer).expect("answer");
+    shard.apply_answer(sub_id, answer).expect("apply answer");
+    shard
+        .forward(second_id, RtpCodecKind::Video, sub_id, new_sender)
+        .expect("route");
+    run_until(
+        &mut shard,
+        &mut [&mut first, &mut second, &mut sub],
+        "the second publisher connected",
+        20,
+        |_, ps| ps[1].connected(),
+    );
+    send(&mut second, second_sender, 0x2222, 30);
+    run_until(
+        &mut shard,
+        &mut [&mut first, &mut second, &mut sub],
+        "both streams at the subscriber",
+        10,
+        |_, ps| ps[2].received_of(0xf1) >= 10 && ps[2].received_of(0xf2) >= 30,
+    );
+    assert_eq!(sub.received_of(0xf1), 10);
+    assert_eq!(sub.received_of(0xf2), 30);
+    assert_eq!(sub.gaps, 0);
+    assert!(sub.connected(), "the first stream's connection stayed up");
+    assert_eq!(shard.stats.errors, 0, "{:?}", shard.stats);
+}

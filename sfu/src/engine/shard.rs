@@ -192,6 +192,41 @@ impl Shard {
         Ok((id, answer, senders))
     }
 
+    /// Adds a track to a connection that exists already (a publisher who
+    /// came later) and returns its sender and the offer that carries it,
+    /// for the peer to answer ([`Shard::apply_answer`]). Media keeps
+    /// flowing on the connection meanwhile.
+    pub fn add_track(
+        &mut self,
+        conn: ConnId,
+        track: MediaStreamTrack,
+    ) -> Result<(RTCRtpSenderId, RTCSessionDescription), rtc::shared::error::Error> {
+        let c = self
+            .conns
+            .get_mut(conn)
+            .and_then(Option::as_mut)
+            .ok_or_else(|| rtc::shared::error::Error::Other("no such connection".to_owned()))?;
+        let sender = c.pc.add_track(track)?;
+        let offer = c.pc.create_offer(None)?;
+        c.pc.set_local_description(Instant::now(), offer)?;
+        let offer =
+            c.pc.local_description()
+                .ok_or_else(|| rtc::shared::error::Error::Other("no local offer".to_owned()))?;
+        Ok((sender, offer))
+    }
+
+    /// The peer's answer to an offer of [`Shard::add_track`].
+    pub fn apply_answer(
+        &mut self,
+        conn: ConnId,
+        answer: RTCSessionDescription,
+    ) -> Result<(), rtc::shared::error::Error> {
+        match self.conns.get_mut(conn).and_then(Option::as_mut) {
+            Some(c) => c.pc.set_remote_description(Instant::now(), answer),
+            None => Ok(()),
+        }
+    }
+
     pub fn add_remote_candidate(
         &mut self,
         conn: ConnId,

@@ -1,6 +1,7 @@
 //! A browser stand-in for the shard's tests and benchmark: one `rtc` peer
 //! connection on a UDP socket of its own, polled by its owner.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Instant;
@@ -117,8 +118,9 @@ pub struct UdpPeer {
     keep: bool,
     /// RTP packets read.
     pub received: u64,
-    /// The highest sequence number read (wrapping), for a loss count.
-    pub last_seq: Option<u16>,
+    /// Per SSRC received: packets read, and the highest sequence number
+    /// (wrapping), for the loss count.
+    pub streams: HashMap<u32, (u64, u16)>,
     /// Sequence numbers skipped (lost on the way), counted as they show.
     pub gaps: u64,
     /// Keyframe requests (PLI, FIR) read: what a publisher is asked.
@@ -145,7 +147,7 @@ impl UdpPeer {
             rtp: Vec::new(),
             keep,
             received: 0,
-            last_seq: None,
+            streams: HashMap::new(),
             gaps: 0,
             keyframe_requests: 0,
             opened: Vec::new(),
@@ -215,6 +217,21 @@ impl UdpPeer {
             .write_rtcp(Instant::now(), vec![Box::new(pli)])
     }
 
+    /// Applies the other side's offer and returns our answer.
+    pub fn answer(&mut self, offer: RTCSessionDescription) -> Result<RTCSessionDescription, Error> {
+        self.pc.set_remote_description(Instant::now(), offer)?;
+        let answer = self.pc.create_answer(None)?;
+        self.pc.set_local_description(Instant::now(), answer)?;
+        self.pc
+            .local_description()
+            .ok_or_else(|| Error::Other("no local answer".to_owned()))
+    }
+
+    /// Packets read of the stream `ssrc`.
+    pub fn received_of(&self, ssrc: u32) -> u64 {
+        self.streams.get(&ssrc).map_or(0, |s| s.0)
+    }
+
     /// Creates and sets our offer; returns it for the other side.
     pub fn offer(&mut self) -> Result<RTCSessionDescription, Error> {
         let offer = self.pc.create_offer(None)?;
@@ -268,14 +285,18 @@ impl UdpPeer {
             }
             if let RTCMessage::RtpPacket(_, p) = message {
                 let seq = p.header.sequence_number;
-                if let Some(last) = self.last_seq {
-                    let ahead = seq.wrapping_sub(last);
-                    if ahead > 0 && ahead < 0x8000 {
-                        self.gaps += u64::from(ahead - 1);
-                        self.last_seq = Some(seq);
+                match self.streams.get_mut(&p.header.ssrc) {
+                    Some((n, last)) => {
+                        *n += 1;
+                        let ahead = seq.wrapping_sub(*last);
+                        if ahead > 0 && ahead < 0x8000 {
+                            self.gaps += u64::from(ahead - 1);
+                            *last = seq;
+                        }
                     }
-                } else {
-                    self.last_seq = Some(seq);
+                    None => {
+                        self.streams.insert(p.header.ssrc, (1, seq));
+                    }
                 }
                 self.received += 1;
                 if self.keep {
