@@ -1,8 +1,10 @@
 //! The synchronous media core of issue 19 (docs/sfu-engine.md), built on
 //! the sans-IO `rtc` crate: so far one [`Shard`] (many connections on one
-//! UDP socket, forwarding in the pass that reads). Rooms still run on the
+//! UDP socket, forwarding in the pass that reads) and the simulcast layer
+//! switch ([`layers`]) it will use. Rooms still run on the
 //! `webrtc` engine (`room/`) until the shard is wired in.
 
+pub mod layers;
 mod shard;
 mod stun;
 mod udp_peer;
