@@ -407,3 +407,116 @@ fn a_publisher_who_comes_later_reaches_a_connected_subscriber_through_a_new_offe
     assert!(sub.connected(), "the first stream's connection stayed up");
     assert_eq!(shard.stats.errors, 0, "{:?}", shard.stats);
 }
+
+/// A one-packet VP8 frame with a 15-bit picture id.
+fn vp8_frame(picture_id: u16, keyframe: bool) -> Bytes {
+    Bytes::from(vec![
+        0x90,
+        0x80,
+        0x80 | (picture_id >> 8) as u8,
+        (picture_id & 0xff) as u8,
+        if keyframe { 0x00 } else { 0x01 },
+        0x11,
+        0x22,
+    ])
+}
+
+fn picture_id(payload: &[u8]) -> u16 {
+    (u16::from(payload[2] & 0x7f) << 8) | u16::from(payload[3])
+}
+
+#[test]
+fn simulcast_a_subscriber_gets_one_layer_and_moves_up_at_a_keyframe_without_a_gap() {
+    let mut shard = Shard::bind("127.0.0.1:0".parse().expect("addr")).expect("bind shard");
+    let layers = [("q", 0xa0_u32), ("h", 0xa1), ("f", 0xa2)];
+    let (mut publisher, sender) =
+        UdpPeer::simulcast_publisher(&layers, false).expect("simulcast publisher");
+    let offer = publisher.offer().expect("offer");
+    assert!(
+        offer.sdp.contains("a=simulcast:send"),
+        "the offer carries simulcast"
+    );
+    let (pub_id, answer, _) = shard.accept(offer, Vec::new()).expect("accept");
+    publisher
+        .pc
+        .set_remote_description(Instant::now(), answer)
+        .expect("set answer");
+    let mut sub = UdpPeer::receiver(true).expect("receiver");
+    let offer = sub.offer().expect("offer");
+    let (sub_id, answer, senders) = shard
+        .accept(offer, vec![video_track("fwd", 0x77)])
+        .expect("accept");
+    sub.pc
+        .set_remote_description(Instant::now(), answer)
+        .expect("set answer");
+    shard
+        .forward(pub_id, RtpCodecKind::Video, sub_id, senders[0])
+        .expect("route");
+    run_until(
+        &mut shard,
+        &mut [&mut publisher, &mut sub],
+        "connected",
+        20,
+        |_, ps| ps.iter().all(|p| p.connected()),
+    );
+    let pt = payload_type(&mut publisher.pc, sender, VP8).expect("vp8");
+    // Frame f of layer l: its own numbering (seq 1000·l + f, picture id
+    // 100·l + f, a clock offset), a keyframe every 10 frames.
+    let send_frames = |p: &mut UdpPeer, frames: std::ops::Range<u16>| {
+        for f in frames {
+            for (l, (rid, ssrc)) in layers.iter().enumerate() {
+                let l = u16::try_from(l).expect("layer");
+                let header = (
+                    pt,
+                    *ssrc,
+                    1000 * l + f,
+                    u32::from(f) * 3000 + u32::from(l) * 7,
+                );
+                p.send_layer(sender, rid, header, &vp8_frame(100 * l + f, f % 10 == 0))
+                    .expect("send layer");
+            }
+        }
+    };
+    // The subscriber gets the lowest layer only.
+    send_frames(&mut publisher, 0..20);
+    run_until(
+        &mut shard,
+        &mut [&mut publisher, &mut sub],
+        "the lowest layer's 20 frames",
+        10,
+        |s, ps| s.stats.rtp_in >= 60 && ps[1].received >= 20,
+    );
+    assert_eq!(sub.received, 20, "one layer of three");
+    let pics: Vec<u16> = sub.rtp.iter().map(|p| picture_id(&p.payload)).collect();
+    assert_eq!(pics, (0..20).collect::<Vec<u16>>(), "layer q's frames");
+
+    // Up to the top layer: a keyframe is asked of it, and the subscriber
+    // moves at the next one (frame 20), its numbering carried on.
+    let asked = publisher.keyframe_requests;
+    shard.set_layer(sub_id, pub_id, 2);
+    send_frames(&mut publisher, 20..40);
+    run_until(
+        &mut shard,
+        &mut [&mut publisher, &mut sub],
+        "the top layer's frames after the switch",
+        10,
+        |_, ps| ps[1].received >= 41 && ps[0].keyframe_requests > asked,
+    );
+    assert_eq!(sub.received, 41, "frame 20 of q, then 20 frames of f");
+    let seqs: Vec<u16> = sub.rtp.iter().map(|p| p.header.sequence_number).collect();
+    let first = seqs[0];
+    assert_eq!(
+        seqs,
+        (0..41).map(|i| first.wrapping_add(i)).collect::<Vec<u16>>(),
+        "one gapless sequence across the switch"
+    );
+    let pics: Vec<u16> = sub.rtp.iter().map(|p| picture_id(&p.payload)).collect();
+    assert_eq!(pics, (0..41).collect::<Vec<u16>>(), "picture ids carry on");
+    let ts: Vec<u32> = sub.rtp.iter().map(|p| p.header.timestamp).collect();
+    assert!(
+        ts.windows(2).all(|w| w[1] > w[0]),
+        "timestamps only move forward: {ts:?}"
+    );
+    assert_eq!(sub.gaps, 0);
+    assert_eq!(shard.stats.errors, 0, "{:?}", shard.stats);
+}

@@ -119,8 +119,8 @@ struct Map {
     pic: u16,
     tl0: u8,
     /// The first input sequence number of this layer: anything older is
-    /// from before the switch and is dropped.
-    first_seq: u16,
+    /// from before the switch and is dropped (unset: taken from the next).
+    first_seq: Option<u16>,
 }
 
 /// One subscription's layer choice and rewriting.
@@ -140,6 +140,19 @@ impl LayerSwitch {
             codec,
             target,
             current: None,
+            map: Map::default(),
+            last: None,
+        }
+    }
+
+    /// A switch for a subscription that has been getting `layer` as it came
+    /// (its stream turned out to be simulcast when a second layer opened):
+    /// that layer goes on unchanged, no keyframe awaited.
+    pub fn continuing(codec: Codec, target: usize, layer: usize) -> Self {
+        Self {
+            codec,
+            target,
+            current: Some(layer),
             map: Map::default(),
             last: None,
         }
@@ -189,7 +202,7 @@ impl LayerSwitch {
         });
         self.map = match self.last {
             None => Map {
-                first_seq: seq,
+                first_seq: Some(seq),
                 ..Map::default()
             },
             Some((last_seq, last_ts, last_pic, last_tl0)) => Map {
@@ -197,7 +210,7 @@ impl LayerSwitch {
                 ts: last_ts.wrapping_add(SWITCH_TS_STEP).wrapping_sub(ts),
                 pic: last_pic.wrapping_add(1).wrapping_sub(pic),
                 tl0: last_tl0.wrapping_add(1).wrapping_sub(tl0),
-                first_seq: seq,
+                first_seq: Some(seq),
             },
         };
         self.current = Some(layer);
@@ -211,7 +224,11 @@ impl LayerSwitch {
         payload: &Bytes,
         vp8: Option<Vp8>,
     ) -> Option<Out> {
-        if self.current != Some(layer) || seq.wrapping_sub(self.map.first_seq) >= 0x8000 {
+        if self.current != Some(layer) {
+            return None;
+        }
+        let first = *self.map.first_seq.get_or_insert(seq);
+        if seq.wrapping_sub(first) >= 0x8000 {
             return None;
         }
         let out_seq = seq.wrapping_add(self.map.seq);
@@ -405,6 +422,18 @@ mod tests {
         let c = s.on_packet(1, 10, 0, &vp8(5, 0, true)).expect("switch");
         assert_eq!(c.seq, 1);
         assert_eq!(pic_of(&c.payload), 1);
+    }
+
+    #[test]
+    fn a_continuing_switch_passes_its_layer_unchanged_then_switches_continuously() {
+        let mut s = LayerSwitch::continuing(Codec::Vp8, 0, 0);
+        let a = s
+            .on_packet(0, 500, 10, &vp8(7, 0, false))
+            .expect("no keyframe needed");
+        assert_eq!((a.seq, a.timestamp, pic_of(&a.payload)), (500, 10, 7));
+        s.set_target(1);
+        let b = s.on_packet(1, 9, 99, &vp8(300, 0, true)).expect("switch");
+        assert_eq!((b.seq, pic_of(&b.payload)), (501, 8));
     }
 
     #[test]

@@ -30,6 +30,7 @@ use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
+use super::layers::{Codec, LayerSwitch};
 use super::stun;
 
 /// A connection of the shard.
@@ -62,11 +63,15 @@ pub struct ShardStats {
 pub const PLI_THROTTLE: Duration = Duration::from_millis(500);
 
 /// One subscription: where a publisher's stream goes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct Down {
     conn: ConnId,
     ssrc: u32,
     pt: u8,
+    /// The simulcast layer it should get (0: the lowest).
+    target: usize,
+    /// Its layer switch, once the stream has more than one layer.
+    switch: Option<LayerSwitch>,
 }
 
 /// A subscription waiting for the publisher's stream of that kind to open.
@@ -79,12 +84,42 @@ struct Want {
 }
 
 /// A publisher's stream, open (its first packet came), and where it goes.
+/// Keyed by its connection and the SSRC of its first layer to open.
 struct Route {
     /// The publisher's receiver of it: keyframe requests go there.
     receiver: RTCRtpReceiverId,
     kind: RtpCodecKind,
+    /// For simulcast's keyframes and picture ids (VP8, H.264; else none:
+    /// only the lowest layer is forwarded).
+    codec: Option<Codec>,
+    /// Each layer's SSRC, lowest first (one without simulcast).
+    layers: Vec<Option<u32>>,
     downs: Vec<Down>,
     last_pli: Option<Instant>,
+}
+
+impl Route {
+    fn simulcast(&self) -> bool {
+        self.layers.len() > 1
+    }
+
+    /// The SSRC of `layer`, or of the nearest one below that is open.
+    fn ssrc_of(&self, layer: usize) -> Option<u32> {
+        self.layers[..=layer.min(self.layers.len().saturating_sub(1))]
+            .iter()
+            .rev()
+            .find_map(|s| *s)
+    }
+}
+
+/// A simulcast layer's index from its rid: the names browsers and apps use
+/// (q/h/f, low/mid/high, 0/1/2), lowest first.
+fn layer_index(rid: Option<&str>) -> usize {
+    match rid {
+        Some("h" | "mid" | "1" | "m") => 1,
+        Some("f" | "high" | "2" | "hi") => 2,
+        _ => 0,
+    }
 }
 
 struct Conn {
@@ -103,11 +138,14 @@ pub struct Shard {
     by_addr: HashMap<SocketAddr, ConnId>,
     /// A publisher's stream (connection, SSRC) → its subscriptions.
     routes: HashMap<(ConnId, u32), Route>,
+    /// Every layer's (connection, SSRC) → its route's key and layer index.
+    layer_of: HashMap<(ConnId, u32), ((ConnId, u32), usize)>,
     /// (subscriber, its sender's track id) → the stream it forwards.
     upstream: HashMap<(ConnId, String), (ConnId, u32)>,
     wants: Vec<Want>,
-    /// Streams asked for a keyframe while reading one datagram (kept).
-    plis: Vec<(ConnId, u32)>,
+    /// Keyframes asked while reading one datagram: (stream, layer SSRC; 0:
+    /// the layer a switch waits for). Kept, not allocated per datagram.
+    plis: Vec<((ConnId, u32), u32)>,
     buf: Vec<u8>,
     /// RTP packets of one datagram, between reading and forwarding (kept, so
     /// its room is not allocated per datagram).
@@ -135,6 +173,7 @@ impl Shard {
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
             routes: HashMap::new(),
+            layer_of: HashMap::new(),
             upstream: HashMap::new(),
             wants: Vec::new(),
             plis: Vec::new(),
@@ -260,7 +299,13 @@ impl Shard {
             )
         };
         let pt = super::payload_type(&mut c.pc, sender, &mime)?;
-        let down = Down { conn: to, ssrc, pt };
+        let down = Down {
+            conn: to,
+            ssrc,
+            pt,
+            target: 0,
+            switch: None,
+        };
         let open = self
             .routes
             .iter_mut()
@@ -268,9 +313,10 @@ impl Shard {
         match open {
             Some((key, route)) => {
                 let key = *key;
+                let ssrc = route.ssrc_of(0).unwrap_or(key.1);
                 route.downs.push(down);
                 self.upstream.insert((to, track), key);
-                self.request_keyframe(key, Instant::now(), true);
+                self.request_keyframe(key, ssrc, Instant::now(), true);
             }
             None => self.wants.push(Want {
                 from,
@@ -280,6 +326,29 @@ impl Shard {
             }),
         }
         Some(())
+    }
+
+    /// The simulcast layer (0: the lowest) `to` should get of `from`'s
+    /// video: taken at that layer's next keyframe, which is asked for.
+    pub fn set_layer(&mut self, to: ConnId, from: ConnId, layer: usize) {
+        let mut ask = Vec::new();
+        for (key, route) in &mut self.routes {
+            if key.0 != from || route.kind != RtpCodecKind::Video {
+                continue;
+            }
+            for d in route.downs.iter_mut().filter(|d| d.conn == to) {
+                d.target = layer;
+                if let Some(sw) = d.switch.as_mut() {
+                    sw.set_target(layer);
+                }
+            }
+            if let Some(ssrc) = route.ssrc_of(layer) {
+                ask.push((*key, ssrc));
+            }
+        }
+        for (key, ssrc) in ask {
+            self.request_keyframe(key, ssrc, Instant::now(), true);
+        }
     }
 
     /// The connection's state as its last event said.
@@ -389,6 +458,7 @@ impl Shard {
             sock,
             conns,
             routes,
+            layer_of,
             upstream,
             wants,
             plis,
@@ -403,26 +473,50 @@ impl Shard {
             match ev {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => c.state = s,
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                    let Some(kind) =
-                        c.pc.rtp_receiver(init.receiver_id)
-                            .map(|r| r.track().kind())
-                    else {
+                    let Some((kind, mime)) = c.pc.rtp_receiver(init.receiver_id).map(|r| {
+                        let t = r.track();
+                        (t.kind(), t.codec(init.ssrc).map(|c| c.mime_type.clone()))
+                    }) else {
                         continue;
                     };
-                    let key = (id, init.ssrc);
+                    let layer = layer_index(init.rid.as_deref());
+                    // Another layer of a stream already open, or a new stream.
+                    let existing = routes
+                        .iter()
+                        .find(|((c, _), r)| *c == id && r.receiver == init.receiver_id)
+                        .map(|(k, _)| *k);
+                    let key = existing.unwrap_or((id, init.ssrc));
                     let route = routes.entry(key).or_insert(Route {
                         receiver: init.receiver_id,
                         kind,
+                        codec: match mime.as_deref() {
+                            Some(m) if m.eq_ignore_ascii_case("video/VP8") => Some(Codec::Vp8),
+                            Some(m) if m.eq_ignore_ascii_case("video/H264") => Some(Codec::H264),
+                            _ => None,
+                        },
+                        layers: Vec::new(),
                         downs: Vec::new(),
                         last_pli: None,
                     });
+                    if route.layers.len() <= layer {
+                        route.layers.resize(layer + 1, None);
+                    }
+                    route.layers[layer] = Some(init.ssrc);
+                    layer_of.insert((id, init.ssrc), (key, layer));
+                    // Turned simulcast: who has been getting the first layer
+                    // as it came goes on with it, unchanged.
+                    if let (true, Some(codec)) = (route.simulcast(), route.codec) {
+                        for d in route.downs.iter_mut().filter(|d| d.switch.is_none()) {
+                            d.switch = Some(LayerSwitch::continuing(codec, d.target, 0));
+                        }
+                    }
                     // Subscriptions that waited for this stream.
                     let mut i = 0;
                     while i < wants.len() {
                         if wants[i].from == id && wants[i].kind == kind {
                             let w = wants.swap_remove(i);
-                            route.downs.push(w.down);
                             upstream.insert((w.down.conn, w.track), key);
+                            route.downs.push(w.down);
                         } else {
                             i += 1;
                         }
@@ -442,8 +536,19 @@ impl Shard {
                     if pkts.iter().any(|p| crate::is_keyframe_request(p.as_ref())) =>
                 {
                     stats.keyframe_requests_in += 1;
-                    if let Some(key) = upstream.get(&(id, track)) {
-                        plis.push(*key);
+                    // The layer this subscriber is on (or waits for).
+                    if let Some(key) = upstream.get(&(id, track))
+                        && let Some(route) = routes.get(key)
+                    {
+                        let layer = route.downs.iter().find(|d| d.conn == id).map_or(0, |d| {
+                            d.switch
+                                .as_ref()
+                                .and_then(|s| s.current())
+                                .unwrap_or(d.target)
+                        });
+                        if let Some(ssrc) = route.ssrc_of(layer) {
+                            plis.push((*key, ssrc));
+                        }
                     }
                 }
                 _ => {}
@@ -452,27 +557,66 @@ impl Shard {
         let answered = flush(sock, c, stats, confirm);
         for p in read.drain(..) {
             stats.rtp_in += 1;
-            let Some(route) = routes.get(&(id, p.header.ssrc)) else {
+            let Some(&(key, layer)) = layer_of.get(&(id, p.header.ssrc)) else {
                 continue;
             };
-            for d in &route.downs {
+            let Some(route) = routes.get_mut(&key) else {
+                continue;
+            };
+            let simulcast = route.simulcast();
+            let codec = route.codec;
+            for d in &mut route.downs {
                 let Some(sub) = conns.get_mut(d.conn).and_then(Option::as_mut) else {
                     continue;
                 };
-                // The payload is shared (a reference count), the header is
-                // the subscriber's: its SSRC and payload type, and none of
-                // the publisher's header extensions (negotiated with it).
+                // One layer: as it comes. Simulcast: what the subscriber's
+                // switch lets through, renumbered.
+                let (seq, ts, payload) = match (simulcast, codec) {
+                    (false, _) => (
+                        p.header.sequence_number,
+                        p.header.timestamp,
+                        p.payload.clone(),
+                    ),
+                    (true, None) if layer == 0 => (
+                        p.header.sequence_number,
+                        p.header.timestamp,
+                        p.payload.clone(),
+                    ),
+                    (true, None) => continue,
+                    (true, Some(codec)) => {
+                        let target = d.target;
+                        let sw = d
+                            .switch
+                            .get_or_insert_with(|| LayerSwitch::new(codec, target));
+                        let out = sw.on_packet(
+                            layer,
+                            p.header.sequence_number,
+                            p.header.timestamp,
+                            &p.payload,
+                        );
+                        if sw.wants_keyframe() {
+                            plis.push((key, 0));
+                        }
+                        match out {
+                            Some(o) => (o.seq, o.timestamp, o.payload),
+                            None => continue,
+                        }
+                    }
+                };
+                // The header is the subscriber's: its SSRC and payload type,
+                // and none of the publisher's header extensions (negotiated
+                // with it); the payload is shared unless rewritten.
                 let fwd = rtp::Packet {
                     header: rtp::Header {
                         version: 2,
                         marker: p.header.marker,
                         payload_type: d.pt,
-                        sequence_number: p.header.sequence_number,
-                        timestamp: p.header.timestamp,
+                        sequence_number: seq,
+                        timestamp: ts,
                         ssrc: d.ssrc,
                         ..Default::default()
                     },
-                    payload: p.payload.clone(),
+                    payload,
                 };
                 let msg = TaggedRTCMessage {
                     now,
@@ -489,16 +633,32 @@ impl Shard {
             }
         }
         let mut asked = std::mem::take(plis);
-        for key in asked.drain(..) {
-            self.request_keyframe(key, now, false);
+        for (key, ssrc) in asked.drain(..) {
+            // 0: a switch waits for its target layer's keyframe.
+            let ssrc = match ssrc {
+                0 => self.awaited_layer(key).unwrap_or(key.1),
+                s => s,
+            };
+            self.request_keyframe(key, ssrc, now, false);
         }
         self.plis = asked;
         answered
     }
 
-    /// Asks the publisher of stream `key` for a keyframe (video only): at most
-    /// once per [`PLI_THROTTLE`] unless `force`d (a new subscription).
-    fn request_keyframe(&mut self, key: (ConnId, u32), now: Instant, force: bool) {
+    /// The SSRC of a layer some subscription of stream `key` waits to switch to.
+    fn awaited_layer(&self, key: (ConnId, u32)) -> Option<u32> {
+        let route = self.routes.get(&key)?;
+        route
+            .downs
+            .iter()
+            .find(|d| d.switch.as_ref().is_some_and(LayerSwitch::wants_keyframe))
+            .and_then(|d| route.ssrc_of(d.target))
+    }
+
+    /// Asks the publisher of stream `key` for a keyframe of its layer
+    /// `ssrc` (video only): at most once per [`PLI_THROTTLE`] per stream
+    /// unless `force`d (a new subscription, a layer change).
+    fn request_keyframe(&mut self, key: (ConnId, u32), ssrc: u32, now: Instant, force: bool) {
         let Some(route) = self.routes.get_mut(&key) else {
             return;
         };
@@ -517,7 +677,7 @@ impl Shard {
         };
         let pli = PictureLossIndication {
             sender_ssrc: 0,
-            media_ssrc: key.1,
+            media_ssrc: ssrc,
         };
         let sent =
             c.pc.rtp_receiver(receiver)
@@ -542,6 +702,7 @@ impl Shard {
         self.by_ufrag.remove(&c.ufrag);
         self.by_addr.retain(|_, v| *v != id);
         self.routes.retain(|(from, _), _| *from != id);
+        self.layer_of.retain(|(from, _), _| *from != id);
         for route in self.routes.values_mut() {
             route.downs.retain(|d| d.conn != id);
         }

@@ -32,6 +32,8 @@ use rtc::shared::error::Error;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 pub const VP8: &str = "video/VP8";
+const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
 
 /// A VP8 video track sending on `ssrc`.
 pub fn video_track(name: &str, ssrc: u32) -> MediaStreamTrack {
@@ -159,6 +161,96 @@ impl UdpPeer {
         let mut p = Self::new(keep)?;
         let sender = p.pc.add_track(video_track("camera", ssrc))?;
         Ok((p, sender))
+    }
+
+    /// A peer that will send one VP8 track in simulcast: a layer per
+    /// `(rid, ssrc)`, lowest first; and its sender.
+    pub fn simulcast_publisher(
+        layers: &[(&str, u32)],
+        keep: bool,
+    ) -> Result<(Self, RTCRtpSenderId), Error> {
+        let mut p = Self::new(keep)?;
+        let codings = layers
+            .iter()
+            .map(|(rid, ssrc)| RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    rid: (*rid).to_owned(),
+                    ssrc: Some(*ssrc),
+                    ..Default::default()
+                },
+                codec: RTCRtpCodec {
+                    mime_type: VP8.to_owned(),
+                    clock_rate: 90_000,
+                    ..Default::default()
+                },
+                ..Default::default()
+            })
+            .collect();
+        let track = MediaStreamTrack::new(
+            "camera-stream".to_owned(),
+            "camera-track".to_owned(),
+            "camera".to_owned(),
+            RtpCodecKind::Video,
+            codings,
+        );
+        let sender = p.pc.add_track(track)?;
+        Ok((p, sender))
+    }
+
+    /// Sends a packet of simulcast layer `rid` with the mid and rid header
+    /// extensions a receiver tells the layers apart by.
+    pub fn send_layer(
+        &mut self,
+        sender: RTCRtpSenderId,
+        rid: &str,
+        header: (u8, u32, u16, u32),
+        payload: &Bytes,
+    ) -> Result<(), Error> {
+        let mid = self
+            .pc
+            .local_description()
+            .and_then(|d| {
+                d.sdp
+                    .lines()
+                    .find_map(|l| l.strip_prefix("a=mid:").map(|m| m.trim().to_owned()))
+            })
+            .ok_or_else(|| Error::Other("no mid".to_owned()))?;
+        let mut s = self
+            .pc
+            .rtp_sender(sender)
+            .ok_or_else(|| Error::Other("no such sender".to_owned()))?;
+        let ext_id = |uri: &str, s: &mut rtc::rtp_transceiver::rtp_sender::RTCRtpSender<'_>| {
+            s.get_parameters()
+                .rtp_parameters
+                .header_extensions
+                .iter()
+                .find(|e| e.uri == uri)
+                .and_then(|e| u8::try_from(e.id).ok())
+        };
+        let (Some(mid_id), Some(rid_id)) = (ext_id(MID_URI, &mut s), ext_id(RID_URI, &mut s))
+        else {
+            return Err(Error::Other(
+                "mid/rid header extensions not negotiated".to_owned(),
+            ));
+        };
+        let (pt, ssrc, seq, ts) = header;
+        let mut h = rtp::Header {
+            version: 2,
+            payload_type: pt,
+            sequence_number: seq,
+            timestamp: ts,
+            ssrc,
+            ..Default::default()
+        };
+        h.set_extension(mid_id, Bytes::from(mid))?;
+        h.set_extension(rid_id, Bytes::from(rid.to_owned()))?;
+        s.write_rtp(
+            Instant::now(),
+            rtp::Packet {
+                header: h,
+                payload: payload.clone(),
+            },
+        )
     }
 
     /// A peer that will receive one video track.
