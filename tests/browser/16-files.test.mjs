@@ -111,7 +111,15 @@ e2e('a 3 MB file to two peers of a mesh room arrives whole at both (same SHA-256
   const { server, pages: [ana, ben, cai], ids: [anaId, benId, caiId] } = await room(ctx, 3);
   const f = await makeFile(ctx, 'notes 3MB.bin', 3 * 1024 * 1024);
   const before = await relayedEvents(server);
+  // cai's chat is closed: a file coming counts as unread, like a message.
+  await cai.click('#chat-toggle');
+  await waitFor('cai: chat panel closed', () => cai.evaluate(() => document.querySelector('#room').getAttribute('data-panel') === 'closed'), { timeout: 5_000 });
   await sendFile(ana, f.file);
+  await waitFor('cai: #chat-unread shows the incoming file', () => cai.evaluate(() => {
+    const b = document.querySelector('#chat-unread');
+    return { ok: !!b && !b.classList.contains('hidden') && b.textContent.trim() === '1', value: b?.textContent };
+  }), { timeout: 15_000 });
+  await cai.click('#chat-toggle');
   await receivedWhole(ctx, ben, f, anaId);
   await receivedWhole(ctx, cai, f, anaId);
   for (const to of [benId, caiId]) {

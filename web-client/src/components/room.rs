@@ -297,14 +297,18 @@ fn focus_later(id: &'static str) {
 
 /// Sounds, the unread count and the tab title, from what arrives.
 fn notify(ui: Ui, room_ui: RoomUi) {
-    // Messages: count the new ones from others; chime when not in view.
+    // Messages and files: count the new ones from others; chime when not in view.
     let seen = StoredValue::new(ui.chat.with_untracked(Vec::len));
     Effect::new(move |_| {
         let (len, fresh) = ui.chat.with(|c| {
             let from = seen.get_value().min(c.len());
             let fresh = c[from..]
                 .iter()
-                .filter(|e| matches!(e, ChatEntry::Msg(m) if m.from != Author::Me))
+                .filter(|e| match e {
+                    ChatEntry::Msg(m) => m.from != Author::Me,
+                    ChatEntry::File(f) => f.incoming,
+                    ChatEntry::Notice { .. } => false,
+                })
                 .count() as u32;
             (c.len(), fresh)
         });
