@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use sfu::engine::{ConnId, Shard, UdpPeer, VP8, payload_type, video_track};
+use sfu::engine::{ConnId, Shard, Source, UdpPeer, VP8, payload_type, video_track};
 
 /// Polls the shard and every peer until `done`, or panics after `secs`.
 fn run_until(
@@ -518,5 +518,156 @@ fn simulcast_a_subscriber_gets_one_layer_and_moves_up_at_a_keyframe_without_a_ga
         "timestamps only move forward: {ts:?}"
     );
     assert_eq!(sub.gaps, 0);
+
+    // The publisher stops sending its top layer (as a browser does when
+    // bandwidth drops): after LAYER_IDLE the subscriber moves down to the
+    // middle layer at its next keyframe, and its numbering still carries on.
+    let mut f = 40u16;
+    let mut last_sent = Instant::now();
+    run_until(
+        &mut shard,
+        &mut [&mut publisher, &mut sub],
+        "the middle layer's frames once the top one paused",
+        10,
+        |_, ps| {
+            if last_sent.elapsed() >= Duration::from_millis(33) {
+                last_sent = Instant::now();
+                for (l, (rid, ssrc)) in layers.iter().enumerate().take(2) {
+                    let l = u16::try_from(l).expect("layer");
+                    let header = (
+                        pt,
+                        *ssrc,
+                        1000 * l + f,
+                        u32::from(f) * 3000 + u32::from(l) * 7,
+                    );
+                    ps[0]
+                        .send_layer(
+                            sender,
+                            rid,
+                            header,
+                            &vp8_frame(100 * l + f, f.is_multiple_of(10)),
+                        )
+                        .expect("send layer");
+                }
+                f += 1;
+            }
+            ps[1]
+                .rtp
+                .last()
+                .is_some_and(|p| picture_id(&p.payload) >= 41 && ps[1].received >= 44)
+        },
+    );
+    let seqs: Vec<u16> = sub.rtp.iter().map(|p| p.header.sequence_number).collect();
+    assert_eq!(
+        seqs,
+        (0..seqs.len())
+            .map(|i| first.wrapping_add(u16::try_from(i).expect("count")))
+            .collect::<Vec<u16>>(),
+        "still one gapless sequence after the move down"
+    );
+    let pics: Vec<u16> = sub.rtp.iter().map(|p| picture_id(&p.payload)).collect();
+    assert_eq!(
+        pics,
+        (0..u16::try_from(pics.len()).expect("count")).collect::<Vec<u16>>(),
+        "picture ids carry on"
+    );
+    assert_eq!(shard.stats.errors, 0, "{:?}", shard.stats);
+}
+
+#[test]
+fn a_subscriber_gets_the_screen_not_the_camera_of_a_publisher_sending_both() {
+    let mut shard = Shard::bind("127.0.0.1:0".parse().expect("addr")).expect("bind shard");
+    let (camera_ssrc, screen_ssrc) = (0xc0, 0x5c);
+    let (mut publisher, camera) = UdpPeer::publisher(camera_ssrc, false).expect("publisher");
+    let screen = publisher
+        .pc
+        .add_track(video_track("screen", screen_ssrc))
+        .expect("screen track");
+    let offer = publisher.offer().expect("offer");
+    let (pub_id, answer, _) = shard.accept(offer, Vec::new()).expect("accept");
+    publisher
+        .pc
+        .set_remote_description(Instant::now(), answer)
+        .expect("set answer");
+    let mut sub = UdpPeer::receiver(true).expect("receiver");
+    let offer = sub.offer().expect("offer");
+    let (sub_id, answer, senders) = shard
+        .accept(offer, vec![video_track("fwd", 0x99)])
+        .expect("accept");
+    sub.pc
+        .set_remote_description(Instant::now(), answer)
+        .expect("set answer");
+    // Before either stream opened: the screen, by its track id.
+    shard
+        .forward(
+            pub_id,
+            Source::Track("screen-track".to_owned()),
+            sub_id,
+            senders[0],
+        )
+        .expect("route");
+    run_until(
+        &mut shard,
+        &mut [&mut publisher, &mut sub],
+        "connected",
+        20,
+        |_, ps| ps.iter().all(|p| p.connected()),
+    );
+    let pt = payload_type(&mut publisher.pc, camera, VP8).expect("vp8");
+    let mut n = 0u16;
+    run_until(
+        &mut shard,
+        &mut [&mut publisher, &mut sub],
+        "30 screen packets",
+        10,
+        |_, ps| {
+            if n < 30 {
+                let ts = u32::from(n) * 3000;
+                ps[0]
+                    .send(
+                        camera,
+                        (pt, camera_ssrc, 100 + n, ts),
+                        &vp8_frame(n, n == 0),
+                    )
+                    .expect("camera");
+                ps[0]
+                    .send(
+                        screen,
+                        (pt, screen_ssrc, 5000 + n, ts),
+                        &vp8_frame(7000 + n, n == 0),
+                    )
+                    .expect("screen");
+                n += 1;
+            }
+            ps[1].received >= 30
+        },
+    );
+    let pics: Vec<u16> = sub.rtp.iter().map(|p| picture_id(&p.payload)).collect();
+    assert_eq!(
+        pics,
+        (7000..7030).collect::<Vec<u16>>(),
+        "the screen's frames, none of the camera's"
+    );
+    let mut opened: Vec<(ConnId, String, Vec<String>)> = shard
+        .opened()
+        .map(|o| (o.conn, o.track, o.streams))
+        .collect();
+    opened.sort();
+    assert_eq!(
+        opened,
+        vec![
+            (
+                pub_id,
+                "camera-track".to_owned(),
+                vec!["camera-stream".to_owned()]
+            ),
+            (
+                pub_id,
+                "screen-track".to_owned(),
+                vec!["screen-stream".to_owned()]
+            ),
+        ],
+        "both streams reported as they opened"
+    );
     assert_eq!(shard.stats.errors, 0, "{:?}", shard.stats);
 }

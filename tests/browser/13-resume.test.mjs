@@ -88,16 +88,24 @@ function watchFrames(pages) {
   };
 }
 
-/** Samples `peerId`'s tile on `page` every 100 ms until stopped; returns what it saw. */
-function watchTile(page, peerId) {
+/**
+ * Samples `peerId`'s tile on `page` every 100 ms until stopped; returns what
+ * it saw. Resolves once the first sample is in, so that a change made right
+ * after it (a cut) is never the first thing seen.
+ */
+async function watchTile(page, peerId) {
   const seen = [];
   let running = true;
+  const sample = async () => {
+    const t = await tileOf(page, peerId).catch(() => 'gone');
+    const v = t === null ? 'absent' : (t === 'gone' ? 'gone' : t.presence);
+    if (seen.at(-1) !== v) seen.push(v);
+  };
+  await sample();
   const loop = (async () => {
     while (running) {
-      const t = await tileOf(page, peerId).catch(() => 'gone');
-      const v = t === null ? 'absent' : (t === 'gone' ? 'gone' : t.presence);
-      if (seen.at(-1) !== v) seen.push(v);
       await new Promise((r) => setTimeout(r, 100));
+      await sample();
     }
   })();
   return { async stop() { running = false; await loop; return seen; } };
@@ -129,7 +137,7 @@ async function signalingCut(ctx, sfu) {
   await setTransport(ben, 'relay');
 
   const frames = watchFrames([ana, ben]);
-  const benOnAna = watchTile(ana, benId);
+  const benOnAna = await watchTile(ana, benId);
   proxy.cut();
   const cutAt = Date.now();
   await waitFor('ben: #room[data-state=reconnecting]', async () => {
@@ -190,7 +198,7 @@ e2e('a page reload in a call takes the seat back: same id, the other side sees r
   const [anaId, benId] = [await selfId(ana), await selfId(ben)];
   await callUp([ana, ben], [anaId, benId]);
 
-  const benOnAna = watchTile(ana, benId);
+  const benOnAna = await watchTile(ana, benId);
   const reloadedAt = Date.now();
   await ben.reload({ waitUntil: 'domcontentloaded' });
   await waitJoinedState(ben, { timeout: 30_000 });

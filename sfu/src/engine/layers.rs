@@ -111,6 +111,9 @@ pub struct Out {
 /// frame later, whatever the layers' own clocks.
 const SWITCH_TS_STEP: u32 = 3_000;
 
+/// How far behind the newest packet a packet may be and still go out.
+const SEQ_WINDOW: u16 = 0x4000;
+
 /// The offsets that map one layer onto the subscriber's stream.
 #[derive(Debug, Clone, Copy, Default)]
 struct Map {
@@ -118,8 +121,11 @@ struct Map {
     ts: u32,
     pic: u16,
     tl0: u8,
-    /// The first input sequence number of this layer: anything older is
-    /// from before the switch and is dropped (unset: taken from the next).
+    /// The oldest input sequence number of this layer still forwarded:
+    /// anything older is from before the switch (or far out of date) and is
+    /// dropped. Set at the switch (unset: taken from the next packet), then
+    /// kept [`SEQ_WINDOW`] behind the newest, so that it never falls half
+    /// the sequence space behind and turns every packet into "older".
     first_seq: Option<u16>,
 }
 
@@ -228,8 +234,12 @@ impl LayerSwitch {
             return None;
         }
         let first = *self.map.first_seq.get_or_insert(seq);
-        if seq.wrapping_sub(first) >= 0x8000 {
+        let ahead = seq.wrapping_sub(first);
+        if ahead >= 0x8000 {
             return None;
+        }
+        if ahead > SEQ_WINDOW {
+            self.map.first_seq = Some(seq.wrapping_sub(SEQ_WINDOW));
         }
         let out_seq = seq.wrapping_add(self.map.seq);
         let out_ts = ts.wrapping_add(self.map.ts);
@@ -422,6 +432,28 @@ mod tests {
         let c = s.on_packet(1, 10, 0, &vp8(5, 0, true)).expect("switch");
         assert_eq!(c.seq, 1);
         assert_eq!(pic_of(&c.payload), 1);
+    }
+
+    #[test]
+    fn a_layer_goes_on_past_half_the_sequence_space_and_its_wrap() {
+        let mut s = LayerSwitch::new(Codec::Vp8, 0);
+        let start = 1000u16;
+        let n = 140_000u32; // over twice the 16-bit sequence space
+        let mut expect = start;
+        for i in 0..n {
+            let seq = start.wrapping_add(i as u16);
+            let out = s
+                .on_packet(0, seq, i * 3000, &vp8((i & 0x7fff) as u16, 0, i == 0))
+                .unwrap_or_else(|| panic!("packet {i} (seq {seq}) dropped"));
+            assert_eq!(out.seq, expect);
+            expect = expect.wrapping_add(1);
+        }
+        // A packet far behind the newest is still refused.
+        let stale = start.wrapping_add((n - 0x5000) as u16);
+        assert_eq!(s.on_packet(0, stale, 0, &vp8(1, 0, false)), None);
+        // A reordered one just behind goes out.
+        let late = start.wrapping_add((n - 10) as u16);
+        assert!(s.on_packet(0, late, 0, &vp8(1, 0, false)).is_some());
     }
 
     #[test]

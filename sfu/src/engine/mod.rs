@@ -9,5 +9,5 @@ mod shard;
 mod stun;
 mod udp_peer;
 
-pub use shard::{ConnId, Shard, ShardStats};
+pub use shard::{ConnId, LAYER_IDLE, Opened, PLI_THROTTLE, Shard, ShardStats, Source};
 pub use udp_peer::{UdpPeer, VP8, connection_at, payload_type, video_track};

@@ -54,11 +54,11 @@ pub struct ShardStats {
     /// Keyframe requests (PLI, FIR) read from subscribers.
     pub keyframe_requests_in: u64,
     /// Keyframe requests (PLI) sent to publishers: a subscriber's, at most
-    /// one per stream per [`PLI_THROTTLE`], and one per late subscription.
+    /// one per layer per [`PLI_THROTTLE`], and one per late subscription.
     pub plis: u64,
 }
 
-/// At most one keyframe request per published stream this often (a late
+/// At most one keyframe request per published layer this often (a late
 /// subscription's own request excepted).
 pub const PLI_THROTTLE: Duration = Duration::from_millis(500);
 
@@ -74,10 +74,47 @@ struct Down {
     switch: Option<LayerSwitch>,
 }
 
-/// A subscription waiting for the publisher's stream of that kind to open.
+/// Which of a publisher's streams a subscription takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Its first stream of that kind to open.
+    Kind(RtpCodecKind),
+    /// The stream of that track (the track id of the publisher's `msid`, a
+    /// browser's `MediaStreamTrack.id`): a camera and a screen apart.
+    Track(String),
+}
+
+impl From<RtpCodecKind> for Source {
+    fn from(kind: RtpCodecKind) -> Self {
+        Self::Kind(kind)
+    }
+}
+
+impl Source {
+    fn matches(&self, route: &Route) -> bool {
+        match self {
+            Self::Kind(kind) => route.kind == *kind,
+            Self::Track(track) => route.track == *track,
+        }
+    }
+}
+
+/// A publisher's stream that opened (its first packet came), for the owner
+/// to route ([`Shard::opened`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    pub conn: ConnId,
+    pub kind: RtpCodecKind,
+    /// The publisher's track id and stream ids (its `msid`; no stream: a
+    /// browser's stream-less track, such as our client's screen).
+    pub track: String,
+    pub streams: Vec<String>,
+}
+
+/// A subscription waiting for the publisher's stream to open.
 struct Want {
     from: ConnId,
-    kind: RtpCodecKind,
+    source: Source,
     down: Down,
     /// The subscriber's sender's track id: its keyframe requests name it.
     track: String,
@@ -89,14 +126,31 @@ struct Route {
     /// The publisher's receiver of it: keyframe requests go there.
     receiver: RTCRtpReceiverId,
     kind: RtpCodecKind,
+    /// The publisher's track id.
+    track: String,
     /// For simulcast's keyframes and picture ids (VP8, H.264; else none:
     /// only the lowest layer is forwarded).
     codec: Option<Codec>,
-    /// Each layer's SSRC, lowest first (one without simulcast).
-    layers: Vec<Option<u32>>,
+    /// Each layer, lowest first (one without simulcast).
+    layers: Vec<Option<Layer>>,
     downs: Vec<Down>,
-    last_pli: Option<Instant>,
+    /// When each layer (by SSRC) was last asked for a keyframe.
+    last_pli: Vec<(u32, Instant)>,
 }
+
+/// One simulcast layer of a stream.
+#[derive(Debug, Clone)]
+struct Layer {
+    ssrc: u32,
+    rid: Option<String>,
+    /// When its last packet came: a layer the publisher stopped sending
+    /// (bandwidth, CPU) is not waited for.
+    seen: Instant,
+}
+
+/// A layer the publisher sent nothing on for this long is paused: its
+/// subscribers get the best layer below it that is live.
+pub const LAYER_IDLE: Duration = Duration::from_millis(1_000);
 
 impl Route {
     fn simulcast(&self) -> bool {
@@ -105,21 +159,57 @@ impl Route {
 
     /// The SSRC of `layer`, or of the nearest one below that is open.
     fn ssrc_of(&self, layer: usize) -> Option<u32> {
-        self.layers[..=layer.min(self.layers.len().saturating_sub(1))]
+        ssrc_of(&self.layers, layer)
+    }
+
+    /// Where the layer with `rid` goes: its place by name (q/h/f,
+    /// low/mid/high, 0/1/2, lowest first) unless another rid has it; an
+    /// unknown name, or a taken place, gets the first free one. Never two
+    /// rids on one index.
+    fn slot_for(&self, rid: Option<&str>) -> usize {
+        if let Some(i) = self
+            .layers
             .iter()
-            .rev()
-            .find_map(|s| *s)
+            .position(|l| l.as_ref().is_some_and(|l| l.rid.as_deref() == rid))
+        {
+            return i;
+        }
+        let named = match rid {
+            Some("q" | "low" | "0" | "l") | None => Some(0),
+            Some("h" | "mid" | "1" | "m") => Some(1),
+            Some("f" | "high" | "2" | "hi") => Some(2),
+            _ => None,
+        };
+        let free = |i: usize| self.layers.get(i).is_none_or(Option::is_none);
+        match named {
+            Some(i) if free(i) => i,
+            _ => (0..).find(|&i| free(i)).unwrap_or(0),
+        }
     }
 }
 
-/// A simulcast layer's index from its rid: the names browsers and apps use
-/// (q/h/f, low/mid/high, 0/1/2), lowest first.
-fn layer_index(rid: Option<&str>) -> usize {
-    match rid {
-        Some("h" | "mid" | "1" | "m") => 1,
-        Some("f" | "high" | "2" | "hi") => 2,
-        _ => 0,
-    }
+/// The SSRC of `layer`, or of the nearest open layer below it.
+fn ssrc_of(layers: &[Option<Layer>], layer: usize) -> Option<u32> {
+    layers[..=layer.min(layers.len().saturating_sub(1))]
+        .iter()
+        .rev()
+        .find_map(|l| l.as_ref().map(|l| l.ssrc))
+}
+
+/// The layer a subscriber who wants `target` gets now: the highest layer up
+/// to it that is live (a packet within [`LAYER_IDLE`]); the lowest open one
+/// when none is.
+fn live_layer(layers: &[Option<Layer>], target: usize, now: Instant) -> usize {
+    let top = target.min(layers.len().saturating_sub(1));
+    (0..=top)
+        .rev()
+        .find(|&i| {
+            layers[i]
+                .as_ref()
+                .is_some_and(|l| now.saturating_duration_since(l.seen) < LAYER_IDLE)
+        })
+        .or_else(|| layers.iter().position(Option::is_some))
+        .unwrap_or(0)
 }
 
 struct Conn {
@@ -143,8 +233,10 @@ pub struct Shard {
     /// (subscriber, its sender's track id) → the stream it forwards.
     upstream: HashMap<(ConnId, String), (ConnId, u32)>,
     wants: Vec<Want>,
-    /// Keyframes asked while reading one datagram: (stream, layer SSRC; 0:
-    /// the layer a switch waits for). Kept, not allocated per datagram.
+    /// Streams opened since the owner last asked.
+    opened: Vec<Opened>,
+    /// Keyframes asked while reading one datagram: (stream, layer SSRC).
+    /// Kept, not allocated per datagram.
     plis: Vec<((ConnId, u32), u32)>,
     buf: Vec<u8>,
     /// RTP packets of one datagram, between reading and forwarding (kept, so
@@ -176,6 +268,7 @@ impl Shard {
             layer_of: HashMap::new(),
             upstream: HashMap::new(),
             wants: Vec::new(),
+            opened: Vec::new(),
             plis: Vec::new(),
             buf: vec![0; MAX_DATAGRAM],
             read: Vec::new(),
@@ -277,16 +370,22 @@ impl Shard {
         }
     }
 
-    /// `from`'s stream of `kind` goes to `to` on its `sender` (a track given
+    /// The publishers' streams that opened since the last call.
+    pub fn opened(&mut self) -> std::vec::Drain<'_, Opened> {
+        self.opened.drain(..)
+    }
+
+    /// `from`'s stream `source` goes to `to` on its `sender` (a track given
     /// to [`Shard::accept`]): at once, with a keyframe asked of the
     /// publisher, when the stream is open already; else from its first packet.
     pub fn forward(
         &mut self,
         from: ConnId,
-        kind: RtpCodecKind,
+        source: impl Into<Source>,
         to: ConnId,
         sender: RTCRtpSenderId,
     ) -> Option<()> {
+        let source = source.into();
         let c = self.conns.get_mut(to)?.as_mut()?;
         let (ssrc, mime, track) = {
             let mut s = c.pc.rtp_sender(sender)?;
@@ -309,7 +408,7 @@ impl Shard {
         let open = self
             .routes
             .iter_mut()
-            .find(|((publisher, _), r)| *publisher == from && r.kind == kind);
+            .find(|((publisher, _), r)| *publisher == from && source.matches(r));
         match open {
             Some((key, route)) => {
                 let key = *key;
@@ -320,7 +419,7 @@ impl Shard {
             }
             None => self.wants.push(Want {
                 from,
-                kind,
+                source,
                 down,
                 track,
             }),
@@ -329,20 +428,27 @@ impl Shard {
     }
 
     /// The simulcast layer (0: the lowest) `to` should get of `from`'s
-    /// video: taken at that layer's next keyframe, which is asked for.
+    /// video: taken at that layer's next keyframe, which is asked for. A
+    /// layer above what the publisher sends now stands as the wish: the
+    /// subscriber gets the best live layer up to it, and that layer once it
+    /// is sent again.
     pub fn set_layer(&mut self, to: ConnId, from: ConnId, layer: usize) {
+        let now = Instant::now();
         let mut ask = Vec::new();
         for (key, route) in &mut self.routes {
             if key.0 != from || route.kind != RtpCodecKind::Video {
                 continue;
             }
+            let live = live_layer(&route.layers, layer, now);
+            let mut moved = false;
             for d in route.downs.iter_mut().filter(|d| d.conn == to) {
                 d.target = layer;
                 if let Some(sw) = d.switch.as_mut() {
-                    sw.set_target(layer);
+                    sw.set_target(live);
+                    moved |= sw.wants_keyframe();
                 }
             }
-            if let Some(ssrc) = route.ssrc_of(layer) {
+            if let (true, Some(ssrc)) = (moved, ssrc_of(&route.layers, live)) {
                 ask.push((*key, ssrc));
             }
         }
@@ -461,6 +567,7 @@ impl Shard {
             layer_of,
             upstream,
             wants,
+            opened,
             plis,
             stats,
             read,
@@ -479,16 +586,24 @@ impl Shard {
                     }) else {
                         continue;
                     };
-                    let layer = layer_index(init.rid.as_deref());
                     // Another layer of a stream already open, or a new stream.
                     let existing = routes
                         .iter()
                         .find(|((c, _), r)| *c == id && r.receiver == init.receiver_id)
                         .map(|(k, _)| *k);
                     let key = existing.unwrap_or((id, init.ssrc));
+                    if existing.is_none() {
+                        opened.push(Opened {
+                            conn: id,
+                            kind,
+                            track: init.track_id.clone(),
+                            streams: init.stream_ids.clone(),
+                        });
+                    }
                     let route = routes.entry(key).or_insert(Route {
                         receiver: init.receiver_id,
                         kind,
+                        track: init.track_id.clone(),
                         codec: match mime.as_deref() {
                             Some(m) if m.eq_ignore_ascii_case("video/VP8") => Some(Codec::Vp8),
                             Some(m) if m.eq_ignore_ascii_case("video/H264") => Some(Codec::H264),
@@ -496,12 +611,17 @@ impl Shard {
                         },
                         layers: Vec::new(),
                         downs: Vec::new(),
-                        last_pli: None,
+                        last_pli: Vec::new(),
                     });
+                    let layer = route.slot_for(init.rid.as_deref());
                     if route.layers.len() <= layer {
                         route.layers.resize(layer + 1, None);
                     }
-                    route.layers[layer] = Some(init.ssrc);
+                    route.layers[layer] = Some(Layer {
+                        ssrc: init.ssrc,
+                        rid: init.rid.clone(),
+                        seen: now,
+                    });
                     layer_of.insert((id, init.ssrc), (key, layer));
                     // Turned simulcast: who has been getting the first layer
                     // as it came goes on with it, unchanged.
@@ -513,7 +633,7 @@ impl Shard {
                     // Subscriptions that waited for this stream.
                     let mut i = 0;
                     while i < wants.len() {
-                        if wants[i].from == id && wants[i].kind == kind {
+                        if wants[i].from == id && wants[i].source.matches(route) {
                             let w = wants.swap_remove(i);
                             upstream.insert((w.down.conn, w.track), key);
                             route.downs.push(w.down);
@@ -565,7 +685,11 @@ impl Shard {
             };
             let simulcast = route.simulcast();
             let codec = route.codec;
-            for d in &mut route.downs {
+            if let Some(Some(l)) = route.layers.get_mut(layer) {
+                l.seen = now;
+            }
+            let Route { layers, downs, .. } = route;
+            for d in downs {
                 let Some(sub) = conns.get_mut(d.conn).and_then(Option::as_mut) else {
                     continue;
                 };
@@ -584,18 +708,22 @@ impl Shard {
                     ),
                     (true, None) => continue,
                     (true, Some(codec)) => {
-                        let target = d.target;
+                        // The wanted layer if it is live, else the best below.
+                        let live = live_layer(layers, d.target, now);
                         let sw = d
                             .switch
-                            .get_or_insert_with(|| LayerSwitch::new(codec, target));
+                            .get_or_insert_with(|| LayerSwitch::new(codec, live));
+                        sw.set_target(live);
                         let out = sw.on_packet(
                             layer,
                             p.header.sequence_number,
                             p.header.timestamp,
                             &p.payload,
                         );
-                        if sw.wants_keyframe() {
-                            plis.push((key, 0));
+                        if sw.wants_keyframe()
+                            && let Some(ssrc) = ssrc_of(layers, live)
+                        {
+                            plis.push((key, ssrc));
                         }
                         match out {
                             Some(o) => (o.seq, o.timestamp, o.payload),
@@ -633,44 +761,34 @@ impl Shard {
             }
         }
         let mut asked = std::mem::take(plis);
+        asked.dedup();
         for (key, ssrc) in asked.drain(..) {
-            // 0: a switch waits for its target layer's keyframe.
-            let ssrc = match ssrc {
-                0 => self.awaited_layer(key).unwrap_or(key.1),
-                s => s,
-            };
             self.request_keyframe(key, ssrc, now, false);
         }
         self.plis = asked;
         answered
     }
 
-    /// The SSRC of a layer some subscription of stream `key` waits to switch to.
-    fn awaited_layer(&self, key: (ConnId, u32)) -> Option<u32> {
-        let route = self.routes.get(&key)?;
-        route
-            .downs
-            .iter()
-            .find(|d| d.switch.as_ref().is_some_and(LayerSwitch::wants_keyframe))
-            .and_then(|d| route.ssrc_of(d.target))
-    }
-
     /// Asks the publisher of stream `key` for a keyframe of its layer
-    /// `ssrc` (video only): at most once per [`PLI_THROTTLE`] per stream
+    /// `ssrc` (video only): at most once per [`PLI_THROTTLE`] per layer
     /// unless `force`d (a new subscription, a layer change).
     fn request_keyframe(&mut self, key: (ConnId, u32), ssrc: u32, now: Instant, force: bool) {
         let Some(route) = self.routes.get_mut(&key) else {
             return;
         };
+        let last = route.last_pli.iter_mut().find(|(s, _)| *s == ssrc);
         if route.kind != RtpCodecKind::Video
             || (!force
-                && route
-                    .last_pli
-                    .is_some_and(|t| now.duration_since(t) < PLI_THROTTLE))
+                && last
+                    .as_ref()
+                    .is_some_and(|(_, t)| now.duration_since(*t) < PLI_THROTTLE))
         {
             return;
         }
-        route.last_pli = Some(now);
+        match last {
+            Some(l) => l.1 = now,
+            None => route.last_pli.push((ssrc, now)),
+        }
         let receiver = route.receiver;
         let Some(c) = self.conns.get_mut(key.0).and_then(Option::as_mut) else {
             return;

@@ -110,7 +110,7 @@ impl Call {
             MediaStateRequest {
                 room: self.room(),
                 audio: ui.mic_on.get_untracked(),
-                video: ui.cam_on.get_untracked() || ui.screen_on.get_untracked(),
+                video: ui.cam_on.get_untracked(),
                 screen: ui.screen_on.get_untracked(),
                 recording: ui.recording.get_untracked(),
             },

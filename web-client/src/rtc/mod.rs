@@ -479,18 +479,26 @@ impl PeerConn {
             .collect()
     }
 
-    /// The first video transceiver: the camera's (made before any screen's).
+    /// The first video transceiver that is not our screen's: the camera's.
     fn camera_transceiver(&self) -> Option<RtcRtpTransceiver> {
-        self.transceivers()
-            .into_iter()
-            .find(|t| Kind::of(&t.receiver().track()) == Some(Kind::Video))
+        let screen = self.screen_tx.borrow().clone();
+        self.transceivers().into_iter().find(|t| {
+            Kind::of(&t.receiver().track()) == Some(Kind::Video) && screen.as_ref() != Some(t)
+        })
     }
 
     /// Adds the screen's transceiver when we share and this connection
     /// carries media and has none yet (a new connection during a share);
-    /// negotiation follows by itself.
+    /// negotiation follows by itself. Not before the camera's and the
+    /// microphone's exist: on the answering side they come with the first
+    /// offer, which adds the screen's after them (`apply_remote`), so that
+    /// the camera's is always the first video transceiver on both sides.
     fn add_screen(&self) {
-        if !self.media || self.closed.get() || self.screen_tx.borrow().is_some() {
+        if !self.media
+            || self.closed.get()
+            || self.screen_tx.borrow().is_some()
+            || self.transceivers().is_empty()
+        {
             return;
         }
         let Some(track) = self.outgoing.screen_track() else {
