@@ -18,4 +18,17 @@ pub struct SfuConfig {
     pub pli_throttle: Duration,
     /// Also accept ICE-TCP on the same port numbers (for networks without UDP).
     pub ice_tcp: bool,
+    /// Which media core runs the rooms.
+    pub engine: SfuEngine,
+}
+
+/// The SFU's media core.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SfuEngine {
+    /// The `webrtc` crate: a connection (and a UDP port of the range) per peer.
+    #[default]
+    Webrtc,
+    /// The shard (docs/sfu-engine.md): every connection on ONE UDP port
+    /// (`port_min`), forwarded synchronously on one thread.
+    Shard,
 }

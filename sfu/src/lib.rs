@@ -21,7 +21,7 @@ mod ports;
 mod room;
 mod validate;
 
-pub use config::SfuConfig;
+pub use config::{SfuConfig, SfuEngine};
 pub use error::SfuError;
 pub use host::Sfu;
 pub use keyframe::{ReadFilter, is_keyframe_request, keyframe_request_forwarder};

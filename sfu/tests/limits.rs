@@ -97,7 +97,10 @@ fn setup(port_min: u16, port_max: u16) -> Setup {
         nat_1to1_ip: None,
         pli_throttle: Duration::from_millis(500),
         ice_tcp: false,
-    });
+        // The port range's limits: the webrtc engine's (the shard has one port).
+        engine: sfu::SfuEngine::Webrtc,
+    })
+    .expect("sfu");
     let (tx, mut rx) = mpsc::unbounded_channel::<(PeerId, SignalData)>();
     let room = sfu.spawn_room(tx);
     let answers: Arc<Mutex<HashMap<String, Vec<String>>>> = Arc::default();

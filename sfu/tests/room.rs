@@ -16,7 +16,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use sfu::{
-    PcOptions, PeerId, ReadFilter, RoomHandle, Sfu, SfuConfig, Transports, apply_as_polite,
+    PcOptions, PeerId, ReadFilter, RoomHandle, Sfu, SfuConfig, SfuEngine, Transports, apply_as_polite,
     build_pc, candidate_to_wire,
 };
 use tokio::sync::mpsc;
@@ -473,6 +473,16 @@ fn cfg(port_min: u16) -> SfuConfig {
         nat_1to1_ip: None,
         pli_throttle: Duration::from_millis(500),
         ice_tcp: false,
+        engine: engine(),
+    }
+}
+
+/// The media core under test: `SFU_ENGINE=shard` runs this suite on the
+/// shard, else on the `webrtc` engine.
+fn engine() -> SfuEngine {
+    match std::env::var("SFU_ENGINE").as_deref() {
+        Ok("shard") => SfuEngine::Shard,
+        _ => SfuEngine::Webrtc,
     }
 }
 
@@ -502,7 +512,7 @@ fn setup(port_min: u16) -> (RoomHandle, Inboxes) {
 
 fn setup_with(cfg: SfuConfig) -> (RoomHandle, Inboxes) {
     let (out_tx, out_rx) = mpsc::unbounded_channel();
-    let room = Sfu::new(cfg).spawn_room(out_tx);
+    let room = Sfu::new(cfg).expect("sfu").spawn_room(out_tx);
     let inboxes: Inboxes = Default::default();
     spawn_router(out_rx, inboxes.clone());
     (room, inboxes)
@@ -838,7 +848,7 @@ async fn subscriber_without_udp_connects_over_ice_tcp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_task_ends_when_its_last_handle_is_dropped() {
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
-    let room = Sfu::new(cfg(41700)).spawn_room(out_tx);
+    let room = Sfu::new(cfg(41700)).expect("sfu").spawn_room(out_tx);
     let second = room.clone();
     drop(room);
     // Still one handle: the room keeps running.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use sfu::engine::{ConnId, Shard, Source, UdpPeer, VP8, payload_type, video_track};
+use sfu::engine::{ConnId, Event, Shard, Source, UdpPeer, VP8, payload_type, video_track};
 
 /// Polls the shard and every peer until `done`, or panics after `secs`.
 fn run_until(
@@ -649,8 +649,11 @@ fn a_subscriber_gets_the_screen_not_the_camera_of_a_publisher_sending_both() {
         "the screen's frames, none of the camera's"
     );
     let mut opened: Vec<(ConnId, String, Vec<String>)> = shard
-        .opened()
-        .map(|o| (o.conn, o.track, o.streams))
+        .events()
+        .filter_map(|e| match e {
+            Event::Opened(o) => Some((o.conn, o.track, o.streams)),
+            Event::State(..) => None,
+        })
         .collect();
     opened.sort();
     assert_eq!(

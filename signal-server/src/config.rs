@@ -266,6 +266,11 @@ pub struct Cli {
     /// Also accept ICE over TCP on the same port numbers (browsers on networks that block UDP).
     #[arg(long, env = "SFU_TCP", default_value_t = false)]
     pub sfu_tcp: bool,
+    /// The SFU's media core: `webrtc` (a UDP port of SFU_PORTS per peer
+    /// connection) or `shard` (every connection on SFU_PORTS' first port,
+    /// forwarded on one thread; docs/sfu-engine.md).
+    #[arg(long, env = "SFU_ENGINE", default_value = "webrtc", value_parser = parse_engine)]
+    pub sfu_engine: sfu::SfuEngine,
     /// Redis URL: run as one node of several (rooms shared through Redis).
     /// Unset: one node, everything in memory.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
@@ -331,6 +336,7 @@ impl Cli {
                 nat_1to1_ip: self.sfu_public_ip.clone(),
                 pli_throttle: Duration::from_millis(500),
                 ice_tcp: self.sfu_tcp,
+                engine: self.sfu_engine,
             }),
             ice: IceConfig {
                 stun_urls: non_empty(&self.stun_urls),
@@ -366,6 +372,14 @@ impl Cli {
                     prefix: self.redis_prefix.clone(),
                 }),
         }
+    }
+}
+
+fn parse_engine(s: &str) -> Result<sfu::SfuEngine, String> {
+    match s {
+        "webrtc" => Ok(sfu::SfuEngine::Webrtc),
+        "shard" => Ok(sfu::SfuEngine::Shard),
+        _ => Err(format!("{s:?}: the SFU engine is webrtc or shard")),
     }
 }
 

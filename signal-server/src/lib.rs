@@ -99,7 +99,13 @@ async fn build(
         .ws_read_buffer_size(config.ws_read_buffer);
     // Scaled out, SFU rooms are refused (docs/scale-out.md): the join rule
     // and /api/config's modes both follow this.
-    let sfu = config.sfu.clone().filter(|_| config.redis.is_none());
+    let sfu = config
+        .sfu
+        .clone()
+        .filter(|_| config.redis.is_none())
+        .map(sfu::Sfu::new)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("cannot start the SFU: {e}"))?;
     let room_limits = RoomLimits {
         max_peers: limits.max_peers_per_room,
         history: limits.history,

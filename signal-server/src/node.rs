@@ -48,7 +48,7 @@ impl<E: Engine> Node<E> {
         state: Arc<AppState>,
         store: E::Store,
         out: E::Out,
-        sfu: Option<sfu::SfuConfig>,
+        sfu: Option<sfu::Sfu>,
         redis: Option<Arc<RedisHealth>>,
     ) -> Self {
         let sfu = SfuRooms::new(sfu);

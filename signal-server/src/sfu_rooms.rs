@@ -81,9 +81,9 @@ pub struct Sender {
 }
 
 impl SfuRooms {
-    pub fn new(cfg: Option<sfu::SfuConfig>) -> Self {
+    pub fn new(sfu: Option<sfu::Sfu>) -> Self {
         Self {
-            sfu: cfg.map(sfu::Sfu::new),
+            sfu,
             rooms: Mutex::new(HashMap::new()),
         }
     }

@@ -5,9 +5,11 @@
 //! `webrtc` engine (`room/`) until the shard is wired in.
 
 pub mod layers;
+mod rooms;
 mod shard;
 mod stun;
 mod udp_peer;
 
-pub use shard::{ConnId, LAYER_IDLE, Opened, PLI_THROTTLE, Shard, ShardStats, Source};
+pub use shard::{ConnId, Event, LAYER_IDLE, Opened, PLI_THROTTLE, Shard, ShardStats, Source};
+pub use rooms::{ShardRooms, Waker};
 pub use udp_peer::{UdpPeer, VP8, connection_at, payload_type, video_track};

@@ -13,6 +13,9 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -24,13 +27,16 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::layers::{Codec, LayerSwitch};
+use crate::room::{PeerMetrics, RoomMetrics};
 use super::stun;
 
 /// A connection of the shard.
@@ -66,6 +72,8 @@ pub const PLI_THROTTLE: Duration = Duration::from_millis(500);
 #[derive(Debug)]
 struct Down {
     conn: ConnId,
+    /// The subscriber's sender it goes out on.
+    sender: RTCRtpSenderId,
     ssrc: u32,
     pt: u8,
     /// The simulcast layer it should get (0: the lowest).
@@ -100,8 +108,8 @@ impl Source {
 }
 
 /// A publisher's stream that opened (its first packet came), for the owner
-/// to route ([`Shard::opened`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// to route ([`Shard::events`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Opened {
     pub conn: ConnId,
     pub kind: RtpCodecKind,
@@ -109,6 +117,16 @@ pub struct Opened {
     /// browser's stream-less track, such as our client's screen).
     pub track: String,
     pub streams: Vec<String>,
+    /// What it carries: a subscriber's track sends the same.
+    pub codec: Option<RTCRtpCodec>,
+}
+
+/// What happened on the shard's connections, for its owner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Opened(Opened),
+    /// A connection's state changed (failed: its owner removes it).
+    State(ConnId, RTCPeerConnectionState),
 }
 
 /// A subscription waiting for the publisher's stream to open.
@@ -216,6 +234,22 @@ struct Conn {
     pc: RTCPeerConnection,
     ufrag: String,
     state: RTCPeerConnectionState,
+    /// Its peer's counters and its room's, when it has an owner that shows them.
+    metrics: Option<Counters>,
+    /// Its latest connectivity checks (binding requests): transaction id
+    /// and where each went, to route their responses from an address not
+    /// yet known (a response carries no USERNAME).
+    checks: std::collections::VecDeque<([u8; 12], SocketAddr)>,
+}
+
+/// Connectivity checks remembered per connection.
+const CHECKS_KEPT: usize = 32;
+
+/// A connection's peer's and room's counters.
+#[derive(Clone)]
+struct Counters {
+    peer: Arc<PeerMetrics>,
+    room: Arc<RoomMetrics>,
 }
 
 pub struct Shard {
@@ -233,8 +267,8 @@ pub struct Shard {
     /// (subscriber, its sender's track id) → the stream it forwards.
     upstream: HashMap<(ConnId, String), (ConnId, u32)>,
     wants: Vec<Want>,
-    /// Streams opened since the owner last asked.
-    opened: Vec<Opened>,
+    /// What happened since the owner last asked.
+    events: Vec<Event>,
     /// Keyframes asked while reading one datagram: (stream, layer SSRC).
     /// Kept, not allocated per datagram.
     plis: Vec<((ConnId, u32), u32)>,
@@ -249,7 +283,14 @@ impl Shard {
     /// Binds the shard's socket. `addr` must be a concrete address (not
     /// 0.0.0.0): it is what every connection advertises.
     pub fn bind(addr: SocketAddr) -> io::Result<Self> {
-        if addr.ip().is_unspecified() {
+        Self::bind_as(addr, None)
+    }
+
+    /// Binds the shard's socket on `addr`; every connection advertises
+    /// `public` (a 1:1 NAT's address, e.g. a cloud VM's) with the bound
+    /// port, or else `addr` itself, which must then be concrete.
+    pub fn bind_as(addr: SocketAddr, public: Option<std::net::IpAddr>) -> io::Result<Self> {
+        if public.unwrap_or(addr.ip()).is_unspecified() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "the shard's address is advertised to browsers: it cannot be unspecified",
@@ -257,7 +298,10 @@ impl Shard {
         }
         let sock = UdpSocket::bind(addr)?;
         sock.set_nonblocking(true)?;
-        let local = sock.local_addr()?;
+        let mut local = sock.local_addr()?;
+        if let Some(ip) = public {
+            local.set_ip(ip);
+        }
         Ok(Self {
             sock,
             local,
@@ -268,7 +312,7 @@ impl Shard {
             layer_of: HashMap::new(),
             upstream: HashMap::new(),
             wants: Vec::new(),
-            opened: Vec::new(),
+            events: Vec::new(),
             plis: Vec::new(),
             buf: vec![0; MAX_DATAGRAM],
             read: Vec::new(),
@@ -320,8 +364,17 @@ impl Shard {
             pc,
             ufrag,
             state: RTCPeerConnectionState::New,
+            metrics: None,
+            checks: std::collections::VecDeque::new(),
         });
         Ok((id, answer, senders))
+    }
+
+    fn conn_mut(&mut self, conn: ConnId) -> Result<&mut Conn, rtc::shared::error::Error> {
+        self.conns
+            .get_mut(conn)
+            .and_then(Option::as_mut)
+            .ok_or_else(|| rtc::shared::error::Error::Other("no such connection".to_owned()))
     }
 
     /// Adds a track to a connection that exists already (a publisher who
@@ -333,18 +386,84 @@ impl Shard {
         conn: ConnId,
         track: MediaStreamTrack,
     ) -> Result<(RTCRtpSenderId, RTCSessionDescription), rtc::shared::error::Error> {
-        let c = self
-            .conns
-            .get_mut(conn)
-            .and_then(Option::as_mut)
-            .ok_or_else(|| rtc::shared::error::Error::Other("no such connection".to_owned()))?;
-        let sender = c.pc.add_track(track)?;
+        let sender = self.add_sender(conn, track)?;
+        Ok((sender, self.offer(conn)?))
+    }
+
+    /// Adds a track to send on a connection; offered with the next
+    /// [`Shard::offer`].
+    pub fn add_sender(
+        &mut self,
+        conn: ConnId,
+        track: MediaStreamTrack,
+    ) -> Result<RTCRtpSenderId, rtc::shared::error::Error> {
+        self.conn_mut(conn)?.pc.add_track(track)
+    }
+
+    /// Stops sending a track (and forwarding to it); offered with the next
+    /// [`Shard::offer`].
+    pub fn remove_sender(
+        &mut self,
+        conn: ConnId,
+        sender: RTCRtpSenderId,
+    ) -> Result<(), rtc::shared::error::Error> {
+        for route in self.routes.values_mut() {
+            route
+                .downs
+                .retain(|d| !(d.conn == conn && d.sender == sender));
+        }
+        self.wants
+            .retain(|w| !(w.down.conn == conn && w.down.sender == sender));
+        self.conn_mut(conn)?.pc.remove_track(sender)
+    }
+
+    /// An offer of every change made to the connection, set as ours.
+    pub fn offer(
+        &mut self,
+        conn: ConnId,
+    ) -> Result<RTCSessionDescription, rtc::shared::error::Error> {
+        let c = self.conn_mut(conn)?;
         let offer = c.pc.create_offer(None)?;
         c.pc.set_local_description(Instant::now(), offer)?;
-        let offer =
-            c.pc.local_description()
-                .ok_or_else(|| rtc::shared::error::Error::Other("no local offer".to_owned()))?;
-        Ok((sender, offer))
+        c.pc.local_description()
+            .ok_or_else(|| rtc::shared::error::Error::Other("no local offer".to_owned()))
+    }
+
+    /// Whether our offer on the connection awaits its answer.
+    pub fn offer_pending(&self, conn: ConnId) -> bool {
+        self.conns.get(conn).and_then(Option::as_ref).is_some_and(|c| {
+            c.pc.pending_local_description().is_some() && c.pc.pending_remote_description().is_none()
+        })
+    }
+
+    /// The peer's new offer on a live connection (a screen share it added):
+    /// applied and answered.
+    pub fn apply_offer(
+        &mut self,
+        conn: ConnId,
+        offer: RTCSessionDescription,
+    ) -> Result<RTCSessionDescription, rtc::shared::error::Error> {
+        let c = self.conn_mut(conn)?;
+        c.pc.set_remote_description(Instant::now(), offer)?;
+        let answer = c.pc.create_answer(None)?;
+        c.pc.set_local_description(Instant::now(), answer)?;
+        c.pc.local_description()
+            .ok_or_else(|| rtc::shared::error::Error::Other("no local answer".to_owned()))
+    }
+
+    /// Asks the publishers of everything `conn` receives for a keyframe (it
+    /// just connected: what was sent before is lost to it).
+    pub fn keyframes_for(&mut self, conn: ConnId) {
+        let asks: Vec<((ConnId, u32), u32)> = self
+            .routes
+            .iter()
+            .filter(|(_, r)| r.downs.iter().any(|d| d.conn == conn))
+            .filter_map(|(k, r)| Some((*k, r.ssrc_of(0)?)))
+            .collect();
+        let now = Instant::now();
+        for (key, ssrc) in asks {
+            self.request_keyframe(key, ssrc, now, true);
+        }
     }
 
     /// The peer's answer to an offer of [`Shard::add_track`].
@@ -370,9 +489,9 @@ impl Shard {
         }
     }
 
-    /// The publishers' streams that opened since the last call.
-    pub fn opened(&mut self) -> std::vec::Drain<'_, Opened> {
-        self.opened.drain(..)
+    /// What happened since the last call: streams opened, states changed.
+    pub fn events(&mut self) -> std::vec::Drain<'_, Event> {
+        self.events.drain(..)
     }
 
     /// `from`'s stream `source` goes to `to` on its `sender` (a track given
@@ -400,6 +519,7 @@ impl Shard {
         let pt = super::payload_type(&mut c.pc, sender, &mime)?;
         let down = Down {
             conn: to,
+            sender,
             ssrc,
             pt,
             target: 0,
@@ -457,6 +577,14 @@ impl Shard {
         }
     }
 
+    /// Counts what the connection publishes and receives in its peer's and
+    /// its room's counters (`/metrics`).
+    pub fn set_metrics(&mut self, conn: ConnId, peer: Arc<PeerMetrics>, room: Arc<RoomMetrics>) {
+        if let Some(c) = self.conns.get_mut(conn).and_then(Option::as_mut) {
+            c.metrics = Some(Counters { peer, room });
+        }
+    }
+
     /// The connection's state as its last event said.
     pub fn state(&self, conn: ConnId) -> Option<RTCPeerConnectionState> {
         Some(self.conns.get(conn)?.as_ref()?.state)
@@ -465,6 +593,12 @@ impl Shard {
     /// Blocks until a datagram waits on the socket or a connection's next
     /// timer is due, at most `max`; then [`Shard::poll`].
     pub fn wait(&mut self, max: Duration) -> io::Result<()> {
+        self.wait_with(max, None)
+    }
+
+    /// [`Shard::wait`], also woken when `also` can be read (the owner's
+    /// command queue's waker).
+    pub fn wait_with(&mut self, max: Duration, also: Option<BorrowedFd<'_>>) -> io::Result<()> {
         let now = Instant::now();
         let next = self
             .conns
@@ -478,10 +612,13 @@ impl Shard {
         }
         let timeout = rustix::event::Timespec::try_from(wait)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let mut fds = [rustix::event::PollFd::new(
+        let mut fds = vec![rustix::event::PollFd::new(
             &self.sock,
             rustix::event::PollFlags::IN,
         )];
+        if let Some(fd) = also.as_ref() {
+            fds.push(rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN));
+        }
         match rustix::event::poll(&mut fds, Some(&timeout)) {
             Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
             Err(e) => Err(e.into()),
@@ -502,6 +639,7 @@ impl Shard {
             self.stats.datagrams_in += 1;
             let Some((id, unverified)) = self.route(n, from) else {
                 self.stats.unrouted += 1;
+                tracing::trace!(%from, bytes = n, first = self.buf[0], "shard: unrouted datagram");
                 continue;
             };
             let msg = TaggedBytesMut {
@@ -549,12 +687,29 @@ impl Shard {
     /// Which connection a datagram is for, and whether it is a binding
     /// request from an address not (or not yet) that connection's: STUN
     /// names the connection by our ufrag, the rest is known by its address.
-    fn route(&self, n: usize, from: SocketAddr) -> Option<(ConnId, bool)> {
-        if let Some(ufrag) = stun::local_ufrag(&self.buf[..n]) {
+    ///
+    /// A response from an unknown address is routed by its transaction id
+    /// to the connection whose check it answers, and only if the check went
+    /// to that address: the address is the connection's from then on (only
+    /// the peer the check reached can know its 96-bit id). Needed because an
+    /// agent that nominates aggressively (Chrome) gets no success response
+    /// from `rtc`'s controlled side until that side's own check succeeded.
+    fn route(&mut self, n: usize, from: SocketAddr) -> Option<(ConnId, bool)> {
+        let d = &self.buf[..n];
+        if let Some(ufrag) = stun::local_ufrag(d) {
             let id = *self.by_ufrag.get(ufrag)?;
             return Some((id, self.by_addr.get(&from) != Some(&id)));
         }
-        self.by_addr.get(&from).map(|id| (*id, false))
+        if let Some(id) = self.by_addr.get(&from) {
+            return Some((*id, false));
+        }
+        let tid = stun::binding_response_id(d)?;
+        let id = self.conns.iter().position(|c| {
+            c.as_ref()
+                .is_some_and(|c| c.checks.iter().any(|(t, to)| *t == tid && *to == from))
+        })?;
+        self.by_addr.insert(from, id);
+        Some((id, false))
     }
 
     /// Events, reads (each RTP packet forwarded at once) and writes of one
@@ -567,7 +722,7 @@ impl Shard {
             layer_of,
             upstream,
             wants,
-            opened,
+            events,
             plis,
             stats,
             read,
@@ -578,14 +733,18 @@ impl Shard {
         };
         while let Some(ev) = c.pc.poll_event() {
             match ev {
-                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => c.state = s,
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => {
+                    c.state = s;
+                    events.push(Event::State(id, s));
+                }
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                    let Some((kind, mime)) = c.pc.rtp_receiver(init.receiver_id).map(|r| {
+                    let Some((kind, codec_of)) = c.pc.rtp_receiver(init.receiver_id).map(|r| {
                         let t = r.track();
-                        (t.kind(), t.codec(init.ssrc).map(|c| c.mime_type.clone()))
+                        (t.kind(), t.codec(init.ssrc).cloned())
                     }) else {
                         continue;
                     };
+                    let mime = codec_of.as_ref().map(|c| c.mime_type.clone());
                     // Another layer of a stream already open, or a new stream.
                     let existing = routes
                         .iter()
@@ -593,12 +752,13 @@ impl Shard {
                         .map(|(k, _)| *k);
                     let key = existing.unwrap_or((id, init.ssrc));
                     if existing.is_none() {
-                        opened.push(Opened {
+                        events.push(Event::Opened(Opened {
                             conn: id,
                             kind,
                             track: init.track_id.clone(),
                             streams: init.stream_ids.clone(),
-                        });
+                            codec: codec_of.clone(),
+                        }));
                     }
                     let route = routes.entry(key).or_insert(Route {
                         receiver: init.receiver_id,
@@ -652,10 +812,25 @@ impl Shard {
                 RTCMessage::RtpPacket(_, p) => read.push(p),
                 // A subscriber asks for a keyframe of what a sender of ours
                 // forwards: the publisher's stream is asked.
-                RTCMessage::RtcpPacket(track, pkts)
-                    if pkts.iter().any(|p| crate::is_keyframe_request(p.as_ref())) =>
-                {
+                RTCMessage::RtcpPacket(track, pkts) => {
+                    // Reception reports: the subscriber's loss, for its counters.
+                    if let Some(m) = &c.metrics {
+                        for pkt in &pkts {
+                            let any = pkt.as_any();
+                            if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+                                m.peer.on_reception_reports(&rr.reports);
+                            } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
+                                m.peer.on_reception_reports(&sr.reports);
+                            }
+                        }
+                    }
+                    if !pkts.iter().any(|p| crate::is_keyframe_request(p.as_ref())) {
+                        continue;
+                    }
                     stats.keyframe_requests_in += 1;
+                    if let Some(m) = &c.metrics {
+                        m.room.pli_from_subscribers.fetch_add(1, Ordering::Relaxed);
+                    }
                     // The layer this subscriber is on (or waits for).
                     if let Some(key) = upstream.get(&(id, track))
                         && let Some(route) = routes.get(key)
@@ -674,9 +849,17 @@ impl Shard {
                 _ => {}
             }
         }
+        let counters = c.metrics.clone();
         let answered = flush(sock, c, stats, confirm);
         for p in read.drain(..) {
             stats.rtp_in += 1;
+            if let Some(m) = &counters {
+                m.peer.rtp_in.fetch_add(1, Ordering::Relaxed);
+                m.peer
+                    .bytes_in
+                    .fetch_add(p.payload.len() as u64, Ordering::Relaxed);
+                m.room.rtp_in.fetch_add(1, Ordering::Relaxed);
+            }
             let Some(&(key, layer)) = layer_of.get(&(id, p.header.ssrc)) else {
                 continue;
             };
@@ -750,8 +933,16 @@ impl Shard {
                     now,
                     message: RTCMessage::RtpPacket(String::new(), fwd),
                 };
+                let len = msg_len(&msg);
                 match sub.pc.handle_write(msg) {
-                    Ok(()) => stats.rtp_out += 1,
+                    Ok(()) => {
+                        stats.rtp_out += 1;
+                        if let Some(m) = &sub.metrics {
+                            m.peer.rtp_out.fetch_add(1, Ordering::Relaxed);
+                            m.peer.bytes_out.fetch_add(len, Ordering::Relaxed);
+                            m.room.rtp_out.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                     Err(e) => {
                         stats.errors += 1;
                         tracing::debug!(conn = d.conn, "shard: write: {e}");
@@ -801,7 +992,12 @@ impl Shard {
             c.pc.rtp_receiver(receiver)
                 .map(|mut r| r.write_rtcp(now, vec![Box::new(pli)]));
         match sent {
-            Some(Ok(())) => self.stats.plis += 1,
+            Some(Ok(())) => {
+                self.stats.plis += 1;
+                if let Some(m) = &c.metrics {
+                    m.room.pli_to_publishers.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             Some(Err(e)) => {
                 self.stats.errors += 1;
                 tracing::debug!(conn = key.0, "shard: keyframe request: {e}");
@@ -830,6 +1026,14 @@ impl Shard {
     }
 }
 
+/// A forwarded packet's payload size, for the byte counters.
+fn msg_len(m: &TaggedRTCMessage) -> u64 {
+    match &m.message {
+        RTCMessage::RtpPacket(_, p) => p.payload.len() as u64,
+        _ => 0,
+    }
+}
+
 /// Sends what a connection has to send; true when that included a binding
 /// success response to `confirm`.
 fn flush(
@@ -840,6 +1044,12 @@ fn flush(
 ) -> bool {
     let mut answered = false;
     while let Some(out) = c.pc.poll_write() {
+        if let Some(tid) = stun::binding_request_id(&out.message) {
+            if c.checks.len() == CHECKS_KEPT {
+                c.checks.pop_front();
+            }
+            c.checks.push_back((tid, out.transport.peer_addr));
+        }
         if confirm == Some(out.transport.peer_addr) && stun::is_binding_success(&out.message) {
             answered = true;
         }

@@ -17,6 +17,22 @@ pub fn is_binding_success(d: &[u8]) -> bool {
     is_stun(d) && d[0] == 0x01 && d[1] == 0x01
 }
 
+/// The transaction id of a binding request.
+pub fn binding_request_id(d: &[u8]) -> Option<[u8; 12]> {
+    (is_stun(d) && d[0] == 0x00 && d[1] == 0x01).then(|| transaction_id(d))
+}
+
+/// The transaction id of a binding response (success or error).
+pub fn binding_response_id(d: &[u8]) -> Option<[u8; 12]> {
+    (is_stun(d) && d[0] == 0x01 && (d[1] == 0x01 || d[1] == 0x11)).then(|| transaction_id(d))
+}
+
+fn transaction_id(d: &[u8]) -> [u8; 12] {
+    let mut t = [0; 12];
+    t.copy_from_slice(&d[8..HEADER]);
+    t
+}
+
 /// The local half of a STUN message's USERNAME (`"<ours>:<theirs>"` in a
 /// binding request sent to us): the ufrag of the connection it is for.
 pub fn local_ufrag(d: &[u8]) -> Option<&str> {
@@ -75,9 +91,13 @@ mod tests {
     fn a_success_response_is_told_from_a_request() {
         let mut m = binding_request("a:b");
         assert!(!is_binding_success(&m));
+        assert_eq!(binding_request_id(&m), Some([7; 12]));
+        assert_eq!(binding_response_id(&m), None);
         m[0] = 0x01;
         m[1] = 0x01;
         assert!(is_binding_success(&m));
+        assert_eq!(binding_response_id(&m), Some([7; 12]));
+        assert_eq!(binding_request_id(&m), None);
         assert!(!is_binding_success(&[0x01, 0x01, 0, 0]));
     }
 

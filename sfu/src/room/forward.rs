@@ -488,7 +488,7 @@ fn forward(sink: &Sink, pkt: &rtp::Packet, room: &RoomMetrics) {
 }
 
 /// An SSRC for a subscriber's copy of a track: odd, so never 0.
-fn rand_u32() -> u32 {
+pub(crate) fn rand_u32() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(Instant::now().elapsed().as_nanos() as u64);

@@ -88,13 +88,13 @@ impl RoomMetrics {
     }
 
     /// A new peer's counters, listed until [`RoomMetrics::remove_peer`].
-    pub(super) fn add_peer(&self, peer: PeerId) -> Arc<PeerMetrics> {
+    pub(crate) fn add_peer(&self, peer: PeerId) -> Arc<PeerMetrics> {
         let m = Arc::new(PeerMetrics::default());
         self.lock_peers().insert(peer, m.clone());
         m
     }
 
-    pub(super) fn remove_peer(&self, peer: &PeerId) {
+    pub(crate) fn remove_peer(&self, peer: &PeerId) {
         self.lock_peers().remove(peer);
     }
 
@@ -153,7 +153,7 @@ impl PeerMetrics {
     }
 
     /// The cumulative loss a subscriber reports, per stream it receives.
-    pub(super) fn on_reception_reports(&self, reports: &[ReceptionReport]) {
+    pub(crate) fn on_reception_reports(&self, reports: &[ReceptionReport]) {
         let mut m = self.lost_out.lock().unwrap_or_else(PoisonError::into_inner);
         for r in reports {
             m.insert(r.ssrc, r.total_lost);

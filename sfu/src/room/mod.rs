@@ -44,6 +44,7 @@ use crate::ports::{PortLease, PortPool};
 use protocol::PeerId;
 
 pub use self::forward::MAX_TRACKS_PER_PEER;
+pub(crate) use self::forward::rand_u32;
 pub use self::metrics::{PeerMetrics, PeerSnapshot, RoomMetrics, RoomTotals};
 
 /// Signals queued to one room and not yet taken by its task; more are
@@ -63,7 +64,7 @@ pub trait PeerAllowance: Send + Sync {
     fn release(&self);
 }
 
-enum Cmd {
+pub(crate) enum Cmd {
     /// A signal, with the sender's allowance (used if it brings a new connection).
     Signal(PeerId, SignalData, Option<Arc<dyn PeerAllowance>>),
     Leave(PeerId),
@@ -131,9 +132,35 @@ pub struct RoomHandle {
     /// Signals queued and not yet taken by the room task.
     queued: Arc<AtomicUsize>,
     pub metrics: Arc<RoomMetrics>,
+    /// A room on the shard: its thread is woken for each command.
+    waker: Option<Arc<crate::engine::Waker>>,
 }
 
 impl RoomHandle {
+    /// The handle of a room on the shard's thread.
+    pub(crate) fn on_shard(
+        tx: mpsc::UnboundedSender<Cmd>,
+        queued: Arc<AtomicUsize>,
+        metrics: Arc<RoomMetrics>,
+        waker: Arc<crate::engine::Waker>,
+    ) -> Self {
+        Self {
+            tx,
+            queued,
+            metrics,
+            waker: Some(waker),
+        }
+    }
+
+    /// Queues a command and wakes whoever takes it.
+    fn send(&self, cmd: Cmd) -> Result<(), mpsc::error::SendError<Cmd>> {
+        self.tx.send(cmd)?;
+        if let Some(w) = &self.waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
     /// Queues a signal without waiting, in order; fails when
     /// [`SIGNAL_QUEUE`] signals wait already (a flooding peer) or the room
     /// is gone. `allowance`: counted if this signal brings the peer a new
@@ -152,7 +179,7 @@ impl RoomHandle {
         if reserved.is_err() {
             return Err(SfuError::Busy);
         }
-        self.tx.send(Cmd::Signal(from, s, allowance)).map_err(|_| {
+        self.send(Cmd::Signal(from, s, allowance)).map_err(|_| {
             self.queued.fetch_sub(1, Ordering::AcqRel);
             SfuError::Busy
         })
@@ -161,7 +188,7 @@ impl RoomHandle {
     /// Removes a peer (closes its connection) without waiting; queued
     /// behind its earlier signals. Never refused while the room runs.
     pub fn try_leave(&self, peer: PeerId) -> Result<(), SfuError> {
-        self.tx.send(Cmd::Leave(peer)).map_err(|_| SfuError::Busy)
+        self.send(Cmd::Leave(peer)).map_err(|_| SfuError::Busy)
     }
 
     /// Queues a signal, nothing counted (tests and bots); it may wait for
@@ -177,12 +204,12 @@ impl RoomHandle {
     /// Whether the room's offer to `peer` awaits its answer.
     pub async fn offer_in_flight(&self, peer: &PeerId) -> bool {
         let (tx, rx) = oneshot::channel();
-        let _ = self.tx.send(Cmd::OfferInFlight(peer.clone(), tx));
+        let _ = self.send(Cmd::OfferInFlight(peer.clone(), tx));
         rx.await.unwrap_or(false)
     }
     pub async fn stats(&self) -> String {
         let (tx, rx) = oneshot::channel();
-        let _ = self.tx.send(Cmd::Stats(tx));
+        let _ = self.send(Cmd::Stats(tx));
         rx.await.unwrap_or_default()
     }
 }
@@ -215,6 +242,7 @@ pub(crate) fn spawn_room(
         tx,
         queued,
         metrics,
+        waker: None,
     }
 }
 
