@@ -18,6 +18,8 @@ step "cargo clippy (web client for wasm32, -D warnings)"
 cargo clippy -p web-client --target wasm32-unknown-unknown --locked -- -D warnings
 step "cargo test (unit + integration with rust_socketio)"
 cargo test --workspace --locked
+step "cargo test: the SFU room suite again on the webrtc engine (the shard is the default)"
+SFU_ENGINE=webrtc cargo test --locked -p sfu --test room
 step "build signal-server and the web client"
 cargo build -p signal-server --locked
 ./scripts/build-client.sh

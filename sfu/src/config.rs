@@ -25,10 +25,11 @@ pub struct SfuConfig {
 /// The SFU's media core.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SfuEngine {
-    /// The `webrtc` crate: a connection (and a UDP port of the range) per peer.
-    #[default]
+    /// The `webrtc` crate: a connection (and a UDP port of the range) per
+    /// peer; ICE-TCP.
     Webrtc,
     /// The shard (docs/sfu-engine.md): every connection on ONE UDP port
     /// (`port_min`), forwarded synchronously on one thread.
+    #[default]
     Shard,
 }

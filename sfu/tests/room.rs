@@ -16,8 +16,8 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use sfu::{
-    PcOptions, PeerId, ReadFilter, RoomHandle, Sfu, SfuConfig, SfuEngine, Transports, apply_as_polite,
-    build_pc, candidate_to_wire,
+    PcOptions, PeerId, ReadFilter, RoomHandle, Sfu, SfuConfig, SfuEngine, Transports,
+    apply_as_polite, build_pc, candidate_to_wire,
 };
 use tokio::sync::mpsc;
 use webrtc::media_stream::MediaStreamTrack;
@@ -477,12 +477,12 @@ fn cfg(port_min: u16) -> SfuConfig {
     }
 }
 
-/// The media core under test: `SFU_ENGINE=shard` runs this suite on the
-/// shard, else on the `webrtc` engine.
+/// The media core under test: `SFU_ENGINE=webrtc` runs this suite on the
+/// `webrtc` engine, else on the shard (the default engine).
 fn engine() -> SfuEngine {
     match std::env::var("SFU_ENGINE").as_deref() {
-        Ok("shard") => SfuEngine::Shard,
-        _ => SfuEngine::Webrtc,
+        Ok("webrtc") => SfuEngine::Webrtc,
+        _ => SfuEngine::Shard,
     }
 }
 
@@ -823,8 +823,10 @@ async fn h264_publisher_reaches_subscribers_as_h264() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriber_without_udp_connects_over_ice_tcp() {
+    // ICE-TCP is the webrtc engine's (the shard has UDP only).
     let (room, inboxes) = setup_with(SfuConfig {
         ice_tcp: true,
+        engine: SfuEngine::Webrtc,
         ..cfg(41600)
     });
     let p = client(&room, &inboxes, "pub", Opts::publisher()).await;

@@ -266,11 +266,12 @@ pub struct Cli {
     /// Also accept ICE over TCP on the same port numbers (browsers on networks that block UDP).
     #[arg(long, env = "SFU_TCP", default_value_t = false)]
     pub sfu_tcp: bool,
-    /// The SFU's media core: `webrtc` (a UDP port of SFU_PORTS per peer
-    /// connection) or `shard` (every connection on SFU_PORTS' first port,
-    /// forwarded on one thread; docs/sfu-engine.md).
-    #[arg(long, env = "SFU_ENGINE", default_value = "webrtc", value_parser = parse_engine)]
-    pub sfu_engine: sfu::SfuEngine,
+    /// The SFU's media core: `shard` (every connection on the first port
+    /// of SFU_PORTS, forwarded on one thread; docs/sfu-engine.md) or
+    /// `webrtc` (a UDP port of SFU_PORTS per peer connection). Unset:
+    /// `shard`, or `webrtc` with SFU_TCP (ICE-TCP is the webrtc engine's).
+    #[arg(long, env = "SFU_ENGINE", value_parser = parse_engine)]
+    pub sfu_engine: Option<sfu::SfuEngine>,
     /// Redis URL: run as one node of several (rooms shared through Redis).
     /// Unset: one node, everything in memory.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
@@ -336,7 +337,11 @@ impl Cli {
                 nat_1to1_ip: self.sfu_public_ip.clone(),
                 pli_throttle: Duration::from_millis(500),
                 ice_tcp: self.sfu_tcp,
-                engine: self.sfu_engine,
+                engine: self.sfu_engine.unwrap_or(if self.sfu_tcp {
+                    sfu::SfuEngine::Webrtc
+                } else {
+                    sfu::SfuEngine::Shard
+                }),
             }),
             ice: IceConfig {
                 stun_urls: non_empty(&self.stun_urls),
@@ -439,8 +444,18 @@ mod tests {
         let sfu = c.sfu.expect("enabled");
         assert_eq!((sfu.port_min, sfu.port_max), (50000, 50010));
         assert!(!sfu.ice_tcp);
+        assert_eq!(sfu.engine, sfu::SfuEngine::Shard, "the shard by default");
         let c = Cli::parse_from(["signal-server", "--sfu", "--sfu-tcp"]).config();
-        assert!(c.sfu.expect("enabled").ice_tcp);
+        let sfu = c.sfu.expect("enabled");
+        assert!(sfu.ice_tcp);
+        assert_eq!(
+            sfu.engine,
+            sfu::SfuEngine::Webrtc,
+            "ICE-TCP: the webrtc engine"
+        );
+        let c = Cli::parse_from(["signal-server", "--sfu", "--sfu-engine", "webrtc"]).config();
+        assert_eq!(c.sfu.expect("enabled").engine, sfu::SfuEngine::Webrtc);
+        assert!(Cli::try_parse_from(["signal-server", "--sfu-engine", "fast"]).is_err());
         assert!(Cli::try_parse_from(["signal-server", "--sfu-ports", "9-3"]).is_err());
     }
 

@@ -10,6 +10,6 @@ mod shard;
 mod stun;
 mod udp_peer;
 
-pub use shard::{ConnId, Event, LAYER_IDLE, Opened, PLI_THROTTLE, Shard, ShardStats, Source};
 pub use rooms::{ShardRooms, Waker};
+pub use shard::{ConnId, Event, LAYER_IDLE, Opened, PLI_THROTTLE, Shard, ShardStats, Source};
 pub use udp_peer::{UdpPeer, VP8, connection_at, payload_type, video_track};

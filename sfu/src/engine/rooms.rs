@@ -526,8 +526,8 @@ impl Room {
             tracing::warn!(peer = %peer, track = %o.track, "sfu: track refused, {already} already published");
             return Ok(());
         }
-        let screen = o.kind == RtpCodecKind::Video
-            && o.streams.iter().all(|s| s.is_empty() || s == "-");
+        let screen =
+            o.kind == RtpCodecKind::Video && o.streams.iter().all(|s| s.is_empty() || s == "-");
         let stream = if screen {
             format!("{peer}~screen")
         } else {
@@ -556,7 +556,12 @@ impl Room {
 
     /// A track for `key` on `sub`'s connection; forwarded after the answer
     /// to the offer that carries it.
-    fn subscribe(&mut self, shard: &mut Shard, sub: &PeerId, key: TrackKey) -> Result<(), SfuError> {
+    fn subscribe(
+        &mut self,
+        shard: &mut Shard,
+        sub: &PeerId,
+        key: TrackKey,
+    ) -> Result<(), SfuError> {
         let pb = self.published.get(&key).ok_or(SfuError::NoTrack)?;
         let p = self.peers.get_mut(sub).ok_or(SfuError::NoPeer)?;
         if p.subs.contains_key(&key) {

@@ -36,8 +36,8 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::layers::{Codec, LayerSwitch};
-use crate::room::{PeerMetrics, RoomMetrics};
 use super::stun;
+use crate::room::{PeerMetrics, RoomMetrics};
 
 /// A connection of the shard.
 pub type ConnId = usize;
@@ -431,9 +431,13 @@ impl Shard {
 
     /// Whether our offer on the connection awaits its answer.
     pub fn offer_pending(&self, conn: ConnId) -> bool {
-        self.conns.get(conn).and_then(Option::as_ref).is_some_and(|c| {
-            c.pc.pending_local_description().is_some() && c.pc.pending_remote_description().is_none()
-        })
+        self.conns
+            .get(conn)
+            .and_then(Option::as_ref)
+            .is_some_and(|c| {
+                c.pc.pending_local_description().is_some()
+                    && c.pc.pending_remote_description().is_none()
+            })
     }
 
     /// The peer's new offer on a live connection (a screen share it added):
