@@ -54,6 +54,9 @@ pub mod events {
     pub const HAND: &str = "hand";
     pub const REACTION: &str = "reaction";
     pub const HOST_CHANGED: &str = "host-changed";
+    /// Extension: the size a subscriber shows a peer's video at, for the
+    /// SFU's choice of simulcast layer.
+    pub const SFU_VIEW: &str = "sfu-view";
 }
 
 /// The `to` / `from` value that addresses the SFU in an SFU room.

@@ -113,6 +113,20 @@ impl Event for MediaStateRequest {
     const NAME: &'static str = events::MEDIA_STATE;
 }
 
+/// Extension `sfu-view`: `{"room", "peer", "height"}`, in an SFU room: the
+/// sender shows `peer`'s camera `height` device pixels tall (0: not at
+/// all); the SFU sends it the simulcast layer that fits. Acked, not relayed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ViewRequest {
+    pub room: RoomName,
+    pub peer: PeerId,
+    pub height: u16,
+}
+
+impl Event for ViewRequest {
+    const NAME: &'static str = events::SFU_VIEW;
+}
+
 /// Extension `chat-receipt`: `{"room", "id"}`: the sender has shown chat
 /// message `id`; relayed to the message's author as [`ReceiptEvent`].
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]

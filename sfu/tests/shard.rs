@@ -674,3 +674,93 @@ fn a_subscriber_gets_the_screen_not_the_camera_of_a_publisher_sending_both() {
     );
     assert_eq!(shard.stats.errors, 0, "{:?}", shard.stats);
 }
+
+/// A one-packet VP8 frame of picture id `pic`: a keyframe declaring its
+/// size (`height` rows of 4:3), or a delta frame; its last byte names its
+/// layer (picture ids are rewritten on the way, the payload's end is not).
+fn vp8_sized(pic: u16, keyframe_height: Option<u16>, layer: u8) -> Bytes {
+    let mut p = vec![0x90, 0x80, 0x80 | (pic >> 8) as u8, (pic & 0xff) as u8];
+    match keyframe_height {
+        Some(h) => {
+            p.extend_from_slice(&[0x50, 0x2a, 0x00, 0x9d, 0x01, 0x2a]);
+            p.extend_from_slice(&(h / 3 * 4).to_le_bytes());
+            p.extend_from_slice(&h.to_le_bytes());
+        }
+        None => p.extend_from_slice(&[0x51, 0x2a, 0x00, 0x11]),
+    }
+    p.push(layer);
+    Bytes::from(p)
+}
+
+#[test]
+fn the_size_a_subscriber_shows_picks_the_layer_by_the_heights_the_keyframes_declare() {
+    let mut shard = Shard::bind("127.0.0.1:0".parse().expect("addr")).expect("bind shard");
+    // Layers 120, 240 and 480 rows tall.
+    let layers = [("q", 0xb0_u32, 120_u16), ("h", 0xb1, 240), ("f", 0xb2, 480)];
+    let rids: Vec<(&str, u32)> = layers.iter().map(|(r, s, _)| (*r, *s)).collect();
+    let (mut publisher, sender) =
+        UdpPeer::simulcast_publisher(&rids, false).expect("simulcast publisher");
+    let offer = publisher.offer().expect("offer");
+    let (pub_id, answer, _) = shard.accept(offer, Vec::new()).expect("accept");
+    publisher
+        .pc
+        .set_remote_description(Instant::now(), answer)
+        .expect("set answer");
+    let mut sub = UdpPeer::receiver(true).expect("receiver");
+    let offer = sub.offer().expect("offer");
+    let (sub_id, answer, senders) = shard
+        .accept(offer, vec![video_track("fwd", 0x78)])
+        .expect("accept");
+    sub.pc
+        .set_remote_description(Instant::now(), answer)
+        .expect("set answer");
+    shard
+        .forward(pub_id, RtpCodecKind::Video, sub_id, senders[0])
+        .expect("route");
+    run_until(
+        &mut shard,
+        &mut [&mut publisher, &mut sub],
+        "connected",
+        20,
+        |_, ps| ps.iter().all(|p| p.connected()),
+    );
+    let pt = payload_type(&mut publisher.pc, sender, VP8).expect("vp8");
+    // Frame f of layer l: picture id 1000·l + f, a keyframe every 10.
+    let mut next = 0u16;
+    let mut step = |shard: &mut Shard, publisher: &mut UdpPeer, sub: &mut UdpPeer, frames: u16| {
+        for _ in 0..frames {
+            let f = next;
+            next += 1;
+            for (l, (rid, ssrc, h)) in layers.iter().enumerate() {
+                let l = u16::try_from(l).expect("layer");
+                let header = (pt, *ssrc, 1000 * l + f, u32::from(f) * 3000);
+                let payload = vp8_sized(
+                    1000 * l + f,
+                    f.is_multiple_of(10).then_some(*h),
+                    u8::try_from(l).expect("layer"),
+                );
+                publisher
+                    .send_layer(sender, rid, header, &payload)
+                    .expect("send layer");
+            }
+        }
+        let want = sub.received + u64::from(frames);
+        run_until(shard, &mut [publisher, sub], "the frames", 10, |_, ps| {
+            ps[1].received >= want.saturating_sub(10)
+        });
+    };
+    let layer_now = |sub: &UdpPeer| sub.rtp.last().and_then(|p| p.payload.last().copied());
+    // Shown 200 rows tall: the 240 layer; 480: the top; not shown: the lowest.
+    step(&mut shard, &mut publisher, &mut sub, 20);
+    for (height, layer) in [(200, 1), (480, 2), (0, 0), (121, 1)] {
+        shard.set_view(sub_id, pub_id, height);
+        step(&mut shard, &mut publisher, &mut sub, 30);
+        assert_eq!(
+            layer_now(&sub),
+            Some(layer),
+            "shown {height} rows tall: layer {layer}"
+        );
+    }
+    assert_eq!(sub.gaps, 0, "one gapless sequence throughout");
+    assert_eq!(shard.stats.errors, 0, "{:?}", shard.stats);
+}

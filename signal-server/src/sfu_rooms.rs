@@ -200,6 +200,16 @@ impl SfuRooms {
         }
     }
 
+    /// `viewer` shows `publisher`'s camera `height` device pixels tall; for
+    /// the room's SFU, if it started (else there is nothing to choose).
+    pub fn view(&self, room: &RoomName, viewer: PeerId, publisher: PeerId, height: u16) {
+        if let Some(entry) = self.lock().get(room)
+            && let Err(e) = entry.handle.try_view(viewer, publisher, height)
+        {
+            tracing::debug!(room = %room, "SFU view not queued: {e}");
+        }
+    }
+
     /// Every room's counters, by room name.
     pub fn snapshot(&self) -> Vec<SfuRoomSnapshot> {
         let mut all: Vec<SfuRoomSnapshot> = self

@@ -17,6 +17,8 @@ pub struct Vp8 {
     pub picture_id: Option<(u16, bool, usize)>,
     /// TL0PICIDX and its byte offset.
     pub tl0: Option<(u8, usize)>,
+    /// Where the VP8 payload (its frame tag) starts.
+    pub payload_at: usize,
 }
 
 /// Reads a VP8 payload descriptor; `None` when it is truncated.
@@ -61,7 +63,20 @@ pub fn parse_vp8(p: &[u8]) -> Option<Vp8> {
         keyframe,
         picture_id,
         tl0,
+        payload_at: at,
     })
+}
+
+/// The frame height a VP8 keyframe's first packet declares (RFC 6386
+/// §9.1: 3-byte frame tag, start code 9d 01 2a, then 14-bit width and
+/// height, little endian); `None` for anything else.
+pub fn vp8_keyframe_height(p: &[u8]) -> Option<u16> {
+    let v = parse_vp8(p)?;
+    if !v.keyframe {
+        return None;
+    }
+    let h = p.get(v.payload_at..v.payload_at + 10)?;
+    (h[3..6] == [0x9d, 0x01, 0x2a]).then(|| u16::from_le_bytes([h[8], h[9]]) & 0x3fff)
 }
 
 /// Whether an H.264 RTP payload starts a keyframe: an IDR slice (type 5),
@@ -322,6 +337,19 @@ mod tests {
         let cont = [0x80, 0x80, 0x05, 0x00];
         assert!(!parse_vp8(&cont).expect("parsed").keyframe);
         assert_eq!(parse_vp8(&[0x90, 0xc0, 0x80]), None, "truncated");
+    }
+
+    #[test]
+    fn a_keyframe_tells_its_height() {
+        // Descriptor (X, S; I with a 15-bit picture id), frame tag (keyframe),
+        // start code, 640 x 480.
+        let mut p = vec![0x90, 0x80, 0x80, 0x01, 0x50, 0x2a, 0x00, 0x9d, 0x01, 0x2a];
+        p.extend_from_slice(&640u16.to_le_bytes());
+        p.extend_from_slice(&480u16.to_le_bytes());
+        assert_eq!(vp8_keyframe_height(&p), Some(480));
+        p[4] |= 0x01; // a delta frame
+        assert_eq!(vp8_keyframe_height(&p), None);
+        assert_eq!(vp8_keyframe_height(&p[..8]), None, "truncated");
     }
 
     #[test]

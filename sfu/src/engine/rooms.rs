@@ -325,6 +325,12 @@ impl Room {
                 self.remove_peer_owned(shard, &peer, owners);
                 Ok(())
             }
+            Cmd::View(viewer, publisher, height) => {
+                if let (Some(v), Some(p)) = (self.peers.get(&viewer), self.peers.get(&publisher)) {
+                    shard.set_view(v.conn, p.conn, height);
+                }
+                Ok(())
+            }
             Cmd::OfferInFlight(peer, reply) => {
                 let _ = reply.send(self.peers.get(&peer).is_some_and(|p| p.offer_out));
                 Ok(())
@@ -461,6 +467,9 @@ impl Room {
             sub.forwarded = shard
                 .forward(from, Source::Track(track.clone()), conn, sub.sender)
                 .is_some();
+            // Until the subscriber says how big it shows the video: the best
+            // layer the publisher sends.
+            shard.set_layer(conn, from, usize::MAX);
         }
         if std::mem::take(&mut p.again) {
             self.negotiate(shard, peer)?;

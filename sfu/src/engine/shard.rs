@@ -164,6 +164,8 @@ struct Layer {
     /// When its last packet came: a layer the publisher stopped sending
     /// (bandwidth, CPU) is not waited for.
     seen: Instant,
+    /// Its frame height, as its last VP8 keyframe said.
+    height: Option<u16>,
 }
 
 /// A layer the publisher sent nothing on for this long is paused: its
@@ -206,6 +208,28 @@ impl Route {
     }
 }
 
+/// The lowest layer whose frames are at least `height` tall (the top one
+/// if none is); by rank when the layers' heights are not known.
+fn layer_for_height(layers: &[Option<Layer>], height: u16) -> usize {
+    let known: Vec<(usize, u16)> = layers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| Some((i, l.as_ref()?.height?)))
+        .collect();
+    if known.len() < 2 {
+        return match height {
+            0..=180 => 0,
+            181..=360 => 1,
+            _ => usize::MAX,
+        };
+    }
+    known
+        .iter()
+        .filter(|(_, h)| *h >= height)
+        .min_by_key(|(_, h)| *h)
+        .map_or(usize::MAX, |(i, _)| *i)
+}
+
 /// The SSRC of `layer`, or of the nearest open layer below it.
 fn ssrc_of(layers: &[Option<Layer>], layer: usize) -> Option<u32> {
     layers[..=layer.min(layers.len().saturating_sub(1))]
@@ -240,6 +264,23 @@ struct Conn {
     /// and where each went, to route their responses from an address not
     /// yet known (a response carries no USERNAME).
     checks: std::collections::VecDeque<([u8; 12], SocketAddr)>,
+    /// Its next timer, as `poll_timeout` said when it was last asked; asked
+    /// again only once the connection was touched (`stale`): asking every
+    /// connection on every pass cost a fifth of the shard's CPU at 200
+    /// subscribers (docs/benchmarks.md).
+    next: Option<Instant>,
+    stale: bool,
+}
+
+impl Conn {
+    /// Its next timer, asked again if it was touched since.
+    fn next_timeout(&mut self) -> Option<Instant> {
+        if self.stale {
+            self.next = self.pc.poll_timeout();
+            self.stale = false;
+        }
+        self.next
+    }
 }
 
 /// Connectivity checks remembered per connection.
@@ -366,15 +407,21 @@ impl Shard {
             state: RTCPeerConnectionState::New,
             metrics: None,
             checks: std::collections::VecDeque::new(),
+            next: None,
+            stale: true,
         });
         Ok((id, answer, senders))
     }
 
+    /// A connection about to be touched (its timer is asked again).
     fn conn_mut(&mut self, conn: ConnId) -> Result<&mut Conn, rtc::shared::error::Error> {
-        self.conns
+        let c = self
+            .conns
             .get_mut(conn)
             .and_then(Option::as_mut)
-            .ok_or_else(|| rtc::shared::error::Error::Other("no such connection".to_owned()))
+            .ok_or_else(|| rtc::shared::error::Error::Other("no such connection".to_owned()))?;
+        c.stale = true;
+        Ok(c)
     }
 
     /// Adds a track to a connection that exists already (a publisher who
@@ -476,9 +523,9 @@ impl Shard {
         conn: ConnId,
         answer: RTCSessionDescription,
     ) -> Result<(), rtc::shared::error::Error> {
-        match self.conns.get_mut(conn).and_then(Option::as_mut) {
-            Some(c) => c.pc.set_remote_description(Instant::now(), answer),
-            None => Ok(()),
+        match self.conn_mut(conn) {
+            Ok(c) => c.pc.set_remote_description(Instant::now(), answer),
+            Err(_) => Ok(()),
         }
     }
 
@@ -487,9 +534,9 @@ impl Shard {
         conn: ConnId,
         candidate: RTCIceCandidateInit,
     ) -> Result<(), rtc::shared::error::Error> {
-        match self.conns.get_mut(conn).and_then(Option::as_mut) {
-            Some(c) => c.pc.add_remote_candidate(candidate),
-            None => Ok(()),
+        match self.conn_mut(conn) {
+            Ok(c) => c.pc.add_remote_candidate(candidate),
+            Err(_) => Ok(()),
         }
     }
 
@@ -509,7 +556,7 @@ impl Shard {
         sender: RTCRtpSenderId,
     ) -> Option<()> {
         let source = source.into();
-        let c = self.conns.get_mut(to)?.as_mut()?;
+        let c = self.conn_mut(to).ok()?;
         let (ssrc, mime, track) = {
             let mut s = c.pc.rtp_sender(sender)?;
             let track = s.track().track_id().clone();
@@ -589,6 +636,19 @@ impl Shard {
         }
     }
 
+    /// `to` shows `from`'s camera `height` device pixels tall: it gets the
+    /// lowest layer at least that tall (by the heights the layers' VP8
+    /// keyframes declared; without them, ≤ 180 the lowest, ≤ 360 the
+    /// middle, else the top), at the next keyframe ([`Shard::set_layer`]).
+    pub fn set_view(&mut self, to: ConnId, from: ConnId, height: u16) {
+        let layer = self
+            .routes
+            .iter()
+            .find(|((p, _), r)| *p == from && r.kind == RtpCodecKind::Video && r.simulcast())
+            .map_or(usize::MAX, |(_, r)| layer_for_height(&r.layers, height));
+        self.set_layer(to, from, layer);
+    }
+
     /// The connection's state as its last event said.
     pub fn state(&self, conn: ConnId) -> Option<RTCPeerConnectionState> {
         Some(self.conns.get(conn)?.as_ref()?.state)
@@ -608,7 +668,7 @@ impl Shard {
             .conns
             .iter_mut()
             .flatten()
-            .filter_map(|c| c.pc.poll_timeout())
+            .filter_map(Conn::next_timeout)
             .min();
         let wait = next.map_or(max, |t| t.saturating_duration_since(now).min(max));
         if wait.is_zero() {
@@ -673,7 +733,7 @@ impl Shard {
         for id in 0..self.conns.len() {
             let due = self.conns[id]
                 .as_mut()
-                .and_then(|c| c.pc.poll_timeout())
+                .and_then(Conn::next_timeout)
                 .is_some_and(|t| t <= now);
             if due {
                 if let Some(c) = self.conns[id].as_mut()
@@ -735,6 +795,7 @@ impl Shard {
         let Some(c) = conns[id].as_mut() else {
             return false;
         };
+        c.stale = true;
         while let Some(ev) = c.pc.poll_event() {
             match ev {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => {
@@ -785,6 +846,7 @@ impl Shard {
                         ssrc: init.ssrc,
                         rid: init.rid.clone(),
                         seen: now,
+                        height: None,
                     });
                     layer_of.insert((id, init.ssrc), (key, layer));
                     // Turned simulcast: who has been getting the first layer
@@ -874,12 +936,19 @@ impl Shard {
             let codec = route.codec;
             if let Some(Some(l)) = route.layers.get_mut(layer) {
                 l.seen = now;
+                if simulcast
+                    && codec == Some(Codec::Vp8)
+                    && let Some(h) = super::layers::vp8_keyframe_height(&p.payload)
+                {
+                    l.height = Some(h);
+                }
             }
             let Route { layers, downs, .. } = route;
             for d in downs {
                 let Some(sub) = conns.get_mut(d.conn).and_then(Option::as_mut) else {
                     continue;
                 };
+                sub.stale = true;
                 // One layer: as it comes. Simulcast: what the subscriber's
                 // switch lets through, renumbered.
                 let (seq, ts, payload) = match (simulcast, codec) {
@@ -988,6 +1057,7 @@ impl Shard {
         let Some(c) = self.conns.get_mut(key.0).and_then(Option::as_mut) else {
             return;
         };
+        c.stale = true;
         let pli = PictureLossIndication {
             sender_ssrc: 0,
             media_ssrc: ssrc,

@@ -68,6 +68,8 @@ pub(crate) enum Cmd {
     /// A signal, with the sender's allowance (used if it brings a new connection).
     Signal(PeerId, SignalData, Option<Arc<dyn PeerAllowance>>),
     Leave(PeerId),
+    /// A subscriber shows a publisher's camera this many device pixels tall.
+    View(PeerId, PeerId, u16),
     Stats(oneshot::Sender<String>),
     OfferInFlight(PeerId, oneshot::Sender<bool>),
 }
@@ -191,6 +193,15 @@ impl RoomHandle {
         self.send(Cmd::Leave(peer)).map_err(|_| SfuError::Busy)
     }
 
+    /// `viewer` shows `publisher`'s camera `height` device pixels tall: the
+    /// simulcast layer it gets follows (the shard engine; one layer on the
+    /// webrtc engine). Not counted against [`SIGNAL_QUEUE`]: it replaces no
+    /// state that could pile up (each one sets the wish anew).
+    pub fn try_view(&self, viewer: PeerId, publisher: PeerId, height: u16) -> Result<(), SfuError> {
+        self.send(Cmd::View(viewer, publisher, height))
+            .map_err(|_| SfuError::Busy)
+    }
+
     /// Queues a signal, nothing counted (tests and bots); it may wait for
     /// room in the queue.
     pub async fn signal(&self, from: PeerId, s: SignalData) {
@@ -306,6 +317,8 @@ impl Room {
                 self.on_signal(peer, s, allowance).await
             }
             Cmd::Leave(peer) => self.remove_peer(&peer).await,
+            // One layer per track on this engine: nothing to choose.
+            Cmd::View(..) => Ok(()),
             Cmd::OfferInFlight(peer, reply) => {
                 let in_flight = self
                     .peers

@@ -39,6 +39,7 @@ events! {
     Lock => lock::handle(protocol::LockRequest),
     Mute => mute_request::handle(protocol::MuteRequestRequest),
     Hand => hand::handle(protocol::HandRequest),
+    View => view::handle(protocol::ViewRequest),
 }
 
 /// What a handler works with: the node and the sending socket.
