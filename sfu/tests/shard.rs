@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use sfu::engine::{ConnId, Event, Shard, Source, UdpPeer, VP8, payload_type, video_track};
 
@@ -425,12 +426,24 @@ fn picture_id(payload: &[u8]) -> u16 {
     (u16::from(payload[2] & 0x7f) << 8) | u16::from(payload[3])
 }
 
-#[test]
-fn simulcast_a_subscriber_gets_one_layer_and_moves_up_at_a_keyframe_without_a_gap() {
+/// A simulcast publisher (a layer per `(rid, ssrc)`, lowest first) and one
+/// subscriber (sending on `fwd_ssrc`), both connected to a new shard, the
+/// subscriber forwarded the publisher's video.
+struct SimulcastPair {
+    shard: Shard,
+    publisher: UdpPeer,
+    sender: RTCRtpSenderId,
+    sub: UdpPeer,
+    pub_id: ConnId,
+    sub_id: ConnId,
+    /// The publisher's VP8 payload type.
+    pt: u8,
+}
+
+fn simulcast_pair(layers: &[(&str, u32)], fwd_ssrc: u32) -> SimulcastPair {
     let mut shard = Shard::bind("127.0.0.1:0".parse().expect("addr")).expect("bind shard");
-    let layers = [("q", 0xa0_u32), ("h", 0xa1), ("f", 0xa2)];
     let (mut publisher, sender) =
-        UdpPeer::simulcast_publisher(&layers, false).expect("simulcast publisher");
+        UdpPeer::simulcast_publisher(layers, false).expect("simulcast publisher");
     let offer = publisher.offer().expect("offer");
     assert!(
         offer.sdp.contains("a=simulcast:send"),
@@ -444,7 +457,7 @@ fn simulcast_a_subscriber_gets_one_layer_and_moves_up_at_a_keyframe_without_a_ga
     let mut sub = UdpPeer::receiver(true).expect("receiver");
     let offer = sub.offer().expect("offer");
     let (sub_id, answer, senders) = shard
-        .accept(offer, vec![video_track("fwd", 0x77)])
+        .accept(offer, vec![video_track("fwd", fwd_ssrc)])
         .expect("accept");
     sub.pc
         .set_remote_description(Instant::now(), answer)
@@ -460,6 +473,29 @@ fn simulcast_a_subscriber_gets_one_layer_and_moves_up_at_a_keyframe_without_a_ga
         |_, ps| ps.iter().all(|p| p.connected()),
     );
     let pt = payload_type(&mut publisher.pc, sender, VP8).expect("vp8");
+    SimulcastPair {
+        shard,
+        publisher,
+        sender,
+        sub,
+        pub_id,
+        sub_id,
+        pt,
+    }
+}
+
+#[test]
+fn simulcast_a_subscriber_gets_one_layer_and_moves_up_at_a_keyframe_without_a_gap() {
+    let layers = [("q", 0xa0_u32), ("h", 0xa1), ("f", 0xa2)];
+    let SimulcastPair {
+        mut shard,
+        mut publisher,
+        sender,
+        mut sub,
+        pub_id,
+        sub_id,
+        pt,
+    } = simulcast_pair(&layers, 0x77);
     // Frame f of layer l: its own numbering (seq 1000·l + f, picture id
     // 100·l + f, a clock offset), a keyframe every 10 frames.
     let send_frames = |p: &mut UdpPeer, frames: std::ops::Range<u16>| {
@@ -694,37 +730,18 @@ fn vp8_sized(pic: u16, keyframe_height: Option<u16>, layer: u8) -> Bytes {
 
 #[test]
 fn the_size_a_subscriber_shows_picks_the_layer_by_the_heights_the_keyframes_declare() {
-    let mut shard = Shard::bind("127.0.0.1:0".parse().expect("addr")).expect("bind shard");
     // Layers 120, 240 and 480 rows tall.
     let layers = [("q", 0xb0_u32, 120_u16), ("h", 0xb1, 240), ("f", 0xb2, 480)];
     let rids: Vec<(&str, u32)> = layers.iter().map(|(r, s, _)| (*r, *s)).collect();
-    let (mut publisher, sender) =
-        UdpPeer::simulcast_publisher(&rids, false).expect("simulcast publisher");
-    let offer = publisher.offer().expect("offer");
-    let (pub_id, answer, _) = shard.accept(offer, Vec::new()).expect("accept");
-    publisher
-        .pc
-        .set_remote_description(Instant::now(), answer)
-        .expect("set answer");
-    let mut sub = UdpPeer::receiver(true).expect("receiver");
-    let offer = sub.offer().expect("offer");
-    let (sub_id, answer, senders) = shard
-        .accept(offer, vec![video_track("fwd", 0x78)])
-        .expect("accept");
-    sub.pc
-        .set_remote_description(Instant::now(), answer)
-        .expect("set answer");
-    shard
-        .forward(pub_id, RtpCodecKind::Video, sub_id, senders[0])
-        .expect("route");
-    run_until(
-        &mut shard,
-        &mut [&mut publisher, &mut sub],
-        "connected",
-        20,
-        |_, ps| ps.iter().all(|p| p.connected()),
-    );
-    let pt = payload_type(&mut publisher.pc, sender, VP8).expect("vp8");
+    let SimulcastPair {
+        mut shard,
+        mut publisher,
+        sender,
+        mut sub,
+        pub_id,
+        sub_id,
+        pt,
+    } = simulcast_pair(&rids, 0x78);
     // Frame f of layer l: picture id 1000·l + f, a keyframe every 10.
     let mut next = 0u16;
     let mut step = |shard: &mut Shard, publisher: &mut UdpPeer, sub: &mut UdpPeer, frames: u16| {
