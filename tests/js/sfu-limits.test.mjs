@@ -19,12 +19,10 @@ import {
 } from './client.mjs';
 
 const PER_IP = 3;
-let PORT_MIN = 0;
-let PORT_MAX = 0;
 const ws = { transports: ['websocket'] };
 
-/** UDP ports of [PORT_MIN, PORT_MAX] bound on this machine now. */
-async function boundPorts() {
+/** UDP ports of [min, max] bound on this machine now. */
+async function boundPorts(min, max) {
   const ports = new Set();
   for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
     let text = '';
@@ -33,7 +31,7 @@ async function boundPorts() {
       const local = line.trim().split(/\s+/)[1];
       if (!local) continue;
       const port = parseInt(local.split(':').pop(), 16);
-      if (port >= PORT_MIN && port <= PORT_MAX) ports.add(port);
+      if (port >= min && port <= max) ports.add(port);
     }
   }
   return ports.size;
@@ -104,15 +102,14 @@ for (const [engine, min, max] of [['shard', 44620, 44639], ['webrtc', 44600, 446
    * one port and no other of the range.
    */
   const boundPortsOrPeers = async () => {
-    if (engine === 'webrtc') return boundPorts();
-    assert.equal(await boundPorts(), 1, 'the shard binds one port of the range, whatever the peers');
+    if (engine === 'webrtc') return boundPorts(min, max);
+    assert.equal(await boundPorts(min, max), 1, 'the shard binds one port of the range, whatever the peers');
     return sfuPeers(server);
   };
   before(async () => {
-    [PORT_MIN, PORT_MAX] = [min, max];
-    assert.equal(await boundPorts(), 0, `another process holds ports of ${PORT_MIN}-${PORT_MAX}`);
+    assert.equal(await boundPorts(min, max), 0, `another process holds ports of ${min}-${max}`);
     server = await startNode([
-      '--sfu', '--sfu-engine', engine, '--sfu-ports', `${PORT_MIN}-${PORT_MAX}`, '--sfu-peers-per-ip', String(PER_IP),
+      '--sfu', '--sfu-engine', engine, '--sfu-ports', `${min}-${max}`, '--sfu-peers-per-ip', String(PER_IP),
       // The attack below is 1 000 events from one socket: the rate limit is
       // not what is tested here.
       '--rate-limit-burst', '5000', '--rate-limit-per-sec', '5000',
