@@ -467,6 +467,7 @@ impl Room {
             sub.forwarded = shard
                 .forward(from, Source::Track(track.clone()), conn, sub.sender)
                 .is_some();
+            tracing::debug!(sub = %peer, publisher = %publisher, forwarded = sub.forwarded, "sfu shard: subscription after the answer");
             // Until the subscriber says how big it shows the video: the best
             // layer the publisher sends.
             shard.set_layer(conn, from, usize::MAX);

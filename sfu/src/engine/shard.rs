@@ -80,6 +80,8 @@ struct Down {
     target: usize,
     /// Its layer switch, once the stream has more than one layer.
     switch: Option<LayerSwitch>,
+    /// Whether a packet went out to it yet.
+    sent: bool,
 }
 
 /// Which of a publisher's streams a subscription takes.
@@ -575,6 +577,7 @@ impl Shard {
             pt,
             target: 0,
             switch: None,
+            sent: false,
         };
         let open = self
             .routes
@@ -839,6 +842,15 @@ impl Shard {
                         last_pli: Vec::new(),
                     });
                     let layer = route.slot_for(init.rid.as_deref());
+                    tracing::debug!(conn = id, ssrc = init.ssrc, rid = ?init.rid, layer, ?mime, "shard: stream opened");
+                    // A renegotiation opens the same streams again: nothing new.
+                    let new_layer = route
+                        .layers
+                        .get(layer)
+                        .and_then(Option::as_ref)
+                        .is_none_or(|l| l.ssrc != init.ssrc);
+                    // The layer that was forwarded as it came, before this one.
+                    let before = route.layers.iter().position(Option::is_some);
                     if route.layers.len() <= layer {
                         route.layers.resize(layer + 1, None);
                     }
@@ -850,10 +862,17 @@ impl Shard {
                     });
                     layer_of.insert((id, init.ssrc), (key, layer));
                     // Turned simulcast: who has been getting the first layer
-                    // as it came goes on with it, unchanged.
-                    if let (true, Some(codec)) = (route.simulcast(), route.codec) {
-                        for d in route.downs.iter_mut().filter(|d| d.switch.is_none()) {
-                            d.switch = Some(LayerSwitch::continuing(codec, d.target, 0));
+                    // as it came goes on with it, unchanged. (Who got nothing
+                    // yet starts at a keyframe, like any subscriber.)
+                    if let (true, true, Some(codec), Some(before)) =
+                        (new_layer, route.simulcast(), route.codec, before)
+                    {
+                        for d in route
+                            .downs
+                            .iter_mut()
+                            .filter(|d| d.switch.is_none() && d.sent)
+                        {
+                            d.switch = Some(LayerSwitch::continuing(codec, d.target, before));
                         }
                     }
                     // Subscriptions that waited for this stream.
@@ -948,6 +967,11 @@ impl Shard {
                 let Some(sub) = conns.get_mut(d.conn).and_then(Option::as_mut) else {
                     continue;
                 };
+                // Nothing can go out before its DTLS is up (rtc would refuse
+                // each packet, and log it); it asks for a keyframe once it is.
+                if sub.state != RTCPeerConnectionState::Connected {
+                    continue;
+                }
                 sub.stale = true;
                 // One layer: as it comes. Simulcast: what the subscriber's
                 // switch lets through, renumbered.
@@ -970,12 +994,16 @@ impl Shard {
                             .switch
                             .get_or_insert_with(|| LayerSwitch::new(codec, live));
                         sw.set_target(live);
+                        let was = sw.current();
                         let out = sw.on_packet(
                             layer,
                             p.header.sequence_number,
                             p.header.timestamp,
                             &p.payload,
                         );
+                        if sw.current() != was {
+                            tracing::debug!(sub = d.conn, from = ?was, to = ?sw.current(), "shard: layer switched");
+                        }
                         if sw.wants_keyframe()
                             && let Some(ssrc) = ssrc_of(layers, live)
                         {
@@ -1007,6 +1035,7 @@ impl Shard {
                     message: RTCMessage::RtpPacket(String::new(), fwd),
                 };
                 let len = msg_len(&msg);
+                d.sent = true;
                 match sub.pc.handle_write(msg) {
                     Ok(()) => {
                         stats.rtp_out += 1;
@@ -1067,6 +1096,7 @@ impl Shard {
                 .map(|mut r| r.write_rtcp(now, vec![Box::new(pli)]));
         match sent {
             Some(Ok(())) => {
+                tracing::trace!(conn = key.0, ssrc, force, "shard: keyframe asked");
                 self.stats.plis += 1;
                 if let Some(m) = &c.metrics {
                     m.room.pli_to_publishers.fetch_add(1, Ordering::Relaxed);
