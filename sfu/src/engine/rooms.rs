@@ -25,19 +25,18 @@ use std::sync::{Arc, mpsc as std_mpsc};
 use std::time::{Duration, Instant};
 
 use protocol::{IceCandidate, PeerId, SignalData};
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtp_transceiver::RTCRtpSenderId;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::mpsc;
 
 use super::shard::{ConnId, Event, Opened, Shard, Source};
 use crate::error::SfuError;
-use crate::room::{Cmd, MAX_TRACKS_PER_PEER, PeerAllowance, RoomHandle, RoomMetrics};
+use crate::peer::candidate_from_wire;
+use crate::room::{
+    Cmd, MAX_TRACKS_PER_PEER, PeerAllowance, RoomHandle, RoomMetrics, forwarded_track, rand_u32,
+};
 use crate::validate::check_description;
 
 /// Wakes the shard's thread out of its `poll(2)`: a byte on a socket pair.
@@ -488,16 +487,7 @@ impl Room {
             return Ok(());
         };
         shard
-            .add_remote_candidate(
-                p.conn,
-                RTCIceCandidateInit {
-                    candidate: c.candidate,
-                    sdp_mid: c.sdp_mid,
-                    sdp_mline_index: c.sdp_m_line_index,
-                    username_fragment: c.username_fragment,
-                    ..Default::default()
-                },
-            )
+            .add_remote_candidate(p.conn, candidate_from_wire(c))
             .map_err(SfuError::peer("candidate"))
     }
 
@@ -577,20 +567,7 @@ impl Room {
         if p.subs.contains_key(&key) {
             return Ok(());
         }
-        let track = MediaStreamTrack::new(
-            pb.stream.clone(),
-            format!("{}-{}", key.0, key.1),
-            key.1.clone(),
-            pb.kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(crate::room::rand_u32()),
-                    ..Default::default()
-                },
-                codec: pb.codec.clone(),
-                ..Default::default()
-            }],
-        );
+        let track = forwarded_track(&pb.stream, &key.0, &key.1, pb.kind, &pb.codec, rand_u32());
         let sender = shard
             .add_sender(p.conn, track)
             .map_err(SfuError::webrtc("add track"))?;

@@ -192,19 +192,13 @@ impl Room {
     pub(super) async fn subscribe(&mut self, sub: &PeerId, key: TrackKey) -> Result<(), SfuError> {
         let pubd = self.published.get(&key).ok_or(SfuError::NoTrack)?;
         let ssrc: u32 = rand_u32();
-        let local = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            pubd.stream.clone(), // the publisher's peer id (`~screen` for its screen)
-            format!("{}-{}", key.publisher, key.track), // track id, unique per room
-            key.track.clone(),
+        let local = Arc::new(TrackLocalStaticRTP::new(forwarded_track(
+            &pubd.stream,
+            &key.publisher,
+            &key.track,
             pubd.kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec: pubd.codec.clone(),
-                ..Default::default()
-            }],
+            &pubd.codec,
+            ssrc,
         )));
         let p = self.peers.get_mut(sub).ok_or(SfuError::NoPeer)?;
         let sender =
@@ -485,6 +479,33 @@ fn forward(sink: &Sink, pkt: &rtp::Packet, room: &RoomMetrics) {
             sink.metrics.dropped_out.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// A subscriber's copy of `publisher`'s track `track` (both engines): in
+/// `stream` (the publisher's peer id, `~screen` for its screen), with a
+/// track id unique per room, the publisher's codec, sent on `ssrc`.
+pub(crate) fn forwarded_track(
+    stream: &str,
+    publisher: &PeerId,
+    track: &str,
+    kind: RtpCodecKind,
+    codec: &RTCRtpCodec,
+    ssrc: u32,
+) -> MediaStreamTrack {
+    MediaStreamTrack::new(
+        stream.to_owned(),
+        format!("{publisher}-{track}"),
+        track.to_owned(),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec: codec.clone(),
+            ..Default::default()
+        }],
+    )
 }
 
 /// An SSRC for a subscriber's copy of a track: odd, so never 0.

@@ -44,7 +44,7 @@ use crate::ports::{PortLease, PortPool};
 use protocol::PeerId;
 
 pub use self::forward::MAX_TRACKS_PER_PEER;
-pub(crate) use self::forward::rand_u32;
+pub(crate) use self::forward::{forwarded_track, rand_u32};
 pub use self::metrics::{PeerMetrics, PeerSnapshot, RoomMetrics, RoomTotals};
 
 /// Signals queued to one room and not yet taken by its task; more are
