@@ -781,3 +781,69 @@ fn the_size_a_subscriber_shows_picks_the_layer_by_the_heights_the_keyframes_decl
     assert_eq!(sub.gaps, 0, "one gapless sequence throughout");
     assert_eq!(shard.stats.errors, 0, "{:?}", shard.stats);
 }
+
+/// A browser names a simulcast layer (the `mid`/`rid` header extensions)
+/// only until its SSRC is acknowledged; a renegotiation of the publisher's
+/// connection (each time somebody joins the room) must not forget which
+/// SSRC is which layer (`vendor/rtc/PATCHED.md`: it did, and every
+/// publisher but the newest went dark).
+#[test]
+fn a_renegotiation_keeps_the_simulcast_layers_a_browser_no_longer_names() {
+    let layers = [("q", 0xb0_u32), ("f", 0xb2)];
+    let SimulcastPair {
+        mut shard,
+        mut publisher,
+        sender,
+        mut sub,
+        pub_id,
+        pt,
+        ..
+    } = simulcast_pair(&layers, 0x78);
+    let header = |l: usize, f: u16| {
+        let l16 = u16::try_from(l).expect("layer");
+        (
+            pt,
+            layers[l].1,
+            1000 * l16 + f,
+            u32::from(f) * 3000 + u32::from(l16) * 7,
+        )
+    };
+    // The first frames name their layer.
+    for f in 0..10 {
+        for (l, (rid, _)) in layers.iter().enumerate() {
+            publisher
+                .send_layer(sender, rid, header(l, f), &vp8_frame(f, f == 0))
+                .expect("send layer");
+        }
+    }
+    run_until(
+        &mut shard,
+        &mut [&mut publisher, &mut sub],
+        "the lowest layer's first frames",
+        10,
+        |_, ps| ps[1].received >= 10,
+    );
+    // The shard offers the publisher a track (a renegotiation), then the
+    // frames come without the extensions, as a browser's do by now.
+    let (_, offer) = shard
+        .add_track(pub_id, video_track("back", 0x99))
+        .expect("add track");
+    let answer = publisher.answer(offer).expect("answer");
+    shard.apply_answer(pub_id, answer).expect("apply answer");
+    for f in 10..30 {
+        for l in 0..layers.len() {
+            publisher
+                .send(sender, header(l, f), &vp8_frame(f, false))
+                .expect("send");
+        }
+    }
+    run_until(
+        &mut shard,
+        &mut [&mut publisher, &mut sub],
+        "the frames after the renegotiation",
+        10,
+        |_, ps| ps[1].received >= 30,
+    );
+    assert_eq!(sub.received, 30, "the lowest layer, all of it");
+    assert_eq!(sub.gaps, 0);
+}

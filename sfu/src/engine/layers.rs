@@ -144,6 +144,25 @@ struct Map {
     first_seq: Option<u16>,
 }
 
+/// The numbering of the newest packet a subscriber got: sequence number,
+/// timestamp, VP8 picture id and TL0PICIDX (0 for what has none).
+pub type Sent = (u16, u32, u16, u8);
+
+/// `next` if it is newer than `last` (by sequence number), else `last`.
+pub fn newest(last: Option<Sent>, next: Sent) -> Sent {
+    match last {
+        Some(l) if next.0.wrapping_sub(l.0).wrapping_sub(1) >= 0x8000 => l,
+        _ => next,
+    }
+}
+
+/// The picture id and TL0PICIDX of a VP8 payload (0 for what it lacks).
+pub fn vp8_ids(p: &[u8]) -> (u16, u8) {
+    parse_vp8(p).map_or((0, 0), |v| {
+        (v.picture_id.map_or(0, |p| p.0), v.tl0.map_or(0, |t| t.0))
+    })
+}
+
 /// One subscription's layer choice and rewriting.
 #[derive(Debug)]
 pub struct LayerSwitch {
@@ -152,7 +171,7 @@ pub struct LayerSwitch {
     current: Option<usize>,
     map: Map,
     /// The last values the subscriber got.
-    last: Option<(u16, u32, u16, u8)>,
+    last: Option<Sent>,
 }
 
 impl LayerSwitch {
@@ -167,15 +186,16 @@ impl LayerSwitch {
     }
 
     /// A switch for a subscription that has been getting `layer` as it came
-    /// (its stream turned out to be simulcast when a second layer opened):
-    /// that layer goes on unchanged, no keyframe awaited.
-    pub fn continuing(codec: Codec, target: usize, layer: usize) -> Self {
+    /// (its stream turned out to be simulcast when a second layer opened),
+    /// `last` the newest packet it got: that layer goes on unchanged, no
+    /// keyframe awaited, and the next layer follows on from `last`.
+    pub fn continuing(codec: Codec, target: usize, layer: usize, last: Option<Sent>) -> Self {
         Self {
             codec,
             target,
             current: Some(layer),
             map: Map::default(),
-            last: None,
+            last,
         }
     }
 
@@ -282,12 +302,7 @@ impl LayerSwitch {
             }
         }
         // Newer than what the subscriber has: the point the next switch follows.
-        if self
-            .last
-            .is_none_or(|(s, ..)| out_seq.wrapping_sub(s).wrapping_sub(1) < 0x8000)
-        {
-            self.last = Some((out_seq, out_ts, pic_out, tl0_out));
-        }
+        self.last = Some(newest(self.last, (out_seq, out_ts, pic_out, tl0_out)));
         Some(Out {
             seq: out_seq,
             timestamp: out_ts,
@@ -486,7 +501,7 @@ mod tests {
 
     #[test]
     fn a_continuing_switch_passes_its_layer_unchanged_then_switches_continuously() {
-        let mut s = LayerSwitch::continuing(Codec::Vp8, 0, 0);
+        let mut s = LayerSwitch::continuing(Codec::Vp8, 0, 0, None);
         let a = s
             .on_packet(0, 500, 10, &vp8(7, 0, false))
             .expect("no keyframe needed");
@@ -494,6 +509,25 @@ mod tests {
         s.set_target(1);
         let b = s.on_packet(1, 9, 99, &vp8(300, 0, true)).expect("switch");
         assert_eq!((b.seq, pic_of(&b.payload)), (501, 8));
+    }
+
+    /// Found with Chrome: the top layer's first packet is a keyframe, so a
+    /// subscription that had been getting the lowest layer as it came
+    /// switched before any packet went through its new switch; the top
+    /// layer then went out with its own numbers (a jump the browser's
+    /// jitter buffer took for old packets: video frozen, a PLI a second).
+    #[test]
+    fn a_continuing_switch_follows_what_was_sent_before_it_existed() {
+        let mut s = LayerSwitch::continuing(Codec::Vp8, 1, 0, Some((500, 10, 7, 3)));
+        let b = s.on_packet(1, 9, 99, &vp8(300, 40, true)).expect("switch");
+        assert_eq!(
+            (b.seq, b.timestamp, pic_of(&b.payload)),
+            (501, 10 + SWITCH_TS_STEP, 8)
+        );
+        assert_eq!(
+            parse_vp8(&b.payload).and_then(|v| v.tl0).map(|t| t.0),
+            Some(4)
+        );
     }
 
     #[test]

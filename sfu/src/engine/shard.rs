@@ -35,7 +35,7 @@ use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
-use super::layers::{Codec, LayerSwitch};
+use super::layers::{Codec, LayerSwitch, Sent, newest};
 use super::stun;
 use crate::room::{PeerMetrics, RoomMetrics};
 
@@ -82,6 +82,9 @@ struct Down {
     switch: Option<LayerSwitch>,
     /// Whether a packet went out to it yet.
     sent: bool,
+    /// Video of one layer, forwarded as it comes: the newest packet it got
+    /// (where a switch continues from if the stream turns simulcast).
+    last: Option<Sent>,
 }
 
 /// Which of a publisher's streams a subscription takes.
@@ -578,6 +581,7 @@ impl Shard {
             target: 0,
             switch: None,
             sent: false,
+            last: None,
         };
         let open = self
             .routes
@@ -649,6 +653,7 @@ impl Shard {
             .iter()
             .find(|((p, _), r)| *p == from && r.kind == RtpCodecKind::Video && r.simulcast())
             .map_or(usize::MAX, |(_, r)| layer_for_height(&r.layers, height));
+        tracing::debug!(sub = to, publisher = from, height, layer, "shard: view");
         self.set_layer(to, from, layer);
     }
 
@@ -872,7 +877,8 @@ impl Shard {
                             .iter_mut()
                             .filter(|d| d.switch.is_none() && d.sent)
                         {
-                            d.switch = Some(LayerSwitch::continuing(codec, d.target, before));
+                            d.switch =
+                                Some(LayerSwitch::continuing(codec, d.target, before, d.last));
                         }
                     }
                     // Subscriptions that waited for this stream.
@@ -962,6 +968,11 @@ impl Shard {
                     l.height = Some(h);
                 }
             }
+            // One layer of video: its numbering, for a switch that may follow.
+            let ids = (!simulcast && route.kind == RtpCodecKind::Video).then(|| match codec {
+                Some(Codec::Vp8) => super::layers::vp8_ids(&p.payload),
+                _ => (0, 0),
+            });
             let Route { layers, downs, .. } = route;
             for d in downs {
                 let Some(sub) = conns.get_mut(d.conn).and_then(Option::as_mut) else {
@@ -976,11 +987,17 @@ impl Shard {
                 // One layer: as it comes. Simulcast: what the subscriber's
                 // switch lets through, renumbered.
                 let (seq, ts, payload) = match (simulcast, codec) {
-                    (false, _) => (
-                        p.header.sequence_number,
-                        p.header.timestamp,
-                        p.payload.clone(),
-                    ),
+                    (false, _) => {
+                        if let Some((pic, tl0)) = ids {
+                            let sent = (p.header.sequence_number, p.header.timestamp, pic, tl0);
+                            d.last = Some(newest(d.last, sent));
+                        }
+                        (
+                            p.header.sequence_number,
+                            p.header.timestamp,
+                            p.payload.clone(),
+                        )
+                    }
                     (true, None) if layer == 0 => (
                         p.header.sequence_number,
                         p.header.timestamp,
@@ -1002,7 +1019,7 @@ impl Shard {
                             &p.payload,
                         );
                         if sw.current() != was {
-                            tracing::debug!(sub = d.conn, from = ?was, to = ?sw.current(), "shard: layer switched");
+                            tracing::debug!(sub = d.conn, publisher = key.0, from = ?was, to = ?sw.current(), "shard: layer switched");
                         }
                         if sw.wants_keyframe()
                             && let Some(ssrc) = ssrc_of(layers, live)
