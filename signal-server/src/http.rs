@@ -167,6 +167,9 @@ struct ClientConfig {
     default_mode: protocol::Mode,
     /// The largest file browsers send each other, bytes.
     file_max_bytes: u64,
+    /// SFU rooms take simulcast: publish layers, say the size shown
+    /// (`sfu-view`). Absent or false: publish one layer.
+    simulcast: bool,
 }
 
 /// `/api/config`'s budget per client address (`CONFIG_REQUESTS_PER_MIN`).
@@ -223,6 +226,7 @@ async fn api_config(State(node): State<Node>) -> impl IntoResponse {
         modes,
         default_mode: config.default_mode,
         file_max_bytes: config.file_max_bytes,
+        simulcast: node.sfu_simulcast(),
     };
     // Minted credentials must not be cached or shared.
     ([(header::CACHE_CONTROL, "no-store")], Json(body))

@@ -88,6 +88,8 @@ pub trait NodeStats: Send + Sync {
     fn sfu(&self) -> Vec<SfuRoomSnapshot>;
     /// Whether this node hosts SFU rooms.
     fn sfu_enabled(&self) -> bool;
+    /// Whether this node's SFU forwards simulcast (the shard engine).
+    fn sfu_simulcast(&self) -> bool;
 }
 
 impl<E: Engine> NodeStats for Node<E> {
@@ -118,5 +120,8 @@ impl<E: Engine> NodeStats for Node<E> {
 
     fn sfu_enabled(&self) -> bool {
         self.sfu.enabled()
+    }
+    fn sfu_simulcast(&self) -> bool {
+        self.sfu.simulcast()
     }
 }

@@ -93,6 +93,14 @@ impl SfuRooms {
         self.sfu.is_some()
     }
 
+    /// Whether its SFU forwards simulcast (a layer per subscriber): the
+    /// shard engine does, the webrtc engine forwards one layer.
+    pub fn simulcast(&self) -> bool {
+        self.sfu
+            .as_ref()
+            .is_some_and(|s| s.config().engine == sfu::SfuEngine::Shard)
+    }
+
     /// Handles and seats only: a panic cannot leave the map half-changed.
     fn lock(&self) -> MutexGuard<'_, HashMap<RoomName, SfuRoom>> {
         self.rooms.lock().unwrap_or_else(PoisonError::into_inner)

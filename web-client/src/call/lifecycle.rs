@@ -44,6 +44,8 @@ pub(super) struct Lifecycle {
     joined_at: f64,
     /// What every new peer connection is made with (`/api/config`).
     ice: RefCell<RtcConfiguration>,
+    /// The server's SFU takes simulcast (`/api/config`'s `simulcast`).
+    simulcast: Cell<bool>,
     /// When the server was lost (`now_ms`), while it is being reached again.
     lost_at: Cell<Option<f64>>,
     /// What takes our seat back after a drop or a reload (PROTOCOL.md
@@ -82,6 +84,10 @@ impl Lifecycle {
     pub(super) fn ice(&self) -> RtcConfiguration {
         self.ice.borrow().clone()
     }
+
+    pub(super) fn simulcast(&self) -> bool {
+        self.simulcast.get()
+    }
 }
 
 impl Call {
@@ -115,6 +121,7 @@ impl Call {
                 self_id: RefCell::new(None),
                 joined_at: clicked_at,
                 ice: RefCell::new(RtcConfiguration::new()),
+                simulcast: Cell::new(false),
                 lost_at: Cell::new(Some(crate::js::now_ms())),
                 // Only a reload takes the seat back: a duplicated tab
                 // copies sessionStorage, and must not take this tab's seat.
@@ -134,8 +141,9 @@ impl Call {
         let weak = Rc::downgrade(&call);
         wasm_bindgen_futures::spawn_local(async move {
             let config = load_config().await;
-            if let (Some(call), Some((ice, file_max))) = (weak.upgrade(), config) {
+            if let (Some(call), Some((ice, file_max, simulcast))) = (weak.upgrade(), config) {
                 *call.life.ice.borrow_mut() = ice;
+                call.life.simulcast.set(simulcast);
                 if let Some(max) = file_max {
                     call.ui.file_max.set(max);
                 }
@@ -638,12 +646,14 @@ fn outage_text(was_connected: bool, secs: u32) -> String {
 }
 
 /// `/api/config` → the RTCConfiguration every new peer connection uses,
-/// and the largest file a transfer may carry.
-async fn load_config() -> Option<(RtcConfiguration, Option<f64>)> {
+/// the largest file a transfer may carry, and whether the SFU takes
+/// simulcast.
+async fn load_config() -> Option<(RtcConfiguration, Option<f64>, bool)> {
     let json = crate::js::fetch_json("/api/config").await?;
     Some((
         rtc::rtc_config(&crate::js::get(&json, "iceServers")),
         crate::js::get_f64(&json, "fileMaxBytes"),
+        crate::js::get(&json, "simulcast").as_bool() == Some(true),
     ))
 }
 

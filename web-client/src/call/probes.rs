@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use leptos::prelude::*;
-use protocol::{PeerId, PingEvent, PingRequest, events};
+use protocol::{PeerId, PingEvent, PingRequest, ViewRequest, events};
 
 use super::Call;
 use super::topology::{Link, Wire};
@@ -29,6 +29,9 @@ pub(super) struct Probes {
     /// judged over the last second, not the whole call.
     last_stats: RefCell<HashMap<Link, (i64, u64)>>,
     timer: Cell<Option<IntervalHandle>>,
+    /// In an SFU room with simulcast: the height each remote camera was
+    /// last said to be shown at (`sfu-view`), by peer.
+    views: RefCell<HashMap<String, u16>>,
 }
 
 impl Call {
@@ -100,12 +103,65 @@ impl Call {
             }
         }
         self.expire_typing(now);
+        if joined {
+            self.report_views();
+        }
         for (link, pc) in conns {
             let this = self.clone();
             wasm_bindgen_futures::spawn_local(async move {
                 let stats = pc.stats().await;
                 this.show_stats(link, &pc, &stats);
             });
+        }
+    }
+
+    /// In an SFU room whose server takes simulcast: tells it how tall each
+    /// remote camera is shown (device pixels; 0 when not shown), when that
+    /// changed by a fifth or more, so that it sends the layer that fits
+    /// (`sfu-view`, docs/protocol-extensions.md).
+    fn report_views(&self) {
+        if !self.is_sfu() || !self.life.simulcast() {
+            return;
+        }
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let dpr = window.device_pixel_ratio().max(1.0);
+        let Some(list) = window
+            .document()
+            .and_then(|d| d.query_selector_all("video[data-peer-id]").ok())
+        else {
+            return;
+        };
+        let mut views = self.probes.views.borrow_mut();
+        for i in 0..list.length() {
+            let Some(el) = list
+                .item(i)
+                .and_then(|n| wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(n).ok())
+            else {
+                continue;
+            };
+            let Some(id) = el.get_attribute("data-peer-id") else {
+                continue;
+            };
+            let height = (f64::from(el.client_height()) * dpr)
+                .round()
+                .min(f64::from(u16::MAX)) as u16;
+            let changed = views.get(&id).is_none_or(|&last| {
+                let (a, b) = (f64::from(last), f64::from(height));
+                (a - b).abs() > a.max(b) / 5.0 || (last == 0) != (height == 0)
+            });
+            if changed {
+                views.insert(id.clone(), height);
+                self.sig.send(
+                    events::SFU_VIEW,
+                    ViewRequest {
+                        room: self.room(),
+                        peer: PeerId::from(id),
+                        height,
+                    },
+                );
+            }
         }
     }
 

@@ -280,7 +280,10 @@ impl Call {
         // The data channel is peer to peer: none on the connection to the SFU.
         let carries = match link {
             Link::Peer(_) => Carries::MediaAndData,
-            Link::Sfu => Carries::Media,
+            // Simulcast: to an SFU that takes it.
+            Link::Sfu => Carries::Media {
+                simulcast: self.life.simulcast(),
+            },
             Link::Data(_) => Carries::Data,
         };
         PeerConn::new(

@@ -51,8 +51,9 @@ pub enum PeerEvent {
 pub enum Carries {
     /// Media and the chat data channel: a peer of a mesh room.
     MediaAndData,
-    /// Media only: the SFU.
-    Media,
+    /// Media only: the SFU; `simulcast`: our camera in layers (an SFU
+    /// that takes them).
+    Media { simulcast: bool },
     /// Data channels only: two browsers of an SFU room (files).
     Data,
 }
@@ -92,6 +93,8 @@ pub struct PeerConn {
     data: bool,
     /// Whether it carries media (not a data-only link of an SFU room).
     media: bool,
+    /// Publishes its camera in simulcast layers (to an SFU that takes them).
+    simulcast: bool,
     /// What we send, shared with the call and its other connections.
     outgoing: Rc<Outgoing>,
     sink: Sink,
@@ -126,8 +129,9 @@ impl PeerConn {
             remote_screen: RefCell::new(None),
             screen_tx: RefCell::new(None),
             by_stream: RefCell::new(HashMap::new()),
-            data: carries != Carries::Media,
+            data: !matches!(carries, Carries::Media { .. }),
             media: carries != Carries::Data,
+            simulcast: carries == Carries::Media { simulcast: true },
             outgoing,
             sink,
             listeners: Listeners::default(),
@@ -179,6 +183,20 @@ impl PeerConn {
 
     fn add_transceiver(&self, kind: Kind) {
         let init = RtcRtpTransceiverInit::new();
+        if self.simulcast && kind == Kind::Video {
+            // Two layers: half size ("l") and full size ("h"); the SFU sends
+            // each subscriber the one that fits its tile.
+            let low = js_sys::Object::new();
+            let _ = Reflect::set(&low, &"rid".into(), &"l".into());
+            let _ = Reflect::set(&low, &"scaleResolutionDownBy".into(), &2.0.into());
+            let high = js_sys::Object::new();
+            let _ = Reflect::set(&high, &"rid".into(), &"h".into());
+            let _ = Reflect::set(
+                init.as_ref(),
+                &"sendEncodings".into(),
+                &js_sys::Array::of2(&low, &high),
+            );
+        }
         match self.outgoing.track(kind) {
             Some(track) => {
                 init.set_direction(RtcRtpTransceiverDirection::Sendrecv);
