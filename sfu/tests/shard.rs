@@ -728,36 +728,32 @@ fn vp8_sized(pic: u16, keyframe_height: Option<u16>, layer: u8) -> Bytes {
     Bytes::from(p)
 }
 
-#[test]
-fn the_size_a_subscriber_shows_picks_the_layer_by_the_heights_the_keyframes_declare() {
-    // Layers 120, 240 and 480 rows tall.
-    let layers = [("q", 0xb0_u32, 120_u16), ("h", 0xb1, 240), ("f", 0xb2, 480)];
-    let rids: Vec<(&str, u32)> = layers.iter().map(|(r, s, _)| (*r, *s)).collect();
-    let SimulcastPair {
-        mut shard,
-        mut publisher,
-        sender,
-        mut sub,
-        pub_id,
-        sub_id,
-        pt,
-    } = simulcast_pair(&rids, 0x78);
-    // Frame f of layer l: picture id 1000·l + f, a keyframe every 10.
-    let mut next = 0u16;
-    let mut step = |shard: &mut Shard, publisher: &mut UdpPeer, sub: &mut UdpPeer, frames: u16| {
+/// A publisher sending layers `(rid, ssrc, height)`, frame after frame.
+struct SizedFrames<'a> {
+    layers: &'a [(&'a str, u32, u16)],
+    sender: RTCRtpSenderId,
+    pt: u8,
+    next: u16,
+}
+
+impl SizedFrames<'_> {
+    /// Sends `frames` frames of every layer (frame f of layer l: picture id
+    /// 1000·l + f, a keyframe every 10, the payload's last byte naming the
+    /// layer), then runs until the subscriber has about that many more.
+    fn send(&mut self, shard: &mut Shard, publisher: &mut UdpPeer, sub: &mut UdpPeer, frames: u16) {
         for _ in 0..frames {
-            let f = next;
-            next += 1;
-            for (l, (rid, ssrc, h)) in layers.iter().enumerate() {
+            let f = self.next;
+            self.next += 1;
+            for (l, (rid, ssrc, h)) in self.layers.iter().enumerate() {
                 let l = u16::try_from(l).expect("layer");
-                let header = (pt, *ssrc, 1000 * l + f, u32::from(f) * 3000);
+                let header = (self.pt, *ssrc, 1000 * l + f, u32::from(f) * 3000);
                 let payload = vp8_sized(
                     1000 * l + f,
                     f.is_multiple_of(10).then_some(*h),
                     u8::try_from(l).expect("layer"),
                 );
                 publisher
-                    .send_layer(sender, rid, header, &payload)
+                    .send_layer(self.sender, rid, header, &payload)
                     .expect("send layer");
             }
         }
@@ -765,13 +761,47 @@ fn the_size_a_subscriber_shows_picks_the_layer_by_the_heights_the_keyframes_decl
         run_until(shard, &mut [publisher, sub], "the frames", 10, |_, ps| {
             ps[1].received >= want.saturating_sub(10)
         });
+    }
+}
+
+/// The layer of the last packet `sub` got (its payload's last byte).
+fn layer_now(sub: &UdpPeer) -> Option<u8> {
+    sub.rtp.last().and_then(|p| p.payload.last().copied())
+}
+
+/// Three layers 120, 240 and 480 rows tall.
+const SIZED: [(&str, u32, u16); 3] = [("q", 0xb0, 120), ("h", 0xb1, 240), ("f", 0xb2, 480)];
+
+fn sized_pair() -> (SimulcastPair, SizedFrames<'static>) {
+    let rids: Vec<(&str, u32)> = SIZED.iter().map(|(r, s, _)| (*r, *s)).collect();
+    let pair = simulcast_pair(&rids, 0x78);
+    let frames = SizedFrames {
+        layers: &SIZED,
+        sender: pair.sender,
+        pt: pair.pt,
+        next: 0,
     };
-    let layer_now = |sub: &UdpPeer| sub.rtp.last().and_then(|p| p.payload.last().copied());
+    (pair, frames)
+}
+
+#[test]
+fn the_size_a_subscriber_shows_picks_the_layer_by_the_heights_the_keyframes_declare() {
+    let (
+        SimulcastPair {
+            mut shard,
+            mut publisher,
+            mut sub,
+            pub_id,
+            sub_id,
+            ..
+        },
+        mut frames,
+    ) = sized_pair();
     // Shown 200 rows tall: the 240 layer; 480: the top; not shown: the lowest.
-    step(&mut shard, &mut publisher, &mut sub, 20);
+    frames.send(&mut shard, &mut publisher, &mut sub, 20);
     for (height, layer) in [(200, 1), (480, 2), (0, 0), (121, 1)] {
         shard.set_view(sub_id, pub_id, height);
-        step(&mut shard, &mut publisher, &mut sub, 30);
+        frames.send(&mut shard, &mut publisher, &mut sub, 30);
         assert_eq!(
             layer_now(&sub),
             Some(layer),
@@ -780,6 +810,63 @@ fn the_size_a_subscriber_shows_picks_the_layer_by_the_heights_the_keyframes_decl
     }
     assert_eq!(sub.gaps, 0, "one gapless sequence throughout");
     assert_eq!(shard.stats.errors, 0, "{:?}", shard.stats);
+}
+
+#[test]
+fn a_subscriber_reporting_loss_gets_a_layer_less_at_a_time_and_them_back_once_calm() {
+    let (
+        SimulcastPair {
+            mut shard,
+            mut publisher,
+            mut sub,
+            pub_id,
+            sub_id,
+            ..
+        },
+        mut frames,
+    ) = sized_pair();
+    shard.set_calm_before_up(Duration::from_millis(300));
+    frames.send(&mut shard, &mut publisher, &mut sub, 20);
+    shard.set_view(sub_id, pub_id, 480);
+    frames.send(&mut shard, &mut publisher, &mut sub, 30);
+    assert_eq!(layer_now(&sub), Some(2), "shown full size: the top layer");
+    // 39 % lost, twice: one layer less each time, though it is shown at 480.
+    for layer in [1, 0] {
+        let changes = shard.stats.loss_cap_changes;
+        sub.report_loss(100).expect("report");
+        run_until(
+            &mut shard,
+            &mut [&mut publisher, &mut sub],
+            "the report read",
+            5,
+            |shard, _| shard.stats.loss_cap_changes > changes,
+        );
+        frames.send(&mut shard, &mut publisher, &mut sub, 30);
+        assert_eq!(layer_now(&sub), Some(layer), "loss reported: layer {layer}");
+    }
+    // Calm reports: a layer back per calm spell, up to the one it asks for.
+    let mut seen = vec![0];
+    let end = Instant::now() + Duration::from_secs(10);
+    while seen.last() != Some(&2) {
+        assert!(Instant::now() < end, "not back at the top layer: {seen:?}");
+        sub.report_loss(0).expect("report");
+        frames.send(&mut shard, &mut publisher, &mut sub, 3);
+        // Paced: a report and three frames each 50 ms.
+        let paced = Instant::now();
+        run_until(
+            &mut shard,
+            &mut [&mut publisher, &mut sub],
+            "the pace",
+            1,
+            |_, _| paced.elapsed() >= Duration::from_millis(50),
+        );
+        let now = layer_now(&sub).expect("a layer");
+        if seen.last() != Some(&now) {
+            seen.push(now);
+        }
+    }
+    assert_eq!(seen, [0, 1, 2], "one layer at a time");
+    assert_eq!(sub.gaps, 0, "one gapless sequence throughout");
 }
 
 /// A browser names a simulcast layer (the `mid`/`rid` header extensions)

@@ -4,6 +4,7 @@
 //! switch ([`layers`]) it will use. Rooms still run on the
 //! `webrtc` engine (`room/`) until the shard is wired in.
 
+mod congestion;
 pub mod layers;
 mod rooms;
 mod shard;

@@ -35,6 +35,7 @@ use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
+use super::congestion::{self, LossCap};
 use super::layers::{Codec, LayerSwitch, Sent, newest};
 use super::stun;
 use crate::room::{PeerMetrics, RoomMetrics};
@@ -62,6 +63,10 @@ pub struct ShardStats {
     /// Keyframe requests (PLI) sent to publishers: a subscriber's, at most
     /// one per layer per [`PLI_THROTTLE`], and one per late subscription.
     pub plis: u64,
+    /// Subscribers' reception reports read (their loss caps layers).
+    pub loss_reports: u64,
+    /// Times a subscriber's loss took a layer away or gave one back.
+    pub loss_cap_changes: u64,
 }
 
 /// At most one keyframe request per published layer this often (a late
@@ -275,6 +280,8 @@ struct Conn {
     /// subscribers (docs/benchmarks.md).
     next: Option<Instant>,
     stale: bool,
+    /// As a subscriber: the loss it reports, and the layer that caps.
+    loss: LossCap,
 }
 
 impl Conn {
@@ -322,6 +329,9 @@ pub struct Shard {
     /// RTP packets of one datagram, between reading and forwarding (kept, so
     /// its room is not allocated per datagram).
     read: Vec<rtp::Packet>,
+    /// How long a subscriber's link stays calm before a layer that loss
+    /// took away is given back ([`congestion::CALM_BEFORE_UP`]).
+    calm_before_up: Duration,
     pub stats: ShardStats,
 }
 
@@ -362,6 +372,7 @@ impl Shard {
             plis: Vec::new(),
             buf: vec![0; MAX_DATAGRAM],
             read: Vec::new(),
+            calm_before_up: congestion::CALM_BEFORE_UP,
             stats: ShardStats::default(),
         })
     }
@@ -414,7 +425,11 @@ impl Shard {
             checks: std::collections::VecDeque::new(),
             next: None,
             stale: true,
+            loss: LossCap::default(),
         });
+        if let Some(c) = self.conns[id].as_mut() {
+            c.loss.set_calm_before_up(self.calm_before_up);
+        }
         Ok((id, answer, senders))
     }
 
@@ -605,6 +620,15 @@ impl Shard {
         Some(())
     }
 
+    /// How long a subscriber's link must stay calm before it gets back a
+    /// layer its loss took away (default [`congestion::CALM_BEFORE_UP`]).
+    pub fn set_calm_before_up(&mut self, d: Duration) {
+        self.calm_before_up = d;
+        for c in self.conns.iter_mut().flatten() {
+            c.loss.set_calm_before_up(d);
+        }
+    }
+
     /// The simulcast layer (0: the lowest) `to` should get of `from`'s
     /// video: taken at that layer's next keyframe, which is asked for. A
     /// layer above what the publisher sends now stands as the wish: the
@@ -617,7 +641,12 @@ impl Shard {
             if key.0 != from || route.kind != RtpCodecKind::Video {
                 continue;
             }
-            let live = live_layer(&route.layers, layer, now);
+            let cap = self
+                .conns
+                .get(to)
+                .and_then(Option::as_ref)
+                .map_or(usize::MAX, |c| c.loss.cap());
+            let live = live_layer(&route.layers, layer.min(cap), now);
             let mut moved = false;
             for d in route.downs.iter_mut().filter(|d| d.conn == to) {
                 d.target = layer;
@@ -904,15 +933,39 @@ impl Shard {
                 // A subscriber asks for a keyframe of what a sender of ours
                 // forwards: the publisher's stream is asked.
                 RTCMessage::RtcpPacket(track, pkts) => {
-                    // Reception reports: the subscriber's loss, for its counters.
-                    if let Some(m) = &c.metrics {
-                        for pkt in &pkts {
-                            let any = pkt.as_any();
-                            if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
-                                m.peer.on_reception_reports(&rr.reports);
-                            } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
-                                m.peer.on_reception_reports(&sr.reports);
-                            }
+                    // Reception reports: the subscriber's loss, for its
+                    // counters and the layer its link can take.
+                    let mut worst = None;
+                    for pkt in &pkts {
+                        let any = pkt.as_any();
+                        let reports = if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+                            &rr.reports
+                        } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
+                            &sr.reports
+                        } else {
+                            continue;
+                        };
+                        if let Some(m) = &c.metrics {
+                            m.peer.on_reception_reports(reports);
+                        }
+                        worst = reports.iter().map(|r| r.fraction_lost).chain(worst).max();
+                    }
+                    if let Some(lost) = worst {
+                        stats.loss_reports += 1;
+                        let getting = routes
+                            .values()
+                            .filter(|r| r.simulcast())
+                            .flat_map(|r| r.downs.iter().filter(|d| d.conn == id))
+                            .filter_map(|d| d.switch.as_ref()?.current())
+                            .max();
+                        if c.loss.on_report(lost, now, getting) {
+                            stats.loss_cap_changes += 1;
+                            tracing::debug!(
+                                sub = id,
+                                loss = c.loss.loss(),
+                                cap = c.loss.cap(),
+                                "shard: loss caps the layer"
+                            );
                         }
                     }
                     if !pkts.iter().any(|p| crate::is_keyframe_request(p.as_ref())) {
@@ -1005,8 +1058,9 @@ impl Shard {
                     ),
                     (true, None) => continue,
                     (true, Some(codec)) => {
-                        // The wanted layer if it is live, else the best below.
-                        let live = live_layer(layers, d.target, now);
+                        // The wanted layer (as far as its link's loss allows)
+                        // if it is live, else the best below.
+                        let live = live_layer(layers, d.target.min(sub.loss.cap()), now);
                         let sw = d
                             .switch
                             .get_or_insert_with(|| LayerSwitch::new(codec, live));

@@ -20,6 +20,8 @@ use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -307,6 +309,27 @@ impl UdpPeer {
             .rtp_receiver(receiver)
             .ok_or_else(|| Error::Other("no such receiver".to_owned()))?
             .write_rtcp(Instant::now(), vec![Box::new(pli)])
+    }
+
+    /// Reports `fraction_lost` (of 256) of the first stream received, in a
+    /// receiver report (what a browser on a lossy link sends).
+    pub fn report_loss(&mut self, fraction_lost: u8) -> Result<(), Error> {
+        let (receiver, ssrc) = *self
+            .opened
+            .first()
+            .ok_or_else(|| Error::Other("nothing received yet".to_owned()))?;
+        let rr = ReceiverReport {
+            reports: vec![ReceptionReport {
+                ssrc,
+                fraction_lost,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        self.pc
+            .rtp_receiver(receiver)
+            .ok_or_else(|| Error::Other("no such receiver".to_owned()))?
+            .write_rtcp(Instant::now(), vec![Box::new(rr)])
     }
 
     /// Applies the other side's offer and returns our answer.
