@@ -34,7 +34,7 @@ pub use ports::{PortLease, PortPool};
 pub use protocol::PeerId;
 pub use room::{
     MAX_TRACKS_PER_PEER, PeerAllowance, PeerMetrics, PeerSnapshot, RoomHandle, RoomMetrics,
-    RoomTotals, SIGNAL_QUEUE,
+    RoomTotals, SIGNAL_QUEUE, SINGLE_LAYER,
 };
 pub use rtc::interceptor::Registry;
 pub use validate::{

@@ -265,6 +265,11 @@ const PEER_COUNTERS: [(&str, &str, PeerField); 4] = [
     ),
 ];
 
+/// Upper bounds (bits/s) of the SFU subscribers' send-rate histogram.
+const SEND_BPS_BUCKETS: [u64; 8] = [
+    64_000, 256_000, 512_000, 1_000_000, 2_000_000, 4_000_000, 8_000_000, 16_000_000,
+];
+
 /// Upper bounds of the peers-per-SFU-room histogram's buckets.
 const ROOM_PEERS_BUCKETS: [u64; 10] = [1, 2, 3, 4, 6, 8, 12, 16, 32, 64];
 
@@ -301,6 +306,40 @@ impl SfuTotals {
             "signal_sfu_room_peers_bucket{{le=\"+Inf\"}} {n}\n\
              signal_sfu_room_peers_sum {peers}\nsignal_sfu_room_peers_count {n}",
             n = rooms.len()
+        );
+        // Per subscriber, as distributions (no series names a peer): the
+        // layer each video subscription gets, and what each subscriber is
+        // sent (tallied each second by the shard engine).
+        let subscribers = || rooms.iter().flat_map(|r| r.peers.iter().map(|(_, s)| s));
+        let _ = writeln!(
+            out,
+            "# HELP signal_sfu_video_subscriptions SFU video subscriptions now, by the simulcast layer each subscriber gets (0 the lowest; single: a stream of one layer).\n\
+             # TYPE signal_sfu_video_subscriptions gauge"
+        );
+        for (i, label) in ["0", "1", "2", "single"].iter().enumerate() {
+            let n: u64 = subscribers().map(|s| s.video_layers[i]).sum();
+            let _ = writeln!(
+                out,
+                "signal_sfu_video_subscriptions{{layer=\"{label}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP signal_sfu_subscriber_send_bps SFU peers now, by the media they were sent over the last second (bits/s).\n\
+             # TYPE signal_sfu_subscriber_send_bps histogram"
+        );
+        for le in SEND_BPS_BUCKETS {
+            let n = subscribers().filter(|s| s.send_bps <= le).count();
+            let _ = writeln!(
+                out,
+                "signal_sfu_subscriber_send_bps_bucket{{le=\"{le}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "signal_sfu_subscriber_send_bps_bucket{{le=\"+Inf\"}} {peers}\n\
+             signal_sfu_subscriber_send_bps_sum {}\nsignal_sfu_subscriber_send_bps_count {peers}",
+            subscribers().map(|s| s.send_bps).sum::<u64>()
         );
         let room_totals = self.rooms.add(
             rooms
@@ -518,6 +557,10 @@ mod tests {
                 .map(|&(id, bytes_in)| {
                     let snap = sfu::PeerSnapshot {
                         bytes_in,
+                        // Stand-ins for the shard's tallies: a subscriber
+                        // sent 8 × its bytes per second, on layer 1.
+                        send_bps: bytes_in * 8,
+                        video_layers: [0, 1, 0, 0],
                         ..Default::default()
                     };
                     (PeerId::from(id.to_owned()), snap)
@@ -546,6 +589,12 @@ mod tests {
         assert!(text.contains("signal_sfu_room_peers_bucket{le=\"1\"} 1\n"));
         assert!(text.contains("signal_sfu_room_peers_bucket{le=\"2\"} 2\n"));
         assert!(text.contains("signal_sfu_room_peers_sum 3\n"));
+        assert!(text.contains("signal_sfu_video_subscriptions{layer=\"1\"} 3\n"));
+        assert!(text.contains("signal_sfu_video_subscriptions{layer=\"single\"} 0\n"));
+        // 800, 40 and 56 bits/s.
+        assert!(text.contains("signal_sfu_subscriber_send_bps_bucket{le=\"64000\"} 3\n"));
+        assert!(text.contains("signal_sfu_subscriber_send_bps_sum 896\n"));
+        assert!(text.contains("signal_sfu_subscriber_send_bps_count 3\n"));
         // Room b ends, room a counts on, peer-2 leaves: totals keep what
         // was counted and add the growth.
         let text = scrape(&[room("secret-room-a", 15, &[("peer-1", 150)])]);

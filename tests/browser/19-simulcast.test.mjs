@@ -148,6 +148,19 @@ async function simulcastRun(ctx, server, ana, ben, cai, dumpRtp) {
     await setShownHeight(ana, benId, 100);
     small = await waitHeight(ana, benId, 'ben\'s camera at half size once shown small', (h) => h > 0 && h <= full.h / 2);
     await dumpRtp('shown small');
+    // /metrics counts the subscription by the layer it gets (tallied each second).
+    const layers = await waitFor('/metrics: one video subscription on the lowest layer, five on the top one', async () => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      const v = (re) => Number(text.match(re)?.[1]);
+      const value = {
+        low: v(/^signal_sfu_video_subscriptions\{layer="0"\} (\d+)$/m),
+        top: v(/^signal_sfu_video_subscriptions\{layer="1"\} (\d+)$/m),
+        sendBps: v(/^signal_sfu_subscriber_send_bps_sum (\d+)$/m),
+        peers: v(/^signal_sfu_subscriber_send_bps_count (\d+)$/m),
+      };
+      return { ok: value.low === 1 && value.top === 5 && value.peers === 3 && value.sendBps > 0, value };
+    }, { timeout: 15_000, interval: 500 });
+    ctx.note(`/metrics with ben shown small on ana: ${JSON.stringify(layers)}`);
     // Grown back: the full layer again.
     await setShownHeight(ana, benId, null);
     again = await waitHeight(ana, benId, 'ben\'s camera at full size again', (h) => h >= full.h);

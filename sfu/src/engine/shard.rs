@@ -38,7 +38,7 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use super::congestion::{self, LossCap};
 use super::layers::{Codec, LayerSwitch, Sent, newest};
 use super::stun;
-use crate::room::{PeerMetrics, RoomMetrics};
+use crate::room::{PeerMetrics, RoomMetrics, SINGLE_LAYER};
 
 /// A connection of the shard.
 pub type ConnId = usize;
@@ -282,6 +282,8 @@ struct Conn {
     stale: bool,
     /// As a subscriber: the loss it reports, and the layer that caps.
     loss: LossCap,
+    /// Its peer's `bytes_out` at the last tally (its send rate since).
+    tallied_bytes: u64,
 }
 
 impl Conn {
@@ -294,6 +296,9 @@ impl Conn {
         self.next
     }
 }
+
+/// How often the per-subscriber gauges are tallied.
+const TALLY_EVERY: Duration = Duration::from_secs(1);
 
 /// Connectivity checks remembered per connection.
 const CHECKS_KEPT: usize = 32;
@@ -332,6 +337,10 @@ pub struct Shard {
     /// How long a subscriber's link stays calm before a layer that loss
     /// took away is given back ([`congestion::CALM_BEFORE_UP`]).
     calm_before_up: Duration,
+    /// When the per-subscriber gauges are next tallied, and the room it
+    /// takes (kept).
+    next_tally: Instant,
+    tally_layers: Vec<[u64; 4]>,
     pub stats: ShardStats,
 }
 
@@ -373,6 +382,8 @@ impl Shard {
             buf: vec![0; MAX_DATAGRAM],
             read: Vec::new(),
             calm_before_up: congestion::CALM_BEFORE_UP,
+            next_tally: Instant::now() + TALLY_EVERY,
+            tally_layers: Vec::new(),
             stats: ShardStats::default(),
         })
     }
@@ -426,6 +437,7 @@ impl Shard {
             next: None,
             stale: true,
             loss: LossCap::default(),
+            tallied_bytes: 0,
         });
         if let Some(c) = self.conns[id].as_mut() {
             c.loss.set_calm_before_up(self.calm_before_up);
@@ -706,6 +718,7 @@ impl Shard {
             .iter_mut()
             .flatten()
             .filter_map(Conn::next_timeout)
+            .chain(Some(self.next_tally))
             .min();
         let wait = next.map_or(max, |t| t.saturating_duration_since(now).min(max));
         if wait.is_zero() {
@@ -782,7 +795,53 @@ impl Shard {
                 self.drain(id, now, None);
             }
         }
+        if now >= self.next_tally {
+            self.tally(now);
+        }
         Ok(())
+    }
+
+    /// Once a second: each subscriber's video subscriptions by the layer
+    /// they get, and what it was sent over the second, into its counters
+    /// (`/metrics`).
+    fn tally(&mut self, now: Instant) {
+        let secs = now
+            .saturating_duration_since(self.next_tally - TALLY_EVERY)
+            .as_secs_f64()
+            .max(0.001);
+        self.next_tally = now + TALLY_EVERY;
+        let mut layers = std::mem::take(&mut self.tally_layers);
+        layers.clear();
+        layers.resize(self.conns.len(), [0; 4]);
+        for route in self.routes.values() {
+            if route.kind != RtpCodecKind::Video {
+                continue;
+            }
+            let simulcast = route.simulcast();
+            for d in &route.downs {
+                let layer = match (simulcast, d.switch.as_ref().and_then(LayerSwitch::current)) {
+                    (false, _) => SINGLE_LAYER,
+                    (true, Some(l)) => l.min(SINGLE_LAYER - 1),
+                    // Waiting for its first keyframe: no layer yet.
+                    (true, None) => continue,
+                };
+                if let Some(counts) = layers.get_mut(d.conn) {
+                    counts[layer] += 1;
+                }
+            }
+        }
+        for (c, counts) in self.conns.iter_mut().zip(&layers) {
+            let Some(c) = c.as_mut() else { continue };
+            let Some(m) = &c.metrics else { continue };
+            for (gauge, n) in m.peer.video_layers.iter().zip(counts) {
+                gauge.store(*n, Ordering::Relaxed);
+            }
+            let bytes = m.peer.bytes_out.load(Ordering::Relaxed);
+            let bps = (bytes.saturating_sub(c.tallied_bytes) * 8) as f64 / secs;
+            m.peer.send_bps.store(bps as u64, Ordering::Relaxed);
+            c.tallied_bytes = bytes;
+        }
+        self.tally_layers = layers;
     }
 
     /// Which connection a datagram is for, and whether it is a binding

@@ -118,7 +118,18 @@ pub struct PeerMetrics {
     /// SFU → subscriber packets lost as the subscriber reports them (RTCP receiver
     /// reports, cumulative, summed over the streams it receives), by SSRC.
     lost_out: Mutex<HashMap<u32, u32>>,
+    /// Its video subscriptions now by the simulcast layer each gets (0–2;
+    /// [`SINGLE_LAYER`]: a stream of one layer). Tallied each second by the
+    /// shard engine; the webrtc engine leaves them at 0.
+    pub video_layers: [AtomicU64; 4],
+    /// Media payload it was sent over the last second, bits per second
+    /// (tallied as [`PeerMetrics::video_layers`]).
+    pub send_bps: AtomicU64,
 }
+
+/// The index in [`PeerMetrics::video_layers`] of subscriptions to a stream
+/// of one layer.
+pub const SINGLE_LAYER: usize = 3;
 
 /// [`PeerMetrics`] read at one instant.
 #[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +141,8 @@ pub struct PeerSnapshot {
     pub bytes_out: u64,
     pub dropped_out: u64,
     pub lost_out: u64,
+    pub video_layers: [u64; 4],
+    pub send_bps: u64,
 }
 
 impl PeerMetrics {
@@ -149,6 +162,11 @@ impl PeerMetrics {
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             dropped_out: self.dropped_out.load(Ordering::Relaxed),
             lost_out,
+            video_layers: self
+                .video_layers
+                .each_ref()
+                .map(|l| l.load(Ordering::Relaxed)),
+            send_bps: self.send_bps.load(Ordering::Relaxed),
         }
     }
 

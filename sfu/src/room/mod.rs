@@ -45,7 +45,7 @@ use protocol::PeerId;
 
 pub use self::forward::MAX_TRACKS_PER_PEER;
 pub(crate) use self::forward::{forwarded_track, rand_u32};
-pub use self::metrics::{PeerMetrics, PeerSnapshot, RoomMetrics, RoomTotals};
+pub use self::metrics::{PeerMetrics, PeerSnapshot, RoomMetrics, RoomTotals, SINGLE_LAYER};
 
 /// Signals queued to one room and not yet taken by its task; more are
 /// refused ([`RoomHandle::try_signal`]). Leaves are never refused.
