@@ -8,6 +8,7 @@
 
 import assert from 'node:assert/strict';
 import { e2e, uniqueRoom, selfId, joinRoom, waitTiles, waitVideoPlaying, waitFor } from './harness.mjs';
+import { IsolatedHost } from './netcut.mjs';
 
 /** Keeps every RTCPeerConnection the page makes in `window.__pcs` (for getStats). */
 function keepPeerConnections() {
@@ -19,6 +20,29 @@ function keepPeerConnections() {
       window.__pcs.push(this);
     }
   };
+}
+
+/** What the page receives (RTP payload and headers, bits/s) over `ms`: all of it, and its video. */
+async function inboundRate(page, ms = 2_000) {
+  const read = () => page.evaluate(async () => {
+    let all = 0;
+    let video = 0;
+    for (const pc of window.__pcs) {
+      if (pc.connectionState === 'closed') continue;
+      (await pc.getStats()).forEach((s) => {
+        if (s.type !== 'inbound-rtp') return;
+        const bytes = (s.bytesReceived ?? 0) + (s.headerBytesReceived ?? 0);
+        all += bytes;
+        if (s.kind === 'video') video += bytes;
+      });
+    }
+    return { all, video, at: performance.now() };
+  });
+  const a = await read();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = await read();
+  const secs = (b.at - a.at) / 1000;
+  return { all: ((b.all - a.all) * 8) / secs, video: ((b.video - a.video) * 8) / secs };
 }
 
 /** The page's video RTP streams as getStats says: what it encodes per rid, what it decodes. */
@@ -179,3 +203,70 @@ async function simulcastRun(ctx, server, ana, ben, cai, dumpRtp) {
   const metrics = await (await fetch(`${server.url}/metrics`)).text();
   assert.match(metrics, /^signal_sfu_tracks_refused_total 0$/m);
 }
+
+e2e('simulcast: a subscriber whose downlink is throttled gets the lower layer, and the top one back once it is free', async (ctx) => {
+  // Ana's browser on a host of its own, whose downlink can be throttled;
+  // the SFU binds the address that host reaches (the others reach it too).
+  const host = await IsolatedHost.create();
+  ctx.onClose(() => host.destroy());
+  const server = await ctx.server(['--sfu', '--sfu-ip', host.gateway, '--sfu-ports', '42800-42900'], { host: '0.0.0.0' });
+  const room = uniqueRoom('throttled');
+  const local = { url: `http://127.0.0.1:${server.port}` };
+  const anaBrowser = await ctx.chromium({
+    executablePath: host.chromium,
+    extraArgs: [`--unsafely-treat-insecure-origin-as-secure=${host.urlOf(server)}`],
+  });
+  const ana = await ctx.page(anaBrowser, 'ana');
+  await ana.evaluateOnNewDocument(keepPeerConnections);
+  await joinRoom(ana, { url: host.urlOf(server) }, room, 'ana', { extra: { mode: 'sfu' } });
+  const ben = await ctx.joiner('chromium', local, room, 'ben', { extra: { mode: 'sfu' } });
+  const cai = await ctx.joiner('chromium', local, room, 'cai', { extra: { mode: 'sfu' } });
+  const [benId, caiId] = [await selfId(ben), await selfId(cai)];
+  await waitTiles(ana, [benId, caiId], { timeout: 45_000 });
+  await waitVideoPlaying(ana, benId, { timeout: 60_000 });
+  await waitVideoPlaying(cai, benId, { timeout: 60_000 });
+  const full = await waitHeight(ana, benId, 'ben\'s camera at full size', (h) => h >= 400);
+
+  // Down to what the other streams take plus 70 % of the video ana gets
+  // now: the two cameras' top layers do not fit, their lower ones (a
+  // quarter of the pixels, Chrome gives them about a quarter of the bits)
+  // do, with room for retransmissions.
+  await waitHeight(cai, benId, 'cai: ben\'s camera at full size', (h) => h >= full.h);
+  const rate = await inboundRate(ana);
+  const kbit = Math.round((rate.all - rate.video * 0.3) / 1000);
+  await host.throttle(`${kbit}kbit`);
+  const throttledAt = Date.now();
+  // When ana's browser first counts a packet lost (getStats), for the note.
+  const lostAt = (async () => {
+    const lost = () => ana.evaluate(async () => {
+      let n = 0;
+      for (const pc of window.__pcs) {
+        if (pc.connectionState !== 'closed') (await pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp') n += s.packetsLost ?? 0; });
+      }
+      return n;
+    }).catch(() => null);
+    const before = await lost();
+    for (;;) {
+      const n = await lost();
+      if (n === null || n > before || Date.now() - throttledAt > 60_000) return Date.now();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  let low;
+  let downMs;
+  try {
+    low = await waitHeight(ana, benId, 'ben\'s camera at the lower layer on the throttled link', (h) => h > 0 && h <= full.h / 2, 45_000);
+    downMs = Date.now() - throttledAt;
+  } finally {
+    await host.unthrottle();
+  }
+  const firstLossMs = (await lostAt) - throttledAt;
+  const freedAt = Date.now();
+  const back = await waitHeight(ana, benId, 'ben\'s camera at full size once the link is free', (h) => h >= full.h, 60_000);
+  const upMs = Date.now() - freedAt;
+  const caiSees = await videoOf(cai, benId);
+  const metrics = await (await fetch(`${local.url}/metrics`)).text();
+  ctx.note(`ana received ${Math.round(rate.all / 1000)} kbit/s (video ${Math.round(rate.video / 1000)}); throttled to ${kbit} kbit/s: first packet lost after ${firstLossMs} ms, ben ${full.h} -> ${low.h} rows after ${downMs} ms; link freed: ${back.h} rows after ${upMs} ms (8 s of calm asked); cai meanwhile ${caiSees.h}`);
+  assert.ok(caiSees.h >= full.h, `cai's link was not throttled: ${caiSees.h}`);
+  assert.match(metrics, /^signal_sfu_tracks_refused_total 0$/m);
+}, { timeout: 240_000 });

@@ -99,6 +99,20 @@ export class IsolatedHost {
     this.cutMode = null;
   }
 
+  /**
+   * Limits what reaches the host to `rate` (tc's units, e.g. '1mbit'): a
+   * token bucket on the test namespace's end of the link, whose queue
+   * drops what waits longer than 100 ms, as a slow downlink does.
+   */
+  async throttle(rate) {
+    await run('tc', ['qdisc', 'replace', 'dev', this.link, 'root', 'tbf', 'rate', rate, 'burst', '32kb', 'latency', '100ms']);
+  }
+
+  /** Lifts {@link IsolatedHost#throttle}. */
+  async unthrottle() {
+    await run('tc', ['qdisc', 'del', 'dev', this.link, 'root']);
+  }
+
   async destroy() {
     await run('ip', ['link', 'del', this.link]).catch(() => {});
     try { this.holder?.kill('SIGKILL'); } catch { /* gone */ }

@@ -29,6 +29,7 @@ use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
@@ -284,6 +285,11 @@ struct Conn {
     loss: LossCap,
     /// Its peer's `bytes_out` at the last tally (its send rate since).
     tallied_bytes: u64,
+    /// RTP packets written to it, and that count at the last tally.
+    sent: u64,
+    tallied_sent: u64,
+    /// Packets it asked again (NACK) since the last tally.
+    nacked: u64,
 }
 
 impl Conn {
@@ -438,6 +444,9 @@ impl Shard {
             stale: true,
             loss: LossCap::default(),
             tallied_bytes: 0,
+            sent: 0,
+            tallied_sent: 0,
+            nacked: 0,
         });
         if let Some(c) = self.conns[id].as_mut() {
             c.loss.set_calm_before_up(self.calm_before_up);
@@ -830,8 +839,28 @@ impl Shard {
                 }
             }
         }
-        for (c, counts) in self.conns.iter_mut().zip(&layers) {
+        for (id, (c, counts)) in self.conns.iter_mut().zip(&layers).enumerate() {
             let Some(c) = c.as_mut() else { continue };
+            // What it asked again, of what it was sent this second: loss
+            // as its NACKs tell it, sooner than its receiver reports (which
+            // count a packet repaired by a retransmission as received).
+            let sent = c.sent - c.tallied_sent;
+            if let Some(lost) = (c.nacked * 256).checked_div(sent) {
+                let lost = lost.min(255) as u8;
+                let getting = (0..SINGLE_LAYER).rev().find(|&l| counts[l] > 0);
+                if c.loss.on_report(lost, now, getting) {
+                    self.stats.loss_cap_changes += 1;
+                    tracing::debug!(
+                        sub = id,
+                        nacked = c.nacked,
+                        sent,
+                        cap = c.loss.cap(),
+                        "shard: NACKs cap the layer"
+                    );
+                }
+            }
+            c.tallied_sent = c.sent;
+            c.nacked = 0;
             let Some(m) = &c.metrics else { continue };
             for (gauge, n) in m.peer.video_layers.iter().zip(counts) {
                 gauge.store(*n, Ordering::Relaxed);
@@ -997,6 +1026,14 @@ impl Shard {
                     let mut worst = None;
                     for pkt in &pkts {
                         let any = pkt.as_any();
+                        if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                            c.nacked += nack
+                                .nacks
+                                .iter()
+                                .map(|n| 1 + u64::from(n.lost_packets.count_ones()))
+                                .sum::<u64>();
+                            continue;
+                        }
                         let reports = if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
                             &rr.reports
                         } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
@@ -1017,6 +1054,13 @@ impl Shard {
                             .flat_map(|r| r.downs.iter().filter(|d| d.conn == id))
                             .filter_map(|d| d.switch.as_ref()?.current())
                             .max();
+                        tracing::trace!(
+                            sub = id,
+                            lost,
+                            smoothed = c.loss.loss(),
+                            ?getting,
+                            "shard: loss report"
+                        );
                         if c.loss.on_report(lost, now, getting) {
                             stats.loss_cap_changes += 1;
                             tracing::debug!(
@@ -1169,6 +1213,7 @@ impl Shard {
                 match sub.pc.handle_write(msg) {
                     Ok(()) => {
                         stats.rtp_out += 1;
+                        sub.sent += 1;
                         if let Some(m) = &sub.metrics {
                             m.peer.rtp_out.fetch_add(1, Ordering::Relaxed);
                             m.peer.bytes_out.fetch_add(len, Ordering::Relaxed);
