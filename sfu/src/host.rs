@@ -26,12 +26,6 @@ impl Sfu {
     /// its thread started) here, so a port in use is an error at startup.
     pub fn new(cfg: SfuConfig) -> std::io::Result<Self> {
         let shard = match cfg.engine {
-            SfuEngine::Shard if cfg.ice_tcp => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "ICE-TCP runs on the webrtc SFU engine only: use --sfu-engine webrtc with --sfu-tcp",
-                ));
-            }
             SfuEngine::Shard => {
                 let public = cfg
                     .nat_1to1_ip
@@ -45,7 +39,7 @@ impl Sfu {
                         )
                     })?;
                 let addr = std::net::SocketAddr::new(cfg.bind_ip, cfg.port_min);
-                Some(Arc::new(ShardRooms::start(addr, public)?))
+                Some(Arc::new(ShardRooms::start(addr, public, cfg.ice_tcp)?))
             }
             SfuEngine::Webrtc => None,
         };

@@ -823,10 +823,8 @@ async fn h264_publisher_reaches_subscribers_as_h264() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriber_without_udp_connects_over_ice_tcp() {
-    // ICE-TCP is the webrtc engine's (the shard has UDP only).
     let (room, inboxes) = setup_with(SfuConfig {
         ice_tcp: true,
-        engine: SfuEngine::Webrtc,
         ..cfg(41600)
     });
     let p = client(&room, &inboxes, "pub", Opts::publisher()).await;

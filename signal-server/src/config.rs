@@ -263,13 +263,15 @@ pub struct Cli {
     /// Public IP announced by the SFU when it sits behind 1:1 NAT (a cloud VM).
     #[arg(long, env = "SFU_PUBLIC_IP")]
     pub sfu_public_ip: Option<String>,
-    /// Also accept ICE over TCP on the same port numbers (browsers on networks that block UDP).
+    /// Also accept ICE over TCP (browsers on networks that block UDP): on
+    /// the shard's port number, or, with the webrtc engine, on the same
+    /// port numbers as its UDP ports.
     #[arg(long, env = "SFU_TCP", default_value_t = false)]
     pub sfu_tcp: bool,
     /// The SFU's media core: `shard` (every connection on the first port
     /// of SFU_PORTS, forwarded on one thread; docs/sfu-engine.md) or
     /// `webrtc` (a UDP port of SFU_PORTS per peer connection). Unset:
-    /// `shard`, or `webrtc` with SFU_TCP (ICE-TCP is the webrtc engine's).
+    /// `shard`.
     #[arg(long, env = "SFU_ENGINE", value_parser = parse_engine)]
     pub sfu_engine: Option<sfu::SfuEngine>,
     /// Redis URL: run as one node of several (rooms shared through Redis).
@@ -337,11 +339,7 @@ impl Cli {
                 nat_1to1_ip: self.sfu_public_ip.clone(),
                 pli_throttle: Duration::from_millis(500),
                 ice_tcp: self.sfu_tcp,
-                engine: self.sfu_engine.unwrap_or(if self.sfu_tcp {
-                    sfu::SfuEngine::Webrtc
-                } else {
-                    sfu::SfuEngine::Shard
-                }),
+                engine: self.sfu_engine.unwrap_or(sfu::SfuEngine::Shard),
             }),
             ice: IceConfig {
                 stun_urls: non_empty(&self.stun_urls),
@@ -448,11 +446,7 @@ mod tests {
         let c = Cli::parse_from(["signal-server", "--sfu", "--sfu-tcp"]).config();
         let sfu = c.sfu.expect("enabled");
         assert!(sfu.ice_tcp);
-        assert_eq!(
-            sfu.engine,
-            sfu::SfuEngine::Webrtc,
-            "ICE-TCP: the webrtc engine"
-        );
+        assert_eq!(sfu.engine, sfu::SfuEngine::Shard, "ICE-TCP on the shard");
         let c = Cli::parse_from(["signal-server", "--sfu", "--sfu-engine", "webrtc"]).config();
         assert_eq!(c.sfu.expect("enabled").engine, sfu::SfuEngine::Webrtc);
         assert!(Cli::try_parse_from(["signal-server", "--sfu-engine", "fast"]).is_err());

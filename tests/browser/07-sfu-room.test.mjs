@@ -6,7 +6,8 @@
 // SFU room, so its totals are that room's.
 
 import assert from 'node:assert/strict';
-import { e2e, uniqueRoom, selfId, waitTiles, waitVideoPlaying, waitFramesIncreasing, waitFor } from './harness.mjs';
+import { e2e, uniqueRoom, selfId, joinRoom, waitTiles, waitVideoPlaying, waitFramesIncreasing, waitFor, keepPeerConnections } from './harness.mjs';
+import { IsolatedHost } from './netcut.mjs';
 
 /** The SFU totals of `server` (one SFU room per test server). */
 async function sfuCounters(server) {
@@ -98,3 +99,48 @@ e2e('H.264 through the SFU: two Chromium ask for it with ?codec=h264 and receive
   const { rtpOut } = await sfuCounters(server);
   assert.ok(rtpOut > 0, 'forwarded by the SFU');
 }, { timeout: 180_000 });
+
+e2e('ICE-TCP through the SFU: a Chromium on a network that lets no UDP out joins over TCP, both see each other', async (ctx) => {
+  // Ben's browser on a host of its own that may send no UDP to the server's
+  // address; the SFU binds that address, and with `--sfu-tcp` also listens
+  // for ICE over TCP on its port number.
+  const host = await IsolatedHost.create();
+  ctx.onClose(() => host.destroy());
+  await host.blockUdp();
+  const server = await ctx.server(['--sfu', '--sfu-tcp', '--sfu-ip', host.gateway, '--sfu-ports', '42200-42300'], { host: '0.0.0.0' });
+  const room = uniqueRoom('sfu-tcp');
+  const ana = await ctx.joiner('chromium', { url: `http://127.0.0.1:${server.port}` }, room, 'ana', { extra: { mode: 'sfu' } });
+  const benBrowser = await ctx.chromium({
+    executablePath: host.chromium,
+    extraArgs: [`--unsafely-treat-insecure-origin-as-secure=${host.urlOf(server)}`],
+  });
+  const ben = await ctx.page(benBrowser, 'ben');
+  await ben.evaluateOnNewDocument(keepPeerConnections);
+  await joinRoom(ben, { url: host.urlOf(server) }, room, 'ben', { extra: { mode: 'sfu' } });
+  const [anaId, benId] = [await selfId(ana), await selfId(ben)];
+  await waitVideoPlaying(ana, benId, { timeout: 60_000 });
+  await waitVideoPlaying(ben, anaId, { timeout: 60_000 });
+  await waitFramesIncreasing(ben, anaId, { timeout: 30_000 });
+  await waitFramesIncreasing(ana, benId, { timeout: 30_000 });
+  // Ben's connection to the SFU runs over TCP.
+  const pair = await ben.evaluate(async () => {
+    for (const pc of window.__pcs) {
+      if (pc.connectionState !== 'connected') continue;
+      const stats = await pc.getStats();
+      let local = null;
+      stats.forEach((s) => {
+        if (s.type === 'transport' && s.selectedCandidatePairId) {
+          const p = stats.get(s.selectedCandidatePairId);
+          local = stats.get(p.localCandidateId);
+        }
+      });
+      if (local) return { protocol: local.protocol, tcpType: local.tcpType ?? null };
+    }
+    return null;
+  });
+  ctx.note(`ben's selected local candidate: ${JSON.stringify(pair)}`);
+  assert.equal(pair?.protocol, 'tcp', 'ben reaches the SFU over TCP');
+  const { read } = await sfuCounters({ url: `http://127.0.0.1:${server.port}` });
+  assert.equal(read('signal_sfu_peers'), 2);
+  assert.equal(read('signal_sfu_tracks_refused_total'), 0);
+});

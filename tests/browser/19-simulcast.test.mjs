@@ -7,20 +7,8 @@
 // never shrinks anything, keeps the full layer throughout.
 
 import assert from 'node:assert/strict';
-import { e2e, uniqueRoom, selfId, joinRoom, waitTiles, waitVideoPlaying, waitFor } from './harness.mjs';
+import { e2e, uniqueRoom, selfId, joinRoom, waitTiles, waitVideoPlaying, waitFor, keepPeerConnections } from './harness.mjs';
 import { IsolatedHost } from './netcut.mjs';
-
-/** Keeps every RTCPeerConnection the page makes in `window.__pcs` (for getStats). */
-function keepPeerConnections() {
-  const Native = window.RTCPeerConnection;
-  window.__pcs = [];
-  window.RTCPeerConnection = class extends Native {
-    constructor(...args) {
-      super(...args);
-      window.__pcs.push(this);
-    }
-  };
-}
 
 /** What the page receives (RTP payload and headers, bits/s) over `ms`: all of it, and its video. */
 async function inboundRate(page, ms = 2_000) {

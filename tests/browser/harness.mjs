@@ -806,3 +806,18 @@ export async function saveDownload(ctx, page, selector, name, size = null) {
   }, { timeout: 30_000, interval: 100 });
   return saved;
 }
+
+/**
+ * Keeps every RTCPeerConnection the page makes in `window.__pcs` (for
+ * getStats); pass it to `page.evaluateOnNewDocument` before joining.
+ */
+export function keepPeerConnections() {
+  const Native = window.RTCPeerConnection;
+  window.__pcs = [];
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) {
+      super(...args);
+      window.__pcs.push(this);
+    }
+  };
+}

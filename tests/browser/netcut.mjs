@@ -108,6 +108,15 @@ export class IsolatedHost {
     await run('tc', ['qdisc', 'replace', 'dev', this.link, 'root', 'tbf', 'rate', rate, 'burst', '32kb', 'latency', '100ms']);
   }
 
+  /**
+   * Lets no UDP out of the host to the other side (a network that allows
+   * TCP only): a routing rule that refuses it, so the browser's UDP sends
+   * fail at once.
+   */
+  async blockUdp() {
+    await this.exec('ip', ['rule', 'add', 'ipproto', 'udp', 'to', this.gateway, 'prohibit']);
+  }
+
   /** Lifts {@link IsolatedHost#throttle}. */
   async unthrottle() {
     await run('tc', ['qdisc', 'del', 'dev', this.link, 'root']);

@@ -1,14 +1,16 @@
 //! The synchronous media core of issue 19 (docs/sfu-engine.md), built on
-//! the sans-IO `rtc` crate: so far one [`Shard`] (many connections on one
-//! UDP socket, forwarding in the pass that reads) and the simulcast layer
-//! switch ([`layers`]) it will use. Rooms still run on the
-//! `webrtc` engine (`room/`) until the shard is wired in.
+//! the sans-IO `rtc` crate and the default engine of SFU rooms: one
+//! [`Shard`] (many connections on one UDP socket, and ICE-TCP on one TCP
+//! port, forwarding in the pass that reads), its rooms ([`ShardRooms`]),
+//! the simulcast layer switch ([`layers`]) and the loss that caps a
+//! subscriber's layer (`congestion`).
 
 mod congestion;
 pub mod layers;
 mod rooms;
 mod shard;
 mod stun;
+mod tcp;
 mod udp_peer;
 
 pub use rooms::{ShardRooms, Waker};

@@ -82,10 +82,19 @@ pub struct ShardRooms {
 }
 
 impl ShardRooms {
-    /// Binds the shard on `addr` (advertised as `public` when given) and
+    /// Binds the shard on `addr` (advertised as `public` when given), and
+    /// with `tcp` a TCP listener on the same port number for ICE-TCP, and
     /// starts its thread.
-    pub fn start(addr: SocketAddr, public: Option<std::net::IpAddr>) -> io::Result<Self> {
-        let shard = Shard::bind_as(addr, public)?;
+    pub fn start(
+        addr: SocketAddr,
+        public: Option<std::net::IpAddr>,
+        tcp: bool,
+    ) -> io::Result<Self> {
+        let mut shard = Shard::bind_as(addr, public)?;
+        if tcp {
+            let port = shard.udp_port()?;
+            shard.listen_tcp(SocketAddr::new(addr.ip(), port))?;
+        }
         let addr = shard.local_addr();
         let waker = Arc::new(Waker::new()?);
         let (tx, rx) = std_mpsc::channel();
@@ -424,6 +433,23 @@ impl Room {
         let _ = self
             .out
             .send((peer.clone(), SignalData::Answer { sdp: answer.sdp }));
+        // The TCP candidate (in the answer too) trickled as well: some
+        // agents (webrtc-rs) dial a passive TCP candidate only when it is
+        // trickled, not when it comes in the SDP.
+        if let Some(candidate) = shard.tcp_candidate() {
+            let candidate = protocol::IceCandidate {
+                candidate,
+                sdp_mid: None,
+                sdp_m_line_index: Some(0),
+                username_fragment: None,
+            };
+            let _ = self.out.send((
+                peer.clone(),
+                SignalData::Candidate {
+                    candidate: Some(candidate),
+                },
+            ));
+        }
         // Everything already published, on tracks of its own, in one offer.
         let keys: Vec<TrackKey> = self
             .published

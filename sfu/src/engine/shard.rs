@@ -39,6 +39,7 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use super::congestion::{self, LossCap};
 use super::layers::{Codec, LayerSwitch, Sent, newest};
 use super::stun;
+use super::tcp::Tcp;
 use crate::room::{PeerMetrics, RoomMetrics, SINGLE_LAYER};
 
 /// A connection of the shard.
@@ -68,6 +69,9 @@ pub struct ShardStats {
     pub loss_reports: u64,
     /// Times a subscriber's loss took a layer away or gave one back.
     pub loss_cap_changes: u64,
+    /// ICE-TCP frames read and written.
+    pub tcp_frames_in: u64,
+    pub tcp_frames_out: u64,
 }
 
 /// At most one keyframe request per published layer this often (a late
@@ -324,6 +328,10 @@ pub struct Shard {
     conns: Vec<Option<Conn>>,
     by_ufrag: HashMap<String, ConnId>,
     by_addr: HashMap<SocketAddr, ConnId>,
+    /// ICE-TCP, when listening: its streams, and which connection each
+    /// stream's peer address is (as `by_addr` for datagrams).
+    tcp: Option<Tcp>,
+    by_tcp: HashMap<SocketAddr, ConnId>,
     /// A publisher's stream (connection, SSRC) → its subscriptions.
     routes: HashMap<(ConnId, u32), Route>,
     /// Every layer's (connection, SSRC) → its route's key and layer index.
@@ -379,6 +387,8 @@ impl Shard {
             conns: Vec::new(),
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
+            tcp: None,
+            by_tcp: HashMap::new(),
             routes: HashMap::new(),
             layer_of: HashMap::new(),
             upstream: HashMap::new(),
@@ -396,6 +406,27 @@ impl Shard {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// The ICE-TCP candidate every connection offers, when listening.
+    pub fn tcp_candidate(&self) -> Option<String> {
+        Some(self.tcp.as_ref()?.candidate())
+    }
+
+    /// The UDP port the socket is bound to.
+    pub fn udp_port(&self) -> io::Result<u16> {
+        Ok(self.sock.local_addr()?.port())
+    }
+
+    /// Also takes ICE over TCP (RFC 6544, passive) on `addr` (its port 0:
+    /// any), advertised at the shard's address: every connection accepted
+    /// from now on offers that candidate too. Returns the advertised
+    /// address.
+    pub fn listen_tcp(&mut self, addr: SocketAddr) -> io::Result<SocketAddr> {
+        let tcp = Tcp::bind(addr, self.local.ip())?;
+        let at = tcp.local_addr();
+        self.tcp = Some(tcp);
+        Ok(at)
     }
 
     /// A new connection answering `offer`, sending `tracks` (each with the
@@ -416,6 +447,12 @@ impl Shard {
         };
         let pwd = rtc::shared::util::math_rand_alpha(32);
         let mut pc = super::connection_at(self.local, Some((ufrag.clone(), pwd)))?;
+        if let Some(tcp) = &self.tcp {
+            pc.add_local_candidate(RTCIceCandidateInit {
+                candidate: tcp.candidate(),
+                ..Default::default()
+            })?;
+        }
         let mut senders = Vec::with_capacity(tracks.len());
         for t in tracks {
             senders.push(pc.add_track(t)?);
@@ -742,6 +779,15 @@ impl Shard {
         if let Some(fd) = also.as_ref() {
             fds.push(rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN));
         }
+        if let Some(tcp) = &self.tcp {
+            for (fd, pending) in tcp.fds() {
+                let mut flags = rustix::event::PollFlags::IN;
+                if pending {
+                    flags |= rustix::event::PollFlags::OUT;
+                }
+                fds.push(rustix::event::PollFd::from_borrowed_fd(fd, flags));
+            }
+        }
         match rustix::event::poll(&mut fds, Some(&timeout)) {
             Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
             Err(e) => Err(e.into()),
@@ -760,33 +806,23 @@ impl Shard {
                 Err(e) => return Err(e),
             };
             self.stats.datagrams_in += 1;
-            let Some((id, unverified)) = self.route(n, from) else {
-                self.stats.unrouted += 1;
-                tracing::trace!(%from, bytes = n, first = self.buf[0], "shard: unrouted datagram");
-                continue;
-            };
-            let msg = TaggedBytesMut {
-                now,
-                transport: TransportContext {
-                    local_addr: self.local,
-                    peer_addr: from,
-                    ecn: None,
-                    transport_protocol: TransportProtocol::UDP,
-                },
-                message: BytesMut::from(&self.buf[..n]),
-            };
-            if let Some(c) = self.conns[id].as_mut()
-                && let Err(e) = c.pc.handle_read(msg)
-            {
-                self.stats.errors += 1;
-                tracing::debug!(conn = id, "shard: read: {e}");
-            }
-            // A binding request from a new address: the address is the
-            // connection's once the connection answered it with a success
-            // (its MESSAGE-INTEGRITY checked out), never on the name alone.
-            let answered = self.drain(id, now, unverified.then_some(from));
-            if answered {
-                self.by_addr.insert(from, id);
+            self.ingest(n, from, TransportProtocol::UDP, now);
+        }
+        if let Some(tcp) = self.tcp.as_mut() {
+            let mut frames = Vec::new();
+            tcp.read(now, |from, f| frames.push((from, f.to_vec())));
+            for (from, f) in frames {
+                self.stats.tcp_frames_in += 1;
+                let Some(to) = self.buf.get_mut(..f.len()) else {
+                    self.stats.unrouted += 1;
+                    continue;
+                };
+                to.copy_from_slice(&f);
+                if self.ingest(f.len(), from, TransportProtocol::TCP, now)
+                    && let Some(tcp) = self.tcp.as_mut()
+                {
+                    tcp.routed(from);
+                }
             }
         }
         for id in 0..self.conns.len() {
@@ -808,6 +844,55 @@ impl Shard {
             self.tally(now);
         }
         Ok(())
+    }
+
+    /// One datagram or TCP frame (in `buf`), from `from`: routed, read
+    /// and drained. Whether it reached a connection.
+    fn ingest(
+        &mut self,
+        n: usize,
+        from: SocketAddr,
+        proto: TransportProtocol,
+        now: Instant,
+    ) -> bool {
+        let tcp = proto == TransportProtocol::TCP;
+        let Some((id, unverified)) = self.route(n, from, tcp) else {
+            self.stats.unrouted += 1;
+            tracing::trace!(%from, bytes = n, first = self.buf[0], tcp, "shard: unrouted datagram");
+            return false;
+        };
+        let local_addr = match &self.tcp {
+            Some(t) if tcp => t.local_addr(),
+            _ => self.local,
+        };
+        let msg = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: proto,
+            },
+            message: BytesMut::from(&self.buf[..n]),
+        };
+        if let Some(c) = self.conns[id].as_mut()
+            && let Err(e) = c.pc.handle_read(msg)
+        {
+            self.stats.errors += 1;
+            tracing::debug!(conn = id, "shard: read: {e}");
+        }
+        // A binding request from a new address: the address is the
+        // connection's once the connection answered it with a success
+        // (its MESSAGE-INTEGRITY checked out), never on the name alone.
+        let answered = self.drain(id, now, unverified.then_some(from));
+        if answered {
+            if tcp {
+                self.by_tcp.insert(from, id);
+            } else {
+                self.by_addr.insert(from, id);
+            }
+        }
+        true
     }
 
     /// Once a second: each subscriber's video subscriptions by the layer
@@ -883,13 +968,18 @@ impl Shard {
     /// the peer the check reached can know its 96-bit id). Needed because an
     /// agent that nominates aggressively (Chrome) gets no success response
     /// from `rtc`'s controlled side until that side's own check succeeded.
-    fn route(&mut self, n: usize, from: SocketAddr) -> Option<(ConnId, bool)> {
+    fn route(&mut self, n: usize, from: SocketAddr, tcp: bool) -> Option<(ConnId, bool)> {
         let d = &self.buf[..n];
+        let by_addr = if tcp {
+            &mut self.by_tcp
+        } else {
+            &mut self.by_addr
+        };
         if let Some(ufrag) = stun::local_ufrag(d) {
             let id = *self.by_ufrag.get(ufrag)?;
-            return Some((id, self.by_addr.get(&from) != Some(&id)));
+            return Some((id, by_addr.get(&from) != Some(&id)));
         }
-        if let Some(id) = self.by_addr.get(&from) {
+        if let Some(id) = by_addr.get(&from) {
             return Some((*id, false));
         }
         let tid = stun::binding_response_id(d)?;
@@ -897,7 +987,7 @@ impl Shard {
             c.as_ref()
                 .is_some_and(|c| c.checks.iter().any(|(t, to)| *t == tid && *to == from))
         })?;
-        self.by_addr.insert(from, id);
+        by_addr.insert(from, id);
         Some((id, false))
     }
 
@@ -906,6 +996,7 @@ impl Shard {
     fn drain(&mut self, id: ConnId, now: Instant, confirm: Option<SocketAddr>) -> bool {
         let Self {
             sock,
+            tcp,
             conns,
             routes,
             layer_of,
@@ -1097,7 +1188,7 @@ impl Shard {
             }
         }
         let counters = c.metrics.clone();
-        let answered = flush(sock, c, stats, confirm);
+        let answered = flush(sock, tcp, c, stats, confirm);
         for p in read.drain(..) {
             stats.rtp_in += 1;
             if let Some(m) = &counters {
@@ -1225,7 +1316,7 @@ impl Shard {
                         tracing::debug!(conn = d.conn, "shard: write: {e}");
                     }
                 }
-                flush(sock, sub, stats, None);
+                flush(sock, tcp, sub, stats, None);
             }
         }
         let mut asked = std::mem::take(plis);
@@ -1283,7 +1374,7 @@ impl Shard {
             }
             None => {}
         }
-        flush(&self.sock, c, &mut self.stats, None);
+        flush(&self.sock, &mut self.tcp, c, &mut self.stats, None);
     }
 
     /// Closes a connection and forgets its routes.
@@ -1294,6 +1385,7 @@ impl Shard {
         let _ = c.pc.close();
         self.by_ufrag.remove(&c.ufrag);
         self.by_addr.retain(|_, v| *v != id);
+        self.by_tcp.retain(|_, v| *v != id);
         self.routes.retain(|(from, _), _| *from != id);
         self.layer_of.retain(|(from, _), _| *from != id);
         for route in self.routes.values_mut() {
@@ -1317,6 +1409,7 @@ fn msg_len(m: &TaggedRTCMessage) -> u64 {
 /// success response to `confirm`.
 fn flush(
     sock: &UdpSocket,
+    tcp: &mut Option<Tcp>,
     c: &mut Conn,
     stats: &mut ShardStats,
     confirm: Option<SocketAddr>,
@@ -1331,6 +1424,17 @@ fn flush(
         }
         if confirm == Some(out.transport.peer_addr) && stun::is_binding_success(&out.message) {
             answered = true;
+        }
+        if out.transport.transport_protocol == TransportProtocol::TCP {
+            match tcp
+                .as_mut()
+                .map(|t| t.send(out.transport.peer_addr, &out.message))
+            {
+                Some(Ok(())) => stats.tcp_frames_out += 1,
+                Some(Err(e)) => tracing::trace!("shard: tcp send: {e}"),
+                None => stats.errors += 1,
+            }
+            continue;
         }
         match sock.send_to(&out.message, out.transport.peer_addr) {
             Ok(_) => stats.datagrams_out += 1,
