@@ -337,9 +337,10 @@ impl SfuTotals {
         }
         let _ = writeln!(
             out,
-            "signal_sfu_subscriber_send_bps_bucket{{le=\"+Inf\"}} {peers}\n\
-             signal_sfu_subscriber_send_bps_sum {}\nsignal_sfu_subscriber_send_bps_count {peers}",
-            subscribers().map(|s| s.send_bps).sum::<u64>()
+            "signal_sfu_subscriber_send_bps_bucket{{le=\"+Inf\"}} {n}\n\
+             signal_sfu_subscriber_send_bps_sum {}\nsignal_sfu_subscriber_send_bps_count {n}",
+            subscribers().map(|s| s.send_bps).sum::<u64>(),
+            n = subscribers().count()
         );
         let room_totals = self.rooms.add(
             rooms

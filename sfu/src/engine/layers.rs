@@ -199,6 +199,15 @@ impl LayerSwitch {
         }
     }
 
+    /// `layer` started again with another SSRC (its numbering too): if it
+    /// is the one forwarded, it is taken again at its next keyframe,
+    /// following on from what the subscriber got.
+    pub fn restart(&mut self, layer: usize) {
+        if self.current == Some(layer) {
+            self.current = None;
+        }
+    }
+
     /// The layer the subscriber should get; taken at its next keyframe.
     pub fn set_target(&mut self, layer: usize) {
         self.target = layer;
@@ -528,6 +537,18 @@ mod tests {
             parse_vp8(&b.payload).and_then(|v| v.tl0).map(|t| t.0),
             Some(4)
         );
+    }
+
+    #[test]
+    fn a_layer_restarted_under_another_ssrc_is_taken_again_at_its_keyframe() {
+        let mut s = LayerSwitch::continuing(Codec::Vp8, 0, 0, None);
+        assert!(s.on_packet(0, 100, 1000, &vp8(5, 0, false)).is_some());
+        // The layer starts over (new SSRC, numbering from 0): nothing until
+        // its keyframe, then one sequence on from what was sent.
+        s.restart(0);
+        assert_eq!(s.on_packet(0, 0, 0, &vp8(0, 0, false)), None);
+        let out = s.on_packet(0, 1, 90, &vp8(1, 0, true)).expect("keyframe");
+        assert_eq!((out.seq, pic_of(&out.payload)), (101, 6));
     }
 
     #[test]

@@ -493,9 +493,9 @@ impl Room {
                 .forward(from, Source::Track(track.clone()), conn, sub.sender)
                 .is_some();
             tracing::debug!(sub = %peer, publisher = %publisher, forwarded = sub.forwarded, "sfu shard: subscription after the answer");
-            // Until the subscriber says how big it shows the video: the best
-            // layer the publisher sends.
-            shard.set_layer(conn, from, usize::MAX);
+            // The layer for the size the subscriber said it shows the video
+            // at, or until it says, the best one the publisher sends.
+            shard.apply_view(conn, from);
         }
         if std::mem::take(&mut p.again) {
             self.negotiate(shard, peer)?;

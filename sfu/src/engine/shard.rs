@@ -10,7 +10,7 @@
 //! still runs the `webrtc` engine. Tested with `rtc` peers over real UDP
 //! (`tests/shard.rs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::BorrowedFd;
@@ -36,7 +36,7 @@ use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
-use super::congestion::{self, LossCap};
+use super::congestion::{self, LossCap, Signal};
 use super::layers::{Codec, LayerSwitch, Sent, newest};
 use super::stun;
 use super::tcp::Tcp;
@@ -278,7 +278,7 @@ struct Conn {
     /// Its latest connectivity checks (binding requests): transaction id
     /// and where each went, to route their responses from an address not
     /// yet known (a response carries no USERNAME).
-    checks: std::collections::VecDeque<([u8; 12], SocketAddr)>,
+    checks: std::collections::VecDeque<([u8; 12], Peer)>,
     /// Its next timer, as `poll_timeout` said when it was last asked; asked
     /// again only once the connection was touched (`stale`): asking every
     /// connection on every pass cost a fifth of the shard's CPU at 200
@@ -289,12 +289,16 @@ struct Conn {
     loss: LossCap,
     /// Its peer's `bytes_out` at the last tally (its send rate since).
     tallied_bytes: u64,
-    /// RTP packets written to it, and that count at the last tally.
-    sent: u64,
+    /// Video RTP packets written to it, and that count at the last tally.
+    video_sent: u64,
     tallied_sent: u64,
-    /// Packets it asked again (NACK) since the last tally.
-    nacked: u64,
+    /// The packets (SSRC, sequence number) it asked again (NACK) since the
+    /// last tally, each once however often asked; at most [`NACKS_KEPT`].
+    nacked: HashSet<(u32, u16)>,
 }
+
+/// Distinct NACKed packets counted per subscriber and second, at most.
+const NACKS_KEPT: usize = 4096;
 
 impl Conn {
     /// Its next timer, asked again if it was touched since.
@@ -307,8 +311,18 @@ impl Conn {
     }
 }
 
+/// Views remembered (subscriber, publisher pairs), at most.
+const MAX_VIEWS: usize = 1 << 16;
+
 /// How often the per-subscriber gauges are tallied.
 const TALLY_EVERY: Duration = Duration::from_secs(1);
+
+/// A peer's address and whether it is a TCP stream's (else UDP).
+type Peer = (SocketAddr, bool);
+
+fn peer_of(t: &TransportContext) -> Peer {
+    (t.peer_addr, t.transport_protocol == TransportProtocol::TCP)
+}
 
 /// Connectivity checks remembered per connection.
 const CHECKS_KEPT: usize = 32;
@@ -332,6 +346,9 @@ pub struct Shard {
     /// stream's peer address is (as `by_addr` for datagrams).
     tcp: Option<Tcp>,
     by_tcp: HashMap<SocketAddr, ConnId>,
+    /// How tall each subscriber said it shows each publisher's camera:
+    /// (subscriber, publisher) → device pixels ([`Shard::set_view`]).
+    views: HashMap<(ConnId, ConnId), u16>,
     /// A publisher's stream (connection, SSRC) → its subscriptions.
     routes: HashMap<(ConnId, u32), Route>,
     /// Every layer's (connection, SSRC) → its route's key and layer index.
@@ -389,6 +406,7 @@ impl Shard {
             by_addr: HashMap::new(),
             tcp: None,
             by_tcp: HashMap::new(),
+            views: HashMap::new(),
             routes: HashMap::new(),
             layer_of: HashMap::new(),
             upstream: HashMap::new(),
@@ -481,9 +499,9 @@ impl Shard {
             stale: true,
             loss: LossCap::default(),
             tallied_bytes: 0,
-            sent: 0,
+            video_sent: 0,
             tallied_sent: 0,
-            nacked: 0,
+            nacked: HashSet::new(),
         });
         if let Some(c) = self.conns[id].as_mut() {
             c.loss.set_calm_before_up(self.calm_before_up);
@@ -735,6 +753,9 @@ impl Shard {
     /// keyframes declared; without them, ≤ 180 the lowest, ≤ 360 the
     /// middle, else the top), at the next keyframe ([`Shard::set_layer`]).
     pub fn set_view(&mut self, to: ConnId, from: ConnId, height: u16) {
+        if self.views.len() < MAX_VIEWS || self.views.contains_key(&(to, from)) {
+            self.views.insert((to, from), height);
+        }
         let layer = self
             .routes
             .iter()
@@ -742,6 +763,16 @@ impl Shard {
             .map_or(usize::MAX, |(_, r)| layer_for_height(&r.layers, height));
         tracing::debug!(sub = to, publisher = from, height, layer, "shard: view");
         self.set_layer(to, from, layer);
+    }
+
+    /// A new subscription of `to` to `from`: the layer for the size it said
+    /// it shows `from`'s camera at, if it said (a view sent before the
+    /// subscription existed is not lost), else the best one.
+    pub fn apply_view(&mut self, to: ConnId, from: ConnId) {
+        match self.views.get(&(to, from)) {
+            Some(&height) => self.set_view(to, from, height),
+            None => self.set_layer(to, from, usize::MAX),
+        }
     }
 
     /// The connection's state as its last event said.
@@ -765,9 +796,15 @@ impl Shard {
             .flatten()
             .filter_map(Conn::next_timeout)
             .chain(Some(self.next_tally))
+            .chain(self.tcp.as_ref().and_then(Tcp::next_deadline))
             .min();
         let wait = next.map_or(max, |t| t.saturating_duration_since(now).min(max));
         if wait.is_zero() {
+            // Timers are due: no poll, so no stream is known to be ready
+            // (the next wait polls them; nothing is lost, only waits).
+            if let Some(tcp) = self.tcp.as_mut() {
+                tcp.set_ready(false, Vec::new());
+            }
             return Ok(());
         }
         let timeout = rustix::event::Timespec::try_from(wait)
@@ -779,19 +816,40 @@ impl Shard {
         if let Some(fd) = also.as_ref() {
             fds.push(rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN));
         }
+        // The TCP side: the listener, then its streams, by peer address.
+        let tcp_from = fds.len();
+        let mut tcp_peers = Vec::new();
         if let Some(tcp) = &self.tcp {
-            for (fd, pending) in tcp.fds() {
+            for (fd, pending, peer) in tcp.fds(now) {
                 let mut flags = rustix::event::PollFlags::IN;
                 if pending {
                     flags |= rustix::event::PollFlags::OUT;
                 }
                 fds.push(rustix::event::PollFd::from_borrowed_fd(fd, flags));
+                tcp_peers.push(peer);
             }
         }
-        match rustix::event::poll(&mut fds, Some(&timeout)) {
+        let polled = match rustix::event::poll(&mut fds, Some(&timeout)) {
             Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
             Err(e) => Err(e.into()),
+        };
+        // Which streams to read (only those), and whether to accept.
+        let mut listener = false;
+        let mut ready = Vec::new();
+        for (fd, peer) in fds[tcp_from..].iter().zip(&tcp_peers) {
+            if fd.revents().is_empty() {
+                continue;
+            }
+            match peer {
+                Some(p) => ready.push(*p),
+                None => listener = true,
+            }
         }
+        drop(fds);
+        if let Some(tcp) = self.tcp.as_mut() {
+            tcp.set_ready(listener, ready);
+        }
+        polled
     }
 
     /// Takes every datagram waiting on the socket (each routed, read and
@@ -818,11 +876,7 @@ impl Shard {
                     continue;
                 };
                 to.copy_from_slice(&f);
-                if self.ingest(f.len(), from, TransportProtocol::TCP, now)
-                    && let Some(tcp) = self.tcp.as_mut()
-                {
-                    tcp.routed(from);
-                }
+                self.ingest(f.len(), from, TransportProtocol::TCP, now);
             }
         }
         for id in 0..self.conns.len() {
@@ -847,19 +901,14 @@ impl Shard {
     }
 
     /// One datagram or TCP frame (in `buf`), from `from`: routed, read
-    /// and drained. Whether it reached a connection.
-    fn ingest(
-        &mut self,
-        n: usize,
-        from: SocketAddr,
-        proto: TransportProtocol,
-        now: Instant,
-    ) -> bool {
+    /// and drained; an address (or stream) becomes the connection's once
+    /// the connection answered a binding request from it.
+    fn ingest(&mut self, n: usize, from: SocketAddr, proto: TransportProtocol, now: Instant) {
         let tcp = proto == TransportProtocol::TCP;
         let Some((id, unverified)) = self.route(n, from, tcp) else {
             self.stats.unrouted += 1;
             tracing::trace!(%from, bytes = n, first = self.buf[0], tcp, "shard: unrouted datagram");
-            return false;
+            return;
         };
         let local_addr = match &self.tcp {
             Some(t) if tcp => t.local_addr(),
@@ -884,15 +933,17 @@ impl Shard {
         // A binding request from a new address: the address is the
         // connection's once the connection answered it with a success
         // (its MESSAGE-INTEGRITY checked out), never on the name alone.
-        let answered = self.drain(id, now, unverified.then_some(from));
+        let answered = self.drain(id, now, unverified.then_some((from, tcp)));
         if answered {
             if tcp {
                 self.by_tcp.insert(from, id);
+                if let Some(t) = self.tcp.as_mut() {
+                    t.confirm(from);
+                }
             } else {
                 self.by_addr.insert(from, id);
             }
         }
-        true
     }
 
     /// Once a second: each subscriber's video subscriptions by the layer
@@ -929,23 +980,24 @@ impl Shard {
             // What it asked again, of what it was sent this second: loss
             // as its NACKs tell it, sooner than its receiver reports (which
             // count a packet repaired by a retransmission as received).
-            let sent = c.sent - c.tallied_sent;
-            if let Some(lost) = (c.nacked * 256).checked_div(sent) {
+            let sent = c.video_sent - c.tallied_sent;
+            let nacked = c.nacked.len() as u64;
+            if let Some(lost) = (nacked * 256).checked_div(sent) {
                 let lost = lost.min(255) as u8;
                 let getting = (0..SINGLE_LAYER).rev().find(|&l| counts[l] > 0);
-                if c.loss.on_report(lost, now, getting) {
+                if c.loss.on_loss(Signal::Nacks, lost, now, getting) {
                     self.stats.loss_cap_changes += 1;
                     tracing::debug!(
                         sub = id,
-                        nacked = c.nacked,
+                        nacked,
                         sent,
                         cap = c.loss.cap(),
                         "shard: NACKs cap the layer"
                     );
                 }
             }
-            c.tallied_sent = c.sent;
-            c.nacked = 0;
+            c.tallied_sent = c.video_sent;
+            c.nacked.clear();
             let Some(m) = &c.metrics else { continue };
             for (gauge, n) in m.peer.video_layers.iter().zip(counts) {
                 gauge.store(*n, Ordering::Relaxed);
@@ -984,8 +1036,11 @@ impl Shard {
         }
         let tid = stun::binding_response_id(d)?;
         let id = self.conns.iter().position(|c| {
-            c.as_ref()
-                .is_some_and(|c| c.checks.iter().any(|(t, to)| *t == tid && *to == from))
+            c.as_ref().is_some_and(|c| {
+                c.checks
+                    .iter()
+                    .any(|(t, to)| *t == tid && *to == (from, tcp))
+            })
         })?;
         by_addr.insert(from, id);
         Some((id, false))
@@ -993,7 +1048,7 @@ impl Shard {
 
     /// Events, reads (each RTP packet forwarded at once) and writes of one
     /// connection. True when it sent a binding success to `confirm`.
-    fn drain(&mut self, id: ConnId, now: Instant, confirm: Option<SocketAddr>) -> bool {
+    fn drain(&mut self, id: ConnId, now: Instant, confirm: Option<Peer>) -> bool {
         let Self {
             sock,
             tcp,
@@ -1004,6 +1059,7 @@ impl Shard {
             wants,
             events,
             plis,
+            views,
             stats,
             read,
             ..
@@ -1062,6 +1118,18 @@ impl Shard {
                         .get(layer)
                         .and_then(Option::as_ref)
                         .is_none_or(|l| l.ssrc != init.ssrc);
+                    // The same layer again under another SSRC: its numbering
+                    // starts over, so who gets it takes it again at a keyframe.
+                    let replaced = route
+                        .layers
+                        .get(layer)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|l| l.ssrc != init.ssrc);
+                    if replaced {
+                        for sw in route.downs.iter_mut().filter_map(|d| d.switch.as_mut()) {
+                            sw.restart(layer);
+                        }
+                    }
                     // The layer that was forwarded as it came, before this one.
                     let before = route.layers.iter().position(Option::is_some);
                     if route.layers.len() <= layer {
@@ -1074,6 +1142,15 @@ impl Shard {
                         height: None,
                     });
                     layer_of.insert((id, init.ssrc), (key, layer));
+                    // Turned simulcast: who said how big it shows this camera
+                    // gets the layer for that size.
+                    if new_layer && route.simulcast() {
+                        for d in &mut route.downs {
+                            if let Some(&h) = views.get(&(d.conn, id)) {
+                                d.target = layer_for_height(&route.layers, h);
+                            }
+                        }
+                    }
                     // Turned simulcast: who has been getting the first layer
                     // as it came goes on with it, unchanged. (Who got nothing
                     // yet starts at a keyframe, like any subscriber.)
@@ -1118,11 +1195,18 @@ impl Shard {
                     for pkt in &pkts {
                         let any = pkt.as_any();
                         if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
-                            c.nacked += nack
-                                .nacks
-                                .iter()
-                                .map(|n| 1 + u64::from(n.lost_packets.count_ones()))
-                                .sum::<u64>();
+                            for pair in &nack.nacks {
+                                let seqs = std::iter::once(pair.packet_id).chain(
+                                    (0..16u16)
+                                        .filter(|i| pair.lost_packets & (1 << i) != 0)
+                                        .map(|i| pair.packet_id.wrapping_add(i + 1)),
+                                );
+                                for seq in seqs {
+                                    if c.nacked.len() < NACKS_KEPT {
+                                        c.nacked.insert((nack.media_ssrc, seq));
+                                    }
+                                }
+                            }
                             continue;
                         }
                         let reports = if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
@@ -1152,7 +1236,7 @@ impl Shard {
                             ?getting,
                             "shard: loss report"
                         );
-                        if c.loss.on_report(lost, now, getting) {
+                        if c.loss.on_loss(Signal::Reports, lost, now, getting) {
                             stats.loss_cap_changes += 1;
                             tracing::debug!(
                                 sub = id,
@@ -1220,6 +1304,7 @@ impl Shard {
                 Some(Codec::Vp8) => super::layers::vp8_ids(&p.payload),
                 _ => (0, 0),
             });
+            let video = route.kind == RtpCodecKind::Video;
             let Route { layers, downs, .. } = route;
             for d in downs {
                 let Some(sub) = conns.get_mut(d.conn).and_then(Option::as_mut) else {
@@ -1304,7 +1389,9 @@ impl Shard {
                 match sub.pc.handle_write(msg) {
                     Ok(()) => {
                         stats.rtp_out += 1;
-                        sub.sent += 1;
+                        if video {
+                            sub.video_sent += 1;
+                        }
                         if let Some(m) = &sub.metrics {
                             m.peer.rtp_out.fetch_add(1, Ordering::Relaxed);
                             m.peer.bytes_out.fetch_add(len, Ordering::Relaxed);
@@ -1385,7 +1472,15 @@ impl Shard {
         let _ = c.pc.close();
         self.by_ufrag.remove(&c.ufrag);
         self.by_addr.retain(|_, v| *v != id);
-        self.by_tcp.retain(|_, v| *v != id);
+        self.views.retain(|(to, from), _| *to != id && *from != id);
+        let tcp = &mut self.tcp;
+        self.by_tcp.retain(|peer, v| {
+            let keep = *v != id;
+            if let (false, Some(t)) = (keep, tcp.as_mut()) {
+                t.close(*peer);
+            }
+            keep
+        });
         self.routes.retain(|(from, _), _| *from != id);
         self.layer_of.retain(|(from, _), _| *from != id);
         for route in self.routes.values_mut() {
@@ -1412,7 +1507,7 @@ fn flush(
     tcp: &mut Option<Tcp>,
     c: &mut Conn,
     stats: &mut ShardStats,
-    confirm: Option<SocketAddr>,
+    confirm: Option<Peer>,
 ) -> bool {
     let mut answered = false;
     while let Some(out) = c.pc.poll_write() {
@@ -1420,9 +1515,9 @@ fn flush(
             if c.checks.len() == CHECKS_KEPT {
                 c.checks.pop_front();
             }
-            c.checks.push_back((tid, out.transport.peer_addr));
+            c.checks.push_back((tid, peer_of(&out.transport)));
         }
-        if confirm == Some(out.transport.peer_addr) && stun::is_binding_success(&out.message) {
+        if confirm == Some(peer_of(&out.transport)) && stun::is_binding_success(&out.message) {
             answered = true;
         }
         if out.transport.transport_protocol == TransportProtocol::TCP {

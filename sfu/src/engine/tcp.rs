@@ -3,26 +3,40 @@
 //! length, then one STUN, DTLS or SRTP message), which the shard reads as
 //! it reads datagrams. For networks that let no UDP through.
 //!
-//! Non-blocking throughout, polled with the UDP socket: a stream's frames
-//! are taken as they arrive, and what the shard writes to it goes out at
-//! once or waits in the stream's buffer until the socket takes it. A
-//! stream whose buffer is full loses what does not fit, as a datagram
-//! would be lost; one that names no connection of ours within
-//! [`UNROUTED_TIMEOUT`] is closed, and so is every stream beyond
-//! [`MAX_STREAMS`].
+//! Non-blocking throughout, polled with the UDP socket; only the streams
+//! the poll said are ready are read. What the shard writes to a stream goes
+//! out at once or waits in the stream's buffer until the socket takes it;
+//! a stream whose buffer is full loses what does not fit, as a datagram
+//! would be lost. Limits, since anyone can open a stream: a stream is
+//! closed when its peer address was not confirmed by a connection (an
+//! answered binding request) within [`UNCONFIRMED_TIMEOUT`], when nothing
+//! came on it for [`IDLE_TIMEOUT`] (ICE consent checks come every few
+//! seconds), and when its connection is removed; at most
+//! [`MAX_STREAMS_PER_IP`] per client address and [`MAX_STREAMS`] in all
+//! (the oldest unconfirmed one makes room for a new one).
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 /// Streams open at once (a cap on what unauthenticated peers can hold).
-const MAX_STREAMS: usize = 4096;
-/// How long a stream may stay without a frame the shard routed.
-const UNROUTED_TIMEOUT: Duration = Duration::from_secs(10);
-/// What waits for a slow reader, per stream; beyond, frames are dropped.
-const MAX_PENDING: usize = 1 << 20;
+const MAX_STREAMS: usize = 1024;
+/// Streams open at once from one client address.
+const MAX_STREAMS_PER_IP: usize = 16;
+/// How long a stream may stay before a connection confirmed its address.
+const UNCONFIRMED_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stream may stay with nothing read on it.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// What waits for a slow reader, per stream; beyond, frames are dropped
+/// (a quarter of a second of a 8 Mbit/s subscriber: older is no use).
+const MAX_PENDING: usize = 256 * 1024;
+/// Read per stream and pass, at most (fairness between streams).
+const READ_PER_PASS: usize = 64 * 1024;
+/// After `accept` failed (out of file descriptors), how long the listener
+/// is left alone (else a readable listener would spin the thread).
+const ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 struct Stream {
     sock: TcpStream,
@@ -31,8 +45,9 @@ struct Stream {
     /// Framed bytes the socket has not taken yet.
     wbuf: Vec<u8>,
     opened: Instant,
-    /// A frame of it was routed to a connection.
-    routed: bool,
+    last_read: Instant,
+    /// A connection answered a binding request from it.
+    confirmed: bool,
 }
 
 pub(super) struct Tcp {
@@ -40,6 +55,10 @@ pub(super) struct Tcp {
     /// The address every connection advertises for it.
     advertised: SocketAddr,
     streams: HashMap<SocketAddr, Stream>,
+    /// Streams the last poll said can be read (`None`: not known, read all).
+    ready: Option<Vec<SocketAddr>>,
+    listener_ready: bool,
+    accept_paused_until: Option<Instant>,
     /// Frames dropped: too large, or a full buffer.
     pub dropped: u64,
 }
@@ -47,7 +66,7 @@ pub(super) struct Tcp {
 impl Tcp {
     /// Listens on `addr`; advertised at `advertised`'s address with the
     /// bound port.
-    pub fn bind(addr: SocketAddr, advertised: std::net::IpAddr) -> io::Result<Self> {
+    pub fn bind(addr: SocketAddr, advertised: IpAddr) -> io::Result<Self> {
         let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let advertised = SocketAddr::new(advertised, listener.local_addr()?.port());
@@ -55,6 +74,9 @@ impl Tcp {
             listener,
             advertised,
             streams: HashMap::new(),
+            ready: None,
+            listener_ready: false,
+            accept_paused_until: None,
             dropped: 0,
         })
     }
@@ -76,48 +98,22 @@ impl Tcp {
         )
     }
 
-    /// Accepts new streams, reads what arrived and hands every whole frame
-    /// to `frame` (with its stream's peer address); closes streams that
-    /// ended, failed, or never named a connection.
+    /// Accepts new streams, reads what arrived on the streams that are
+    /// ready and hands every whole frame to `frame` (with its stream's peer
+    /// address); closes streams that ended, failed, or outstayed a limit.
     pub fn read(&mut self, now: Instant, mut frame: impl FnMut(SocketAddr, &[u8])) {
-        loop {
-            match self.listener.accept() {
-                Ok((sock, peer)) => {
-                    if self.streams.len() >= MAX_STREAMS || sock.set_nonblocking(true).is_err() {
-                        continue;
-                    }
-                    let _ = sock.set_nodelay(true);
-                    self.streams.insert(
-                        peer,
-                        Stream {
-                            sock,
-                            rbuf: Vec::new(),
-                            wbuf: Vec::new(),
-                            opened: now,
-                            routed: false,
-                        },
-                    );
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    tracing::debug!("shard tcp: accept: {e}");
-                    break;
-                }
-            }
+        // Without a poll's word (`ready` unknown), everything is tried.
+        let ready = self.ready.take();
+        if (ready.is_none() || self.listener_ready)
+            && self.accept_paused_until.is_none_or(|t| now >= t)
+        {
+            self.accept(now);
         }
-        let mut buf = [0u8; 8192];
-        self.streams.retain(|peer, s| {
-            if !s.routed && now.saturating_duration_since(s.opened) > UNROUTED_TIMEOUT {
-                return false;
-            }
-            loop {
-                match s.sock.read(&mut buf) {
-                    Ok(0) => return false,
-                    Ok(n) => s.rbuf.extend_from_slice(&buf[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => return false,
-                }
+        self.listener_ready = false;
+        let mut closed = Vec::new();
+        let mut read_one = |peer: &SocketAddr, s: &mut Stream| {
+            if !read_stream(s, now) {
+                closed.push(*peer);
             }
             let mut at = 0;
             while let Some(len) = s.rbuf.get(at..at + 2) {
@@ -129,16 +125,97 @@ impl Tcp {
                 at += 2 + len;
             }
             s.rbuf.drain(..at);
-            // Whatever waited to be written, now that we are here.
-            flush_stream(s)
+            // Whatever waited to be written, now that it may go.
+            if !flush_stream(s) {
+                closed.push(*peer);
+            }
+        };
+        match &ready {
+            Some(peers) => {
+                for peer in peers {
+                    if let Some(s) = self.streams.get_mut(peer) {
+                        read_one(peer, s);
+                    }
+                }
+            }
+            None => {
+                for (peer, s) in &mut self.streams {
+                    read_one(peer, s);
+                }
+            }
+        }
+        for peer in closed {
+            self.streams.remove(&peer);
+        }
+        self.streams.retain(|_, s| {
+            let limit = if s.confirmed {
+                s.last_read + IDLE_TIMEOUT
+            } else {
+                s.opened + UNCONFIRMED_TIMEOUT
+            };
+            now < limit
         });
     }
 
-    /// The stream from `peer` carried a frame the shard routed.
-    pub fn routed(&mut self, peer: SocketAddr) {
-        if let Some(s) = self.streams.get_mut(&peer) {
-            s.routed = true;
+    fn accept(&mut self, now: Instant) {
+        loop {
+            let (sock, peer) = match self.listener.accept() {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Out of descriptors, most likely: leave the listener
+                    // alone for a while rather than spin on it.
+                    tracing::debug!("shard tcp: accept: {e}");
+                    self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+                    return;
+                }
+            };
+            let from_ip = self.streams.keys().filter(|p| p.ip() == peer.ip()).count();
+            if from_ip >= MAX_STREAMS_PER_IP || sock.set_nonblocking(true).is_err() {
+                continue;
+            }
+            if self.streams.len() >= MAX_STREAMS {
+                // The oldest unconfirmed stream makes room, if any.
+                let oldest = self
+                    .streams
+                    .iter()
+                    .filter(|(_, s)| !s.confirmed)
+                    .min_by_key(|(_, s)| s.opened)
+                    .map(|(p, _)| *p);
+                match oldest {
+                    Some(p) => {
+                        self.streams.remove(&p);
+                    }
+                    None => continue,
+                }
+            }
+            let _ = sock.set_nodelay(true);
+            self.streams.insert(
+                peer,
+                Stream {
+                    sock,
+                    rbuf: Vec::new(),
+                    wbuf: Vec::new(),
+                    opened: now,
+                    last_read: now,
+                    confirmed: false,
+                },
+            );
         }
+    }
+
+    /// A connection answered a binding request that came on the stream
+    /// from `peer`: the stream is that connection's.
+    pub fn confirm(&mut self, peer: SocketAddr) {
+        if let Some(s) = self.streams.get_mut(&peer) {
+            s.confirmed = true;
+        }
+    }
+
+    /// Closes the stream from `peer` (its connection is gone).
+    pub fn close(&mut self, peer: SocketAddr) {
+        self.streams.remove(&peer);
     }
 
     /// Writes `msg` to the stream from `to` as one frame.
@@ -163,15 +240,62 @@ impl Tcp {
         Ok(())
     }
 
-    /// The listener and every stream, with whether each has bytes waiting
-    /// to be written (to poll for `OUT` too).
-    pub fn fds(&self) -> impl Iterator<Item = (BorrowedFd<'_>, bool)> {
-        std::iter::once((self.listener.as_fd(), false)).chain(
-            self.streams
-                .values()
-                .map(|s| (s.sock.as_fd(), !s.wbuf.is_empty())),
-        )
+    /// The descriptors to poll: the listener (unless paused), then each
+    /// stream with its peer address and whether bytes wait to be written.
+    pub fn fds(
+        &self,
+        now: Instant,
+    ) -> impl Iterator<Item = (BorrowedFd<'_>, bool, Option<SocketAddr>)> {
+        let listening = self.accept_paused_until.is_none_or(|t| now >= t);
+        listening
+            .then(|| (self.listener.as_fd(), false, None))
+            .into_iter()
+            .chain(
+                self.streams
+                    .iter()
+                    .map(|(p, s)| (s.sock.as_fd(), !s.wbuf.is_empty(), Some(*p))),
+            )
     }
+
+    /// What the poll found: the listener readable or not, and the streams
+    /// that can be read or written (or failed).
+    pub fn set_ready(&mut self, listener: bool, streams: Vec<SocketAddr>) {
+        self.listener_ready = listener;
+        self.ready = Some(streams);
+    }
+
+    /// When the next stream limit falls due (to wake up for it).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let streams = self.streams.values().map(|s| {
+            if s.confirmed {
+                s.last_read + IDLE_TIMEOUT
+            } else {
+                s.opened + UNCONFIRMED_TIMEOUT
+            }
+        });
+        streams.chain(self.accept_paused_until).min()
+    }
+}
+
+/// Reads what the stream has, up to [`READ_PER_PASS`]; false when it
+/// ended or failed (frames read before that still count).
+fn read_stream(s: &mut Stream, now: Instant) -> bool {
+    let mut buf = [0u8; 8192];
+    let mut taken = 0;
+    while taken < READ_PER_PASS {
+        match s.sock.read(&mut buf) {
+            Ok(0) => return false,
+            Ok(n) => {
+                s.rbuf.extend_from_slice(&buf[..n]);
+                s.last_read = now;
+                taken += n;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// Writes what the stream's socket takes; false when the stream failed.
@@ -232,7 +356,28 @@ mod tests {
     }
 
     #[test]
-    fn a_stream_that_names_no_connection_is_closed_after_the_timeout() {
+    fn one_address_holds_at_most_its_share_of_streams() {
+        let mut tcp = loopback();
+        let peers: Vec<TcpStream> = (0..MAX_STREAMS_PER_IP + 4)
+            .map(|_| TcpStream::connect(tcp.local_addr()).expect("connect"))
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // Until the listener has taken every connection (the refused ones
+        // are closed at once).
+        while peers.iter().any(|p| {
+            p.set_nonblocking(true).expect("nonblocking");
+            let open =
+                matches!(p.peek(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+            open && !tcp.streams.contains_key(&p.local_addr().expect("addr"))
+        }) {
+            assert!(Instant::now() < deadline, "{} streams", tcp.streams.len());
+            tcp.read(Instant::now(), |_, _| {});
+        }
+        assert_eq!(tcp.streams.len(), MAX_STREAMS_PER_IP);
+    }
+
+    #[test]
+    fn a_stream_no_connection_confirmed_is_closed_after_the_timeout() {
         let mut tcp = loopback();
         let _peer = TcpStream::connect(tcp.local_addr()).expect("connect");
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -240,7 +385,7 @@ mod tests {
             assert!(Instant::now() < deadline, "no stream accepted");
             tcp.read(Instant::now(), |_, _| {});
         }
-        tcp.read(Instant::now() + UNROUTED_TIMEOUT * 2, |_, _| {});
+        tcp.read(Instant::now() + UNCONFIRMED_TIMEOUT * 2, |_, _| {});
         assert!(tcp.streams.is_empty());
     }
 }

@@ -30,9 +30,12 @@ pub(super) struct Probes {
     last_stats: RefCell<HashMap<Link, (i64, u64)>>,
     timer: Cell<Option<IntervalHandle>>,
     /// In an SFU room with simulcast: the height each remote camera was
-    /// last said to be shown at (`sfu-view`), by peer.
-    views: RefCell<HashMap<String, u16>>,
+    /// last said to be shown at (`sfu-view`), and when (`now_ms`), by peer.
+    views: RefCell<HashMap<String, (u16, f64)>>,
 }
+
+/// How often each view is told again though it did not change.
+const VIEW_REFRESH_MS: f64 = 10_000.0;
 
 impl Call {
     /// Ticks every second until the call ends.
@@ -118,7 +121,9 @@ impl Call {
     /// In an SFU room whose server takes simulcast: tells it how tall each
     /// remote camera is shown (device pixels; 0 when not shown), when that
     /// changed by a fifth or more, so that it sends the layer that fits
-    /// (`sfu-view`, docs/protocol-extensions.md).
+    /// (`sfu-view`, docs/protocol-extensions.md); and again every
+    /// [`VIEW_REFRESH_MS`], for a server that lost it (our SFU connection,
+    /// or the publisher's, made again).
     fn report_views(&self) {
         if !self.is_sfu() || !self.life.simulcast() {
             return;
@@ -133,7 +138,9 @@ impl Call {
         else {
             return;
         };
+        let now = crate::js::now_ms();
         let mut views = self.probes.views.borrow_mut();
+        let mut shown = Vec::with_capacity(list.length() as usize);
         for i in 0..list.length() {
             let Some(el) = list
                 .item(i)
@@ -147,12 +154,15 @@ impl Call {
             let height = (f64::from(el.client_height()) * dpr)
                 .round()
                 .min(f64::from(u16::MAX)) as u16;
-            let changed = views.get(&id).is_none_or(|&last| {
+            shown.push(id.clone());
+            let changed = views.get(&id).is_none_or(|&(last, at)| {
                 let (a, b) = (f64::from(last), f64::from(height));
-                (a - b).abs() > a.max(b) / 5.0 || (last == 0) != (height == 0)
+                (a - b).abs() > a.max(b) / 5.0
+                    || (last == 0) != (height == 0)
+                    || now - at >= VIEW_REFRESH_MS
             });
             if changed {
-                views.insert(id.clone(), height);
+                views.insert(id.clone(), (height, now));
                 self.sig.send(
                     events::SFU_VIEW,
                     ViewRequest {
@@ -163,6 +173,8 @@ impl Call {
                 );
             }
         }
+        // A peer gone from the grid is told again if it comes back.
+        views.retain(|id, _| shown.contains(id));
     }
 
     fn show_stats(&self, link: Link, pc: &PeerConn, s: &Stats) {
