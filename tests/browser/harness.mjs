@@ -167,6 +167,10 @@ export async function startServer(flags = [], { staticDir = WEB_DIST, env: extra
   const args = ['--port', String(port), '--host', host, '--static-dir', staticDir, ...flags];
   const env = { ...process.env };
   for (const k of SERVER_ENV_VARS) delete env[k];
+  // The SFU's negotiation and forwarding decisions at debug level (a few
+  // lines per connection and stream, nothing per packet): the server's log
+  // is kept only when a test fails, and then it says why media did not flow.
+  env.RUST_LOG ??= 'info,sfu=debug';
   Object.assign(env, extraEnv);
   const proc = spawn(SERVER_BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   liveProcs.add(proc);
