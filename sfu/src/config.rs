@@ -25,11 +25,12 @@ pub struct SfuConfig {
 /// The SFU's media core.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SfuEngine {
-    /// The `webrtc` crate: a connection (and a UDP port of the range) per
-    /// peer; ICE-TCP.
+    /// The `webrtc` crate: a connection (and a UDP port of the range, and
+    /// with ICE-TCP a TCP port of the same number) per peer; one layer.
     Webrtc,
     /// The shard (docs/sfu-engine.md): every connection on ONE UDP port
-    /// (`port_min`), forwarded synchronously on one thread.
+    /// (`port_min`, and with ICE-TCP the TCP port of that number),
+    /// forwarded synchronously on one thread; simulcast.
     #[default]
     Shard,
 }

@@ -294,7 +294,9 @@ async fn metrics(
     state
         .metrics
         .render(&mut text, rooms, peers, node.held_seats());
-    state.metrics.render_sfu(&mut text, &node.sfu());
+    state
+        .metrics
+        .render_sfu(&mut text, &node.sfu(), node.sfu_simulcast());
     counters.render(&mut text);
     if let Some(redis) = node.redis() {
         render_redis(&mut text, redis);

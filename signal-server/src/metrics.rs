@@ -104,12 +104,14 @@ impl Metrics {
         self.connections.load(Relaxed)
     }
 
-    /// Renders the SFU's series from `rooms`, read now (aggregates only).
-    pub fn render_sfu(&self, out: &mut String, rooms: &[SfuRoomSnapshot]) {
+    /// Renders the SFU's series from `rooms`, read now (aggregates only);
+    /// the per-subscriber distributions only when `tallied` (the shard
+    /// engine tallies them; the webrtc engine's would read 0).
+    pub fn render_sfu(&self, out: &mut String, rooms: &[SfuRoomSnapshot], tallied: bool) {
         self.sfu
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .render(out, rooms);
+            .render(out, rooms, tallied);
     }
 
     /// Renders the server's counters; `rooms`, `peers` and `held` (seats
@@ -277,7 +279,7 @@ impl SfuTotals {
     /// Renders the SFU's series: counts of rooms, peers and tracks, a
     /// histogram of peers per room, and counters summed over rooms and
     /// peers. No series names a room or a peer.
-    pub fn render(&mut self, out: &mut String, rooms: &[SfuRoomSnapshot]) {
+    pub fn render(&mut self, out: &mut String, rooms: &[SfuRoomSnapshot], tallied: bool) {
         let peers: u64 = rooms.iter().map(|r| r.totals.peers).sum();
         let tracks: u64 = rooms.iter().map(|r| r.totals.published_tracks).sum();
         let _ = writeln!(
@@ -310,38 +312,9 @@ impl SfuTotals {
         // Per subscriber, as distributions (no series names a peer): the
         // layer each video subscription gets, and what each subscriber is
         // sent (tallied each second by the shard engine).
-        let subscribers = || rooms.iter().flat_map(|r| r.peers.iter().map(|(_, s)| s));
-        let _ = writeln!(
-            out,
-            "# HELP signal_sfu_video_subscriptions SFU video subscriptions now, by the simulcast layer each subscriber gets (0 the lowest; single: a stream of one layer).\n\
-             # TYPE signal_sfu_video_subscriptions gauge"
-        );
-        for (i, label) in ["0", "1", "2", "single"].iter().enumerate() {
-            let n: u64 = subscribers().map(|s| s.video_layers[i]).sum();
-            let _ = writeln!(
-                out,
-                "signal_sfu_video_subscriptions{{layer=\"{label}\"}} {n}"
-            );
+        if tallied {
+            render_subscribers(out, rooms);
         }
-        let _ = writeln!(
-            out,
-            "# HELP signal_sfu_subscriber_send_bps SFU peers now, by the media they were sent over the last second (bits/s).\n\
-             # TYPE signal_sfu_subscriber_send_bps histogram"
-        );
-        for le in SEND_BPS_BUCKETS {
-            let n = subscribers().filter(|s| s.send_bps <= le).count();
-            let _ = writeln!(
-                out,
-                "signal_sfu_subscriber_send_bps_bucket{{le=\"{le}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "signal_sfu_subscriber_send_bps_bucket{{le=\"+Inf\"}} {n}\n\
-             signal_sfu_subscriber_send_bps_sum {}\nsignal_sfu_subscriber_send_bps_count {n}",
-            subscribers().map(|s| s.send_bps).sum::<u64>(),
-            n = subscribers().count()
-        );
         let room_totals = self.rooms.add(
             rooms
                 .iter()
@@ -373,6 +346,43 @@ impl SfuTotals {
             );
         }
     }
+}
+
+/// The per-subscriber distributions of the SFU: video subscriptions by
+/// layer, and a histogram of what each peer was sent over the last second.
+fn render_subscribers(out: &mut String, rooms: &[SfuRoomSnapshot]) {
+    let subscribers = || rooms.iter().flat_map(|r| r.peers.iter().map(|(_, s)| s));
+    let _ = writeln!(
+        out,
+        "# HELP signal_sfu_video_subscriptions SFU video subscriptions now, by the simulcast layer each subscriber gets (0 the lowest; single: a stream of one layer).\n\
+             # TYPE signal_sfu_video_subscriptions gauge"
+    );
+    for (i, label) in ["0", "1", "2", "single"].iter().enumerate() {
+        let n: u64 = subscribers().map(|s| s.video_layers[i]).sum();
+        let _ = writeln!(
+            out,
+            "signal_sfu_video_subscriptions{{layer=\"{label}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP signal_sfu_subscriber_send_bps SFU peers now, by the media they were sent over the last second (bits/s).\n\
+             # TYPE signal_sfu_subscriber_send_bps histogram"
+    );
+    for le in SEND_BPS_BUCKETS {
+        let n = subscribers().filter(|s| s.send_bps <= le).count();
+        let _ = writeln!(
+            out,
+            "signal_sfu_subscriber_send_bps_bucket{{le=\"{le}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "signal_sfu_subscriber_send_bps_bucket{{le=\"+Inf\"}} {n}\n\
+             signal_sfu_subscriber_send_bps_sum {}\nsignal_sfu_subscriber_send_bps_count {n}",
+        subscribers().map(|s| s.send_bps).sum::<u64>(),
+        n = subscribers().count()
+    );
 }
 
 /// Running totals of `N` counters read from things that come and go.
@@ -529,7 +539,7 @@ mod tests {
     #[test]
     fn renders_redis_and_an_empty_sfu() {
         let mut text = String::new();
-        Metrics::new(&["other"]).render_sfu(&mut text, &[]);
+        Metrics::new(&["other"]).render_sfu(&mut text, &[], true);
         render_redis(
             &mut text,
             RedisSnapshot {
@@ -575,7 +585,7 @@ mod tests {
         let m = Metrics::new(&["other"]);
         let scrape = |rooms: &[SfuRoomSnapshot]| {
             let mut text = String::new();
-            m.render_sfu(&mut text, rooms);
+            m.render_sfu(&mut text, rooms, true);
             text
         };
         let text = scrape(&[
@@ -596,6 +606,12 @@ mod tests {
         assert!(text.contains("signal_sfu_subscriber_send_bps_bucket{le=\"64000\"} 3\n"));
         assert!(text.contains("signal_sfu_subscriber_send_bps_sum 896\n"));
         assert!(text.contains("signal_sfu_subscriber_send_bps_count 3\n"));
+        // An engine that does not tally them (webrtc) shows no such series
+        // rather than zeros.
+        let mut untallied = String::new();
+        Metrics::new(&["other"]).render_sfu(&mut untallied, &[room("r", 1, &[("p", 1)])], false);
+        assert!(!untallied.contains("signal_sfu_video_subscriptions"));
+        assert!(!untallied.contains("signal_sfu_subscriber_send_bps"));
         // Room b ends, room a counts on, peer-2 leaves: totals keep what
         // was counted and add the growth.
         let text = scrape(&[room("secret-room-a", 15, &[("peer-1", 150)])]);

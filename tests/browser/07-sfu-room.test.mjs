@@ -110,11 +110,7 @@ e2e('ICE-TCP through the SFU: a Chromium on a network that lets no UDP out joins
   const server = await ctx.server(['--sfu', '--sfu-tcp', '--sfu-ip', host.gateway, '--sfu-ports', '42200-42300'], { host: '0.0.0.0' });
   const room = uniqueRoom('sfu-tcp');
   const ana = await ctx.joiner('chromium', { url: `http://127.0.0.1:${server.port}` }, room, 'ana', { extra: { mode: 'sfu' } });
-  const benBrowser = await ctx.chromium({
-    executablePath: host.chromium,
-    extraArgs: [`--unsafely-treat-insecure-origin-as-secure=${host.urlOf(server)}`],
-  });
-  const ben = await ctx.page(benBrowser, 'ben');
+  const ben = await host.chromiumPage(ctx, server, 'ben');
   await ben.evaluateOnNewDocument(keepPeerConnections);
   await joinRoom(ben, { url: host.urlOf(server) }, room, 'ben', { extra: { mode: 'sfu' } });
   const [anaId, benId] = [await selfId(ana), await selfId(ben)];

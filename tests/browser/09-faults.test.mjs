@@ -98,12 +98,7 @@ async function networkCut(ctx, mode, cutMs) {
   const room = uniqueRoom(`cut-${mode}`);
   // Not server.url (http://0.0.0.0:…), which is no secure context for getUserMedia.
   const ana = await ctx.joiner('chromium', { url: `http://127.0.0.1:${server.port}` }, room, 'ana');
-  const benBrowser = await ctx.chromium({
-    executablePath: host.chromium,
-    // getUserMedia needs a secure context; 10.77.x.1 is not one by default.
-    extraArgs: [`--unsafely-treat-insecure-origin-as-secure=${host.urlOf(server)}`],
-  });
-  const ben = await ctx.page(benBrowser, 'ben');
+  const ben = await host.chromiumPage(ctx, server, 'ben');
   await joinRoom(ben, { url: host.urlOf(server) }, room, 'ben');
   const [ana1, ben1] = [await selfId(ana), await selfId(ben)];
   await callUp(ana, ben, ana1, ben1);

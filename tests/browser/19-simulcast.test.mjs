@@ -200,11 +200,7 @@ e2e('simulcast: a subscriber whose downlink is throttled gets the lower layer, a
   const server = await ctx.server(['--sfu', '--sfu-ip', host.gateway, '--sfu-ports', '42800-42900'], { host: '0.0.0.0' });
   const room = uniqueRoom('throttled');
   const local = { url: `http://127.0.0.1:${server.port}` };
-  const anaBrowser = await ctx.chromium({
-    executablePath: host.chromium,
-    extraArgs: [`--unsafely-treat-insecure-origin-as-secure=${host.urlOf(server)}`],
-  });
-  const ana = await ctx.page(anaBrowser, 'ana');
+  const ana = await host.chromiumPage(ctx, server, 'ana');
   await ana.evaluateOnNewDocument(keepPeerConnections);
   await joinRoom(ana, { url: host.urlOf(server) }, room, 'ana', { extra: { mode: 'sfu' } });
   const ben = await ctx.joiner('chromium', local, room, 'ben', { extra: { mode: 'sfu' } });

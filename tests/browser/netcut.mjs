@@ -67,6 +67,19 @@ export class IsolatedHost {
     await chmod(this.chromium, 0o755);
   }
 
+  /**
+   * A page in a new Chromium on this host, labelled `label`, for which
+   * `server` (reached at {@link IsolatedHost#urlOf}, not a secure origin by
+   * default) counts as secure, so that getUserMedia works.
+   */
+  async chromiumPage(ctx, server, label) {
+    const browser = await ctx.chromium({
+      executablePath: this.chromium,
+      extraArgs: [`--unsafely-treat-insecure-origin-as-secure=${this.urlOf(server)}`],
+    });
+    return ctx.page(browser, label);
+  }
+
   /** Runs a command inside the host's namespace. */
   exec(cmd, args) {
     return run('nsenter', [`--net=${this.netns}`, cmd, ...args]);

@@ -6,9 +6,11 @@
 //! publisher is written to every subscription in that same pass and the
 //! datagrams go out at once: no task, channel or timer per packet.
 //!
-//! Not wired into rooms yet: the room task (signalling, limits, metrics)
-//! still runs the `webrtc` engine. Tested with `rtc` peers over real UDP
-//! (`tests/shard.rs`).
+//! Also: ICE-TCP on one port ([`Shard::listen_tcp`], `tcp.rs`), simulcast
+//! (a layer per subscriber by the size it shows a camera at, capped by its
+//! link's loss: `layers.rs`, `congestion.rs`) and per-subscriber gauges
+//! tallied each second. Owned by the rooms' thread (`rooms.rs`); tested
+//! with `rtc` peers over real UDP (`tests/shard.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -1043,6 +1045,11 @@ impl Shard {
             })
         })?;
         by_addr.insert(from, id);
+        // A TCP stream known this way is as confirmed as one whose binding
+        // request was answered.
+        if let (true, Some(t)) = (tcp, self.tcp.as_mut()) {
+            t.confirm(from);
+        }
         Some((id, false))
     }
 
