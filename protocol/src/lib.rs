@@ -57,6 +57,9 @@ pub mod events {
     /// Extension: the size a subscriber shows a peer's video at, for the
     /// SFU's choice of simulcast layer.
     pub const SFU_VIEW: &str = "sfu-view";
+    /// Extension: scaled out, the SFU of the room moved to another server;
+    /// members connect to it afresh.
+    pub const SFU_MOVED: &str = "sfu-moved";
 }
 
 /// The `to` / `from` value that addresses the SFU in an SFU room.

@@ -269,6 +269,11 @@ pub struct RoomInfo {
     /// a member who joins later, or a host who inherits the room, knows it.
     #[serde(default, skip_serializing_if = "is_false")]
     pub locked: bool,
+    /// Extension: in an SFU room of a scaled-out deployment, which
+    /// placement of the room's SFU this is (it grows by one each time the
+    /// room moves to another server: `sfu-moved`). Absent otherwise.
+    #[serde(default, rename = "sfuEpoch", skip_serializing_if = "Option::is_none")]
+    pub sfu_epoch: Option<u64>,
 }
 
 /// `chat` event, and an entry of the join ack's `history`.
@@ -332,6 +337,21 @@ pub struct PeerResumed {
 
 impl Event for PeerResumed {
     const NAME: &'static str = events::PEER_RESUMED;
+}
+
+/// Extension `sfu-moved`: `{"room", "epoch"}`. Scaled out, the server that
+/// hosted the room's SFU is gone and another took the room: every member
+/// closes its connection to the SFU and offers afresh to `"sfu"`. `epoch`
+/// is the new placement's (the join ack's `room.sfuEpoch`): a member whose
+/// connection is of this placement already ignores it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct SfuMoved {
+    pub room: RoomName,
+    pub epoch: u64,
+}
+
+impl Event for SfuMoved {
+    const NAME: &'static str = events::SFU_MOVED;
 }
 
 /// `signal`, as relayed to the addressed peer. `from` is set by the server.

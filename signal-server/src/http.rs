@@ -215,8 +215,8 @@ async fn api_config(State(node): State<Node>) -> impl IntoResponse {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
-    // What a join may create here: scaled out on Redis, SFU rooms are
-    // refused (docs/scale-out.md).
+    // What a join may create: SFU rooms when this node, or scaled out some
+    // node, runs the SFU (docs/sfu-scale-out.md).
     let mut modes = vec![protocol::Mode::Mesh];
     if node.sfu_enabled() {
         modes.push(protocol::Mode::Sfu);
@@ -296,7 +296,7 @@ async fn metrics(
         .render(&mut text, rooms, peers, node.held_seats());
     state
         .metrics
-        .render_sfu(&mut text, &node.sfu(), node.sfu_simulcast());
+        .render_sfu(&mut text, &node.sfu(), node.sfu_tallied());
     counters.render(&mut text);
     if let Some(redis) = node.redis() {
         render_redis(&mut text, redis);

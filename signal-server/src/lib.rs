@@ -36,6 +36,7 @@ pub mod redis_driver;
 pub mod rooms;
 mod serve;
 mod session;
+mod sfu_link;
 mod sfu_rooms;
 mod state;
 mod static_files;
@@ -97,12 +98,11 @@ async fn build(
         .ws_max_message_size(transport_limit)
         .ws_max_frame_size(transport_limit)
         .ws_read_buffer_size(config.ws_read_buffer);
-    // Scaled out, SFU rooms are refused (docs/scale-out.md): the join rule
-    // and /api/config's modes both follow this.
+    // Scaled out, each SFU room is hosted by one node that runs the SFU
+    // (docs/sfu-scale-out.md).
     let sfu = config
         .sfu
         .clone()
-        .filter(|_| config.redis.is_none())
         .map(sfu::Sfu::new)
         .transpose()
         .map_err(|e| anyhow::anyhow!("cannot start the SFU: {e}"))?;
@@ -116,13 +116,10 @@ async fn build(
         // A held seat keeps what a live socket may have queued.
         kept_events: KEPT_EVENTS,
         kept_bytes: limits.send_buffer_bytes,
+        // Scaled out, the join script checks that some SFU node lives.
         sfu: match (&config.sfu, &config.redis) {
-            (Some(_), None) => Ok(()),
-            (None, _) => Err("SFU mode is not enabled on this server; join with mode \"mesh\""),
-            (Some(_), Some(_)) => Err(
-                "SFU rooms are not available when the server is scaled out on Redis; \
-                 join with mode \"mesh\"",
-            ),
+            (Some(_), None) | (_, Some(_)) => Ok(()),
+            (None, None) => Err("SFU mode is not enabled on this server; join with mode \"mesh\""),
         },
     };
     let Some(redis) = config.redis.clone() else {
@@ -134,6 +131,7 @@ async fn build(
             LocalStore::new(room_limits),
             out,
             sfu,
+            None,
             None,
         ));
         io.ns("/", Connect(node.clone()));
@@ -149,10 +147,8 @@ async fn build(
     if !driver.health().is_up() {
         tracing::error!("redis is unreachable; serving anyway and reconnecting in the background");
     }
-    if config.sfu.is_some() {
-        tracing::warn!("SFU rooms are not available when scaled out on Redis; only mesh rooms");
-    }
     let name = uuid::Uuid::new_v4().to_string();
+    let sfu_link = sfu_link::SfuLink::new(driver.clone(), &redis.prefix, name.as_str().into());
     let store = RedisStore::new(driver.clone(), &redis.prefix, &name, room_limits);
     let health = driver.health();
     let adapter_config =
@@ -161,17 +157,32 @@ async fn build(
     let (layer, io) = builder.with_adapter::<RedisAdapter>(ctr).build_layer();
     let state = Arc::new(AppState::new(config, EventKind::LABELS));
     let out = ClusterDelivery::new(io.clone(), store.node().clone(), state.clone());
-    let node = Arc::new(Node::<Scaled>::new(state, store, out, None, Some(health)));
+    let node = Arc::new(Node::<Scaled>::new(
+        state,
+        store,
+        out,
+        sfu,
+        Some(sfu_link.clone()),
+        Some(health),
+    ));
     io.ns("/", Connect(node.clone()))
         .await
         .map_err(|e| anyhow::anyhow!("socket.io namespace on redis: {e}"))?;
     tracing::info!(node = name, prefix = %redis.prefix, "scaled out on redis");
     let upkeep = tokio::spawn(upkeep::run(node.clone()));
     let expiry = tokio::spawn(upkeep::expire_holds(node.clone()));
+    let sfu_upkeep = tokio::spawn(upkeep::sfu(node.clone()));
+    let inbox = sfu_link
+        .inbox()
+        .await
+        .map_err(|e| anyhow::anyhow!("subscribing to the SFU channels on redis: {e}"))?;
+    let sfu_inbox = tokio::spawn(handlers::serve_sfu_inbox(node.clone(), inbox));
     let retiring = node.clone();
     let closer: Closer = Box::pin(async move {
         upkeep.abort();
         expiry.abort();
+        sfu_upkeep.abort();
+        sfu_inbox.abort();
         upkeep::retire(&retiring).await;
         io.close().await;
     });

@@ -33,6 +33,8 @@ pub struct Metrics {
     sfu: Mutex<SfuTotals>,
     /// Resume outcomes, by [`Resume`].
     resumes: [AtomicU64; 3],
+    /// Scaled out: SFU rooms this node moved off a node that was gone.
+    sfu_moves: AtomicU64,
 }
 
 /// What became of a held seat, or of a join with a resume token.
@@ -61,7 +63,13 @@ impl Metrics {
             send_dropped: AtomicU64::new(0),
             sfu: Mutex::new(SfuTotals::default()),
             resumes: Default::default(),
+            sfu_moves: AtomicU64::new(0),
         }
+    }
+
+    /// This node moved an SFU room off a node that was gone.
+    pub fn sfu_moved(&self) {
+        self.sfu_moves.fetch_add(1, Relaxed);
     }
 
     pub fn resume(&self, outcome: Resume, n: u64) {
@@ -190,9 +198,13 @@ impl Metrics {
              signal_deliveries_total {}\n\
              # HELP signal_send_dropped_total Packets dropped because a socket's send buffer was full or closed.\n\
              # TYPE signal_send_dropped_total counter\n\
-             signal_send_dropped_total {}",
+             signal_send_dropped_total {}\n\
+             # HELP signal_sfu_moves_total Scaled out: SFU rooms this node moved to another SFU node because theirs was gone.\n\
+             # TYPE signal_sfu_moves_total counter\n\
+             signal_sfu_moves_total {}",
             self.deliveries.load(Relaxed),
-            self.send_dropped.load(Relaxed)
+            self.send_dropped.load(Relaxed),
+            self.sfu_moves.load(Relaxed)
         );
     }
 }

@@ -11,6 +11,7 @@ use crate::delivery::Delivery;
 use crate::metrics::{RedisSnapshot, SfuRoomSnapshot};
 use crate::redis_driver::RedisHealth;
 use crate::rooms::RoomStore;
+use crate::sfu_link::SfuLink;
 use crate::sfu_rooms::SfuRooms;
 use crate::state::AppState;
 
@@ -35,6 +36,8 @@ pub struct Node<E: Engine> {
     pub store: E::Store,
     pub out: E::Out,
     pub sfu: SfuRooms,
+    /// Scaled out: the way to the other nodes' SFUs.
+    pub sfu_link: Option<SfuLink>,
     /// Scaled out: Redis's health, for `/healthz` and `/metrics`.
     pub redis: Option<Arc<RedisHealth>>,
     /// Connections whose leave could not be stored (Redis down); retried
@@ -43,20 +46,23 @@ pub struct Node<E: Engine> {
 }
 
 impl<E: Engine> Node<E> {
-    /// `sfu`: the SFU this node hosts rooms on, if any.
+    /// `sfu`: the SFU this node hosts rooms on, if any; `sfu_link`: scaled
+    /// out, the way to the other nodes'.
     pub fn new(
         state: Arc<AppState>,
         store: E::Store,
         out: E::Out,
         sfu: Option<sfu::Sfu>,
+        sfu_link: Option<SfuLink>,
         redis: Option<Arc<RedisHealth>>,
     ) -> Self {
-        let sfu = SfuRooms::new(sfu);
+        let sfu = SfuRooms::new(sfu, sfu_link.is_some());
         Self {
             state,
             store,
             out,
             sfu,
+            sfu_link,
             redis,
             deferred: Mutex::new(Vec::new()),
         }
@@ -86,10 +92,12 @@ pub trait NodeStats: Send + Sync {
     /// `None` on a single node.
     fn redis(&self) -> Option<RedisSnapshot>;
     fn sfu(&self) -> Vec<SfuRoomSnapshot>;
-    /// Whether this node hosts SFU rooms.
+    /// Whether SFU rooms can be made (here or, scaled out, on some node).
     fn sfu_enabled(&self) -> bool;
-    /// Whether this node's SFU forwards simulcast (the shard engine).
+    /// Whether SFU rooms take simulcast (the shard engine, on every SFU node).
     fn sfu_simulcast(&self) -> bool;
+    /// Whether this node's own SFU forwards simulcast (what its `/metrics` tally).
+    fn sfu_tallied(&self) -> bool;
 }
 
 impl<E: Engine> NodeStats for Node<E> {
@@ -123,5 +131,8 @@ impl<E: Engine> NodeStats for Node<E> {
     }
     fn sfu_simulcast(&self) -> bool {
         self.sfu.simulcast()
+    }
+    fn sfu_tallied(&self) -> bool {
+        self.sfu.here() && self.sfu.tallies()
     }
 }

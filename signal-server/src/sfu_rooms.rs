@@ -43,6 +43,22 @@ pub struct SfuRooms {
     /// `None`: this node has no SFU.
     sfu: Option<sfu::Sfu>,
     rooms: Mutex<HashMap<RoomName, SfuRoom>>,
+    /// Scaled out: the seats of this node's members in SFU rooms another
+    /// node hosts, counted here where their address is known (taken with
+    /// the first offer, given back at `bye` or when the peer is out of the
+    /// room).
+    remote: Mutex<HashMap<(RoomName, PeerId), Arc<Seat>>>,
+    /// Scaled out: what the deployment offers, as of the last SFU sweep
+    /// (`None` on one node: this node's own SFU decides).
+    deployment: Option<Mutex<Deployment>>,
+}
+
+/// Scaled out: whether some node runs the SFU, and whether all forward
+/// simulcast.
+#[derive(Debug, Clone, Copy)]
+struct Deployment {
+    live: bool,
+    simulcast: bool,
 }
 
 /// One SFU room: its task's handle, and the seats of the peers that offered.
@@ -81,24 +97,113 @@ pub struct Sender {
 }
 
 impl SfuRooms {
-    pub fn new(sfu: Option<sfu::Sfu>) -> Self {
-        Self {
+    /// `scaled`: one node of several on Redis.
+    pub fn new(sfu: Option<sfu::Sfu>, scaled: bool) -> Self {
+        let mut rooms = Self {
             sfu,
             rooms: Mutex::new(HashMap::new()),
+            remote: Mutex::new(HashMap::new()),
+            deployment: None,
+        };
+        if scaled {
+            rooms.deployment = Some(Mutex::new(Deployment {
+                live: rooms.sfu.is_some(),
+                simulcast: rooms.forwards_simulcast(),
+            }));
         }
+        rooms
     }
 
-    /// Whether this node hosts SFU rooms.
-    pub fn enabled(&self) -> bool {
+    /// Whether this node runs an SFU.
+    pub fn here(&self) -> bool {
         self.sfu.is_some()
     }
 
-    /// Whether its SFU forwards simulcast (a layer per subscriber): the
-    /// shard engine does, the webrtc engine forwards one layer.
+    /// Whether SFU rooms can be made now: on one node, whether it runs the
+    /// SFU; scaled out, whether some node does.
+    pub fn enabled(&self) -> bool {
+        match self.deployment() {
+            Some(d) => d.live,
+            None => self.here(),
+        }
+    }
+
+    /// Whether SFU rooms take simulcast (a layer per subscriber): the shard
+    /// engine does, the webrtc engine forwards one layer. Scaled out: every
+    /// live SFU node must.
     pub fn simulcast(&self) -> bool {
+        match self.deployment() {
+            Some(d) => d.live && d.simulcast,
+            None => self.forwards_simulcast(),
+        }
+    }
+
+    /// Whether this node's SFU tallies per-subscriber layers and rates (the
+    /// shard engine).
+    pub fn tallies(&self) -> bool {
+        self.forwards_simulcast()
+    }
+
+    fn forwards_simulcast(&self) -> bool {
         self.sfu
             .as_ref()
             .is_some_and(|s| s.config().engine == sfu::SfuEngine::Shard)
+    }
+
+    fn deployment(&self) -> Option<Deployment> {
+        self.deployment
+            .as_ref()
+            .map(|d| *d.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Scaled out: what the last SFU sweep found.
+    pub fn set_deployment(&self, live: bool, simulcast: bool) {
+        if let Some(d) = &self.deployment {
+            *d.lock().unwrap_or_else(PoisonError::into_inner) = Deployment { live, simulcast };
+        }
+    }
+
+    /// Peers with a connection to this node's SFU (its load).
+    pub fn peers(&self) -> usize {
+        self.lock().values().map(|r| r.seats.len()).sum()
+    }
+
+    /// The SFU rooms this node hosts now.
+    pub fn hosted(&self) -> Vec<RoomName> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// Ends this node's SFU room `room` (it moved away): every connection
+    /// closes, giving back its count.
+    pub fn end(&self, room: &RoomName) {
+        if self.lock().remove(room).is_some() {
+            tracing::info!(room = %room, "SFU room ended here: it moved to another node");
+        }
+    }
+
+    /// Scaled out: counts an offer from `from`, a member of this node, for
+    /// an SFU room another node hosts (nothing to do if it counts already).
+    pub fn count_remote(&self, room: &RoomName, from: &Sender) -> Result<(), SfuRefusal> {
+        let seat = self
+            .remote
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((room.clone(), from.peer.clone()))
+            .or_insert_with(|| Seat::of(from))
+            .clone();
+        match seat.take() {
+            Taken::Refused => Err(SfuRefusal::TooMany(from.limit)),
+            Taken::Now | Taken::Already => Ok(()),
+        }
+    }
+
+    /// Gives back the count of `peer`'s connection to another node's SFU.
+    pub fn forget_remote(&self, room: &RoomName, peer: &PeerId) {
+        // Dropping the seat gives its count back.
+        self.remote
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(room.clone(), peer.clone()));
     }
 
     /// Handles and seats only: a panic cannot leave the map half-changed.
@@ -118,12 +223,7 @@ impl SfuRooms {
         data: SignalData,
     ) -> Result<Option<SfuOutbox>, SfuRefusal> {
         // Checked before any lock is taken or anything is built.
-        match &data {
-            SignalData::Offer { sdp } => sfu::validate_offer(sdp)?,
-            SignalData::Answer { sdp } => sfu::validate_answer(sdp)?,
-            SignalData::Candidate { candidate: Some(c) } => sfu::validate_candidate(c)?,
-            SignalData::Candidate { candidate: None } | SignalData::Bye => {}
-        }
+        check(&data)?;
         let mut rooms = self.lock();
         let is_offer = matches!(data, SignalData::Offer { .. });
         let mut started = None;
@@ -153,13 +253,7 @@ impl SfuRooms {
             let seat = entry
                 .seats
                 .entry(from.peer.clone())
-                .or_insert_with(|| {
-                    Arc::new(Seat {
-                        addr: from.addr.clone(),
-                        limit: from.limit,
-                        counted: Mutex::new(false),
-                    })
-                })
+                .or_insert_with(|| Seat::of(&from))
                 .clone();
             match seat.take() {
                 Taken::Refused => {
@@ -192,6 +286,7 @@ impl SfuRooms {
     /// `peer` left `room`; with the last one the room's task ends (dropping
     /// the last handle closes every connection, giving back their counts).
     pub fn leave(&self, room: &RoomName, peer: PeerId, last: bool) {
+        self.forget_remote(room, &peer);
         let mut rooms = self.lock();
         let Some(entry) = rooms.get_mut(room) else {
             return;
@@ -234,6 +329,18 @@ impl SfuRooms {
     }
 }
 
+/// Whether an SFU could use `data`: a description that is not usable SDP,
+/// or a candidate that is not one, is [`SfuRefusal::Bad`].
+pub fn check(data: &SignalData) -> Result<(), SfuRefusal> {
+    match data {
+        SignalData::Offer { sdp } => sfu::validate_offer(sdp)?,
+        SignalData::Answer { sdp } => sfu::validate_answer(sdp)?,
+        SignalData::Candidate { candidate: Some(c) } => sfu::validate_candidate(c)?,
+        SignalData::Candidate { candidate: None } | SignalData::Bye => {}
+    }
+    Ok(())
+}
+
 /// One peer's claim on an SFU connection of one room, counted in its
 /// address's `sfu_peers` while `counted`.
 #[derive(Debug)]
@@ -258,6 +365,15 @@ enum Taken {
 }
 
 impl Seat {
+    /// A seat for `from`'s address, not counted yet.
+    fn of(from: &Sender) -> Arc<Self> {
+        Arc::new(Self {
+            addr: from.addr.clone(),
+            limit: from.limit,
+            counted: Mutex::new(false),
+        })
+    }
+
     /// Counts this seat (nothing to do if it counts already), within its
     /// address's limit.
     fn take(&self) -> Taken {

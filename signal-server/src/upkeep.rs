@@ -14,7 +14,7 @@ use std::time::Duration;
 use protocol::PeerReconnecting;
 
 use crate::delivery::Delivery;
-use crate::handlers::{leave_all, left_for_good};
+use crate::handlers::{leave_all, left_for_good, sfu_moved};
 use crate::metrics::Resume;
 use crate::node::{Engine, Node};
 use crate::rooms::RoomStore;
@@ -108,10 +108,66 @@ pub async fn expire_holds<E: Engine>(node: Arc<Node<E>>) {
 
 /// Graceful stop: ends this node's heartbeat and removes its members now,
 /// so the other nodes' peers see them leave at once rather than after the
-/// TTL.
+/// TTL; its SFU rooms move to another SFU node now.
 pub async fn retire<E: Engine>(node: &Node<E>) {
+    if node.sfu.here() {
+        match node.store.sfu_retire().await {
+            Ok(()) => sfu_sweep(node).await,
+            Err(e) => tracing::warn!("could not retire this node's SFU from Redis: {e}"),
+        }
+    }
     match node.store.retire().await {
         Ok(()) => sweep(node).await,
         Err(e) => tracing::warn!("could not retire this node from Redis: {e}"),
+    }
+}
+
+/// How often a scaled-out node says its SFU lives and moves the rooms of
+/// SFU nodes that do not ([`SFU_ALIVE_TTL`]): a dead owner's rooms move
+/// within `SFU_ALIVE_TTL + SFU_EVERY` (4 s).
+///
+/// [`SFU_ALIVE_TTL`]: crate::rooms::SFU_ALIVE_TTL
+pub const SFU_EVERY: Duration = Duration::from_secs(1);
+
+/// Scaled out, every [`SFU_EVERY`], until aborted: a node with the SFU
+/// announces it (alive, its load) and ends the SFU rooms that moved away
+/// from it; every node moves the rooms of SFU nodes that are gone and
+/// learns whether SFU rooms can be made (for `/api/config`).
+pub async fn sfu<E: Engine>(node: Arc<Node<E>>) {
+    let mut tick = tokio::time::interval(SFU_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if node.sfu.here() {
+            // Read before the owned rooms: a room hosted now was given to
+            // this node before, so it is listed unless it moved since.
+            let hosted = node.sfu.hosted();
+            match node
+                .store
+                .sfu_announce(node.sfu.peers(), node.sfu.tallies())
+                .await
+            {
+                Ok(owned) => {
+                    for room in hosted.iter().filter(|r| !owned.contains(r)) {
+                        node.sfu.end(room);
+                    }
+                }
+                Err(e) => tracing::debug!("SFU announce failed: {e}"),
+            }
+        }
+        sfu_sweep(&node).await;
+    }
+}
+
+/// Moves the rooms of SFU nodes that are gone, telling their members.
+async fn sfu_sweep<E: Engine>(node: &Node<E>) {
+    match node.store.sfu_sweep().await {
+        Ok(nodes) => {
+            node.sfu.set_deployment(nodes.live, nodes.simulcast);
+            for mv in nodes.moved {
+                sfu_moved(node, mv).await;
+            }
+        }
+        Err(e) => tracing::debug!("SFU sweep failed: {e}"),
     }
 }

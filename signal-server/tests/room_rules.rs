@@ -15,7 +15,7 @@ use signal_server::redis_driver::ReconnectingDriver;
 use signal_server::rooms::{
     Act, ActError, Conn, Dest, HeldSeat, How, JoinError, JoinSpec, Joined, Keep, LocalStore,
     NewMessage, NotInRoom, Parcel, ReceiptError, RedisStore, RoomLimits, RoomStore, RouteError,
-    StoreError,
+    SfuHost, StoreError,
 };
 use socketioxide::socket::Sid;
 
@@ -38,6 +38,7 @@ async fn all_rules<F: Stores>(f: &F) {
     resume_a_live_seat(f).await;
     sweep_holds(f).await;
     host_and_acts(f).await;
+    sfu_placement(f).await;
 }
 
 #[tokio::test]
@@ -339,12 +340,92 @@ async fn mode<F: Stores>(f: &F) {
             ..LIMITS
         })
         .await;
+    // Scaled out, an SFU room needs a live SFU node (a no-op on one node).
+    n.a.sfu_announce(0, true).await.expect("announced");
     let a = joined(&*n.a, Sid::new(), sfu, "p1").await;
     assert_eq!(a.mode, Mode::Sfu);
+    assert!(
+        matches!(a.sfu_epoch, None | Some(1)),
+        "one node: no epoch; scaled out: the first placement ({:?})",
+        a.sfu_epoch
+    );
     let b = joined(&*n.b, Sid::new(), spec("sfu", "B"), "p2").await;
     assert_eq!(b.mode, Mode::Sfu, "later joiners get the room's mode");
     let m = n.b.member(Sid::new(), &room("sfu")).await;
     assert!(m.is_err());
+}
+
+/// Scaled out, an SFU room is owned by an SFU node; when that goes, the
+/// room moves (or waits for one). On one node it is always here.
+async fn sfu_placement<F: Stores>(f: &F) {
+    let n = f
+        .nodes(RoomLimits {
+            sfu: Ok(()),
+            ..LIMITS
+        })
+        .await;
+    let r = room("placed");
+    let mut sfu = spec("placed", "A");
+    sfu.mode = Mode::Sfu;
+    let route = |s: &Arc<F::S>| {
+        let (s, r) = (s.clone(), r.clone());
+        async move { s.sfu_route(&r).await.expect("routed") }
+    };
+    if n.stop_b.is_none() {
+        joined(&*n.a, Sid::new(), sfu, "p1").await;
+        assert_eq!(
+            route(&n.a).await.host,
+            SfuHost::Here,
+            "one node: always here"
+        );
+        return;
+    }
+    // Node b runs no SFU: a room it creates is owned by node a.
+    n.a.sfu_announce(0, true).await.expect("announced");
+    let (c1, c2) = (Sid::new(), Sid::new());
+    joined(&*n.b, c1, sfu, "p1").await;
+    joined(&*n.a, c2, spec("placed", "B"), "p2").await;
+    assert_eq!(route(&n.a).await.host, SfuHost::Here);
+    let from_b = route(&n.b).await;
+    assert_eq!(from_b.host, SfuHost::Elsewhere("node-a".into()));
+    assert_eq!((from_b.epoch, from_b.moved), (1, None));
+    // Node a's SFU stops with no other SFU node: the room waits, unowned.
+    n.a.sfu_retire().await.expect("retired");
+    let swept = n.b.sfu_sweep().await.expect("swept");
+    assert!(
+        swept.moved.is_empty() && !swept.live,
+        "nowhere to go: {swept:?}"
+    );
+    assert_eq!(route(&n.b).await.host, SfuHost::Nowhere);
+    // Node b starts an SFU: the next signal moves the room there, epoch 2.
+    n.b.sfu_announce(0, true).await.expect("announced");
+    let moved = route(&n.a).await;
+    assert_eq!(moved.host, SfuHost::Elsewhere("node-b".into()));
+    let mv = moved.moved.expect("moved now");
+    assert_eq!(
+        (mv.from, mv.to.as_str(), mv.epoch, mv.members),
+        (None, "node-b", 2, 2)
+    );
+    assert_eq!(route(&n.b).await.host, SfuHost::Here);
+    assert!(route(&n.b).await.moved.is_none(), "moved once");
+    // Node a's SFU comes back; node b's dies: the sweep moves the room back.
+    n.a.sfu_announce(0, true).await.expect("announced");
+    n.b.sfu_retire().await.expect("retired");
+    let swept = n.a.sfu_sweep().await.expect("swept");
+    assert!(swept.live && swept.simulcast);
+    assert_eq!(swept.moved.len(), 1, "{swept:?}");
+    assert_eq!(swept.moved[0].to, "node-a");
+    assert_eq!(swept.moved[0].from.as_deref(), Some("node-b"));
+    assert_eq!(swept.moved[0].epoch, 3);
+    // The owner's set of rooms follows: node a owns it, and the room's end
+    // takes it out.
+    assert_eq!(
+        n.a.sfu_announce(0, true).await.expect("owned"),
+        vec![r.clone()]
+    );
+    n.b.leave(c1, &r, |_| ()).await.expect("left");
+    n.a.leave(c2, &r, |_| ()).await.expect("left");
+    assert!(n.a.sfu_announce(0, true).await.expect("owned").is_empty());
 }
 
 async fn history<F: Stores>(f: &F) {

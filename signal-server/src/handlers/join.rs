@@ -72,6 +72,7 @@ pub(super) async fn handle<E: Engine>(
                 id: room.clone(),
                 mode: joined.mode,
                 locked: joined.locked,
+                sfu_epoch: joined.sfu_epoch,
             },
             peers: joined.peers,
             history: joined.history,

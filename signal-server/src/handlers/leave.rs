@@ -8,6 +8,7 @@ use crate::ack::{Failure, Reply};
 use crate::delivery::Delivery;
 use crate::node::{Engine, Node};
 use crate::rooms::{self, Left, NotInRoom, RoomStore};
+use crate::sfu_link::SfuIn;
 
 pub(super) async fn handle<E: Engine>(cx: &Ctx<'_, E>, req: LeaveRequest) -> Result<Reply, Failure> {
     leave_room(cx.node, cx.conn(), Some(cx.socket), &req.room).await?;
@@ -45,7 +46,22 @@ pub(super) fn gone<E: Engine>(
     left: Left,
     reason: Option<&'static str>,
 ) -> impl Future<Output = ()> + Send + use<E> {
-    node.sfu.leave(room, left.id.clone(), left.remaining == 0);
+    let last = left.remaining == 0;
+    node.sfu.leave(room, left.id.clone(), last);
+    // Scaled out, the room's SFU may be on another node: every node hears it.
+    let sfu_ev = node.sfu_link.clone().map(|link| {
+        let msg = SfuIn::Leave {
+            room: room.clone(),
+            peer: left.id.clone(),
+            last,
+            from: link.node().to_owned(),
+        };
+        async move {
+            if let Err(e) = link.broadcast(&msg).await {
+                tracing::debug!("SFU leave not sent to the other nodes: {e}");
+            }
+        }
+    });
     let ev = PeerLeft {
         room: room.clone(),
         id: left.id,
@@ -61,6 +77,9 @@ pub(super) fn gone<E: Engine>(
         node.out.announce(room, ev, left.remaining)
     });
     async move {
+        if let Some(sfu_ev) = sfu_ev {
+            sfu_ev.await;
+        }
         left_ev.await;
         if let Some(host_ev) = host_ev {
             host_ev.await;

@@ -14,6 +14,7 @@ mod list;
 mod disconnect;
 mod failures;
 mod parcel;
+mod sfu_remote;
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ use crate::node::{Engine, Node};
 
 pub use disconnect::{disconnected, leave_all};
 pub use leave::left_for_good;
+pub use sfu_remote::{moved as sfu_moved, serve_sfu_inbox};
 
 events! {
     Join => join::handle(protocol::JoinRequest, ack),

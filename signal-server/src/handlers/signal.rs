@@ -1,15 +1,15 @@
 //! `signal`: WebRTC offers, answers and candidates, relayed to the
-//! addressed peer only; in an SFU room, to and from the room's SFU.
+//! addressed peer only; in an SFU room, to and from the room's SFU, on this
+//! node or, scaled out, on the node that hosts the room (`sfu_remote.rs`).
 
-use std::sync::Arc;
+use protocol::{ErrorCode, Mode, SignalData, SignalEvent, SignalRequest};
 
-use protocol::{ErrorCode, Mode, PeerId, RoomName, SignalEvent, SignalRequest};
-
-use super::{Ctx, parcel};
+use super::{Ctx, parcel, sfu_remote};
 use crate::ack::{Failure, Reply};
-use crate::node::{Engine, Node};
-use crate::rooms::{Parcel, RoomStore};
-use crate::sfu_rooms::{Sender, SfuOutbox, SfuRefusal};
+use crate::node::Engine;
+use crate::rooms::{Parcel, RoomStore, SfuHost};
+use crate::sfu_link::SfuIn;
+use crate::sfu_rooms::{Sender, SfuRefusal};
 
 pub(super) async fn handle<E: Engine>(cx: &Ctx<'_, E>, req: SignalRequest) -> Result<Reply, Failure> {
     req.data
@@ -32,60 +32,82 @@ pub(super) async fn handle<E: Engine>(cx: &Ctx<'_, E>, req: SignalRequest) -> Re
 /// A signal for the SFU of an SFU room: checked (a description that is not
 /// usable SDP is `bad_request`; a new connection beyond the address's
 /// `sfu_peers_per_ip` is `rate_limited`), then queued, in order, to its
-/// room task (`sfu_rooms.rs`).
+/// room task (`sfu_rooms.rs`), here or on the node that hosts the room.
 async fn to_sfu<E: Engine>(cx: &Ctx<'_, E>, req: SignalRequest) -> Result<Reply, Failure> {
-    let me = cx.node.store.member(cx.conn(), &req.room).await?;
+    let node = cx.node;
+    let me = node.store.member(cx.conn(), &req.room).await?;
     if me.mode != Mode::Sfu {
         return Err(Failure::new(
             ErrorCode::UnknownPeer,
             "this is a mesh room: there is no \"sfu\" peer",
         ));
     }
-    if matches!(req.data, protocol::SignalData::Bye) {
-        // Its connection to the SFU is over (a page that reloaded and took
-        // its seat back starts a new one): the next offer starts afresh.
-        cx.node.sfu.leave(&req.room, me.me.id, false);
-        return Ok(Reply::ok());
-    }
     let from = Sender {
         peer: me.me.id,
         addr: cx.client().map(|slot| slot.addr().clone()),
-        limit: cx.node.state.config.limits.sfu_peers_per_ip,
+        limit: node.state.config.limits.sfu_peers_per_ip,
     };
-    let started = cx
-        .node
+    let owner = match sfu_remote::host(node, &req.room).await? {
+        SfuHost::Here => {
+            // Its seat is counted by the room here from now on.
+            node.sfu.forget_remote(&req.room, &from.peer);
+            return here(node, req, from);
+        }
+        SfuHost::Elsewhere(owner) => owner,
+        SfuHost::Nowhere => return Err(sfu_remote::nowhere()),
+    };
+    crate::sfu_rooms::check(&req.data).map_err(refusal)?;
+    let room = req.room;
+    let msg = match req.data {
+        SignalData::Bye => {
+            node.sfu.forget_remote(&room, &from.peer);
+            SfuIn::Bye {
+                room,
+                peer: from.peer,
+            }
+        }
+        data => {
+            if matches!(data, SignalData::Offer { .. }) {
+                node.sfu.count_remote(&room, &from).map_err(refusal)?;
+            }
+            SfuIn::Signal {
+                room,
+                peer: from.peer,
+                data,
+            }
+        }
+    };
+    sfu_remote::send(node, &owner, &msg).await?;
+    Ok(Reply::ok())
+}
+
+/// A signal for the SFU of a room this node hosts.
+fn here<E: Engine>(
+    node: &std::sync::Arc<crate::node::Node<E>>,
+    req: SignalRequest,
+    from: Sender,
+) -> Result<Reply, Failure> {
+    if matches!(req.data, SignalData::Bye) {
+        // Its connection to the SFU is over (a page that reloaded and took
+        // its seat back starts a new one): the next offer starts afresh.
+        node.sfu.leave(&req.room, from.peer, false);
+        return Ok(Reply::ok());
+    }
+    let started = node
         .sfu
         .signal(&req.room, from, req.data)
-        .map_err(|e| {
-            let code = match e {
-                SfuRefusal::Bad(_) => ErrorCode::BadRequest,
-                SfuRefusal::TooMany(_) => ErrorCode::RateLimited,
-                SfuRefusal::Unavailable(_) => ErrorCode::Internal,
-            };
-            Failure::new(code, e.to_string())
-        })?;
+        .map_err(refusal)?;
     if let Some(outbox) = started {
-        relay_from_sfu(cx.node.clone(), req.room, outbox);
+        sfu_remote::relay_from_sfu(node.clone(), req.room, outbox);
     }
     Ok(Reply::ok())
 }
 
-/// Relays what the SFU of `room` says to each peer, as `signal` from
-/// `"sfu"`, until the room ends.
-fn relay_from_sfu<E: Engine>(node: Arc<Node<E>>, room: RoomName, mut outbox: SfuOutbox) {
-    tokio::spawn(async move {
-        while let Some((peer, data)) = outbox.recv().await {
-            let Ok(Some(dest)) = node.store.addr_of(&room, &peer).await else {
-                continue;
-            };
-            let ev = SignalEvent {
-                room: room.clone(),
-                from: PeerId::from(protocol::SFU_PEER.to_owned()),
-                data,
-            };
-            // A peer that just left needs no answer; a held one gets it
-            // when it resumes.
-            let _ = parcel::send(&node, &room, &peer, dest, Parcel::Signal(ev)).await;
-        }
-    });
+fn refusal(e: SfuRefusal) -> Failure {
+    let code = match e {
+        SfuRefusal::Bad(_) => ErrorCode::BadRequest,
+        SfuRefusal::TooMany(_) => ErrorCode::RateLimited,
+        SfuRefusal::Unavailable(_) => ErrorCode::Internal,
+    };
+    Failure::new(code, e.to_string())
 }

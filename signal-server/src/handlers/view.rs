@@ -5,10 +5,11 @@
 
 use protocol::{ErrorCode, Mode, ViewRequest};
 
-use super::Ctx;
+use super::{Ctx, sfu_remote};
 use crate::ack::{Failure, Reply};
 use crate::node::Engine;
-use crate::rooms::RoomStore;
+use crate::rooms::{RoomStore, SfuHost};
+use crate::sfu_link::SfuIn;
 
 pub(super) async fn handle<E: Engine>(cx: &Ctx<'_, E>, req: ViewRequest) -> Result<Reply, Failure> {
     let me = cx.node.store.member(cx.conn(), &req.room).await?;
@@ -25,6 +26,19 @@ pub(super) async fn handle<E: Engine>(cx: &Ctx<'_, E>, req: ViewRequest) -> Resu
     cx.node.store.route(cx.conn(), &req.room, &req.peer).await?;
     // Before the room's SFU started (nobody offered yet) there is nothing
     // to choose: the first layer sent will be the best one anyway.
-    cx.node.sfu.view(&req.room, me.me.id, req.peer, req.height);
+    match sfu_remote::host(cx.node, &req.room).await? {
+        SfuHost::Here => cx.node.sfu.view(&req.room, me.me.id, req.peer, req.height),
+        SfuHost::Elsewhere(owner) => {
+            let msg = SfuIn::View {
+                room: req.room,
+                viewer: me.me.id,
+                publisher: req.peer,
+                height: req.height,
+            };
+            sfu_remote::send(cx.node, &owner, &msg).await?;
+        }
+        // No SFU, no layer to choose.
+        SfuHost::Nowhere => {}
+    }
     Ok(Reply::ok())
 }

@@ -37,7 +37,7 @@ use socketioxide::socket::Sid;
 use crate::redis_driver::DriverError;
 
 pub use local::LocalStore;
-pub use redis::{Conn, HEARTBEAT_TTL, RedisStore};
+pub use redis::{Conn, HEARTBEAT_TTL, RedisStore, SFU_ALIVE_TTL};
 
 /// Limits and capabilities the rules enforce.
 #[derive(Debug, Clone, Copy)]
@@ -181,6 +181,9 @@ pub struct Joined<A> {
     pub how: How<A>,
     /// The host locked the room (only resumes get in).
     pub locked: bool,
+    /// Scaled out, in an SFU room: the placement of its SFU
+    /// ([`SfuRoute::epoch`]). `None` on one node and in mesh rooms.
+    pub sfu_epoch: Option<u64>,
 }
 
 impl<A> Joined<A> {
@@ -314,6 +317,54 @@ pub type Result<T, E = std::convert::Infallible> = std::result::Result<T, StoreE
 
 /// Room state, on one node or shared by many. Connections are named by
 /// their socket id; the store knows which node each is on.
+/// Where the SFU of an SFU room runs ([`RoomStore::sfu_route`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SfuHost {
+    /// On this node (always, on one node).
+    Here,
+    /// On another node of the deployment, by its name.
+    Elsewhere(std::sync::Arc<str>),
+    /// Nowhere: no node with the SFU is alive.
+    Nowhere,
+}
+
+/// The SFU of an SFU room, as a signal for it is routed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SfuRoute {
+    pub host: SfuHost,
+    /// Which placement this is: it grows by one each time the room moves
+    /// (0 on one node).
+    pub epoch: u64,
+    /// The room moved just now, found by this lookup: its members must be
+    /// told (`sfu-moved`).
+    pub moved: Option<SfuMove>,
+}
+
+/// An SFU room given to another node: its old owner was gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SfuMove {
+    pub room: RoomName,
+    /// The node it moved to.
+    pub to: String,
+    /// The node it moved from; `None`: it had no owner (no SFU node was
+    /// alive when its last one went).
+    pub from: Option<String>,
+    pub epoch: u64,
+    /// Members of the room, to tell.
+    pub members: usize,
+}
+
+/// Which SFU nodes the deployment has now ([`RoomStore::sfu_sweep`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SfuNodes {
+    /// Rooms moved off nodes that are gone.
+    pub moved: Vec<SfuMove>,
+    /// Some node with the SFU is alive.
+    pub live: bool,
+    /// Every live SFU node forwards simulcast.
+    pub simulcast: bool,
+}
+
 pub trait RoomStore: Send + Sync + 'static {
     /// Where a member is connected: what delivery needs to reach it.
     type Addr: Clone + Debug + PartialEq + Send + Sync + 'static;
@@ -450,4 +501,39 @@ pub trait RoomStore: Send + Sync + 'static {
     /// Puts this node's members back after the store lost them, with the
     /// same peer ids; returns how many.
     fn restore(&self) -> impl Future<Output = usize> + Send;
+
+    /// Where the SFU of `room` runs (on one node: here). Scaled out, a room
+    /// whose owner node is gone moves now (see [`SfuRoute::moved`]).
+    fn sfu_route(&self, room: &RoomName) -> impl Future<Output = Result<SfuRoute>> + Send {
+        let _ = room;
+        std::future::ready(Ok(SfuRoute {
+            host: SfuHost::Here,
+            epoch: 0,
+            moved: None,
+        }))
+    }
+
+    /// Scaled out, on a node with the SFU: says it is alive, with its load
+    /// (`peers` connected) and whether it forwards simulcast; returns the
+    /// SFU rooms it owns.
+    fn sfu_announce(
+        &self,
+        peers: usize,
+        simulcast: bool,
+    ) -> impl Future<Output = Result<Vec<RoomName>>> + Send {
+        let _ = (peers, simulcast);
+        std::future::ready(Ok(Vec::new()))
+    }
+
+    /// Scaled out: moves the SFU rooms of SFU nodes that are gone, and says
+    /// which live.
+    fn sfu_sweep(&self) -> impl Future<Output = Result<SfuNodes>> + Send {
+        std::future::ready(Ok(SfuNodes::default()))
+    }
+
+    /// Scaled out: this node's SFU stops; the next sweep (on any node)
+    /// moves its rooms at once.
+    fn sfu_retire(&self) -> impl Future<Output = Result<()>> + Send {
+        std::future::ready(Ok(()))
+    }
 }

@@ -17,6 +17,12 @@
 //! | `P:n:{node}:mark` | string with TTL | set only by the heartbeat: its absence means Redis lost this node's state |
 //! | `P:n:{node}:c` | set | connections of a node with at least one room |
 //! | `P:nodes` | set | nodes that have connections in some room |
+//! | `P:sfu` | hash | SFU node → `peers simulcast` (its load, and whether it forwards simulcast), as it last announced |
+//! | `P:sfu:{node}` | string with TTL | an SFU node's liveness ([`SFU_ALIVE_TTL`]) |
+//! | `P:sfu:{node}:rooms` | set | the SFU rooms a node owns |
+//!
+//! An SFU room's hash also has `sfu` (its owner node; empty while no SFU
+//! node lives) and `se` (its placement's epoch, +1 at each move).
 //!
 //! A member's JSON carries its resume token (`tok`).
 //!
@@ -48,7 +54,7 @@ use socketioxide::socket::Sid;
 use super::{
     Act, ActError, Acted, Dest, HeldSeat, How, JoinError, JoinSpec, Joined, Keep, Left, Member,
     NewMessage, NotInRoom, Parcel, Receipt, ReceiptError, Result, RoomLimits, RoomStore,
-    RouteError, StoreError, Swept,
+    RouteError, SfuHost, SfuMove, SfuNodes, SfuRoute, StoreError, Swept,
 };
 use crate::redis_driver::{DriverError, ReconnectingDriver};
 
@@ -59,6 +65,12 @@ pub const HEARTBEAT_TTL: Duration = Duration::from_secs(10);
 const HISTORY_FN: &str = include_str!("lua/history.lua");
 const REMOVE_FN: &str = include_str!("lua/remove.lua");
 const HOLD_FN: &str = include_str!("lua/hold_fn.lua");
+const SFU_FN: &str = include_str!("lua/sfu_fn.lua");
+
+/// How long an SFU node's liveness lives (`P:sfu:{node}`), refreshed every
+/// [`crate::upkeep::SFU_EVERY`]: shorter than the node's heartbeat, so that
+/// the rooms of an SFU node that died move within seconds.
+pub const SFU_ALIVE_TTL: Duration = Duration::from_secs(3);
 
 /// Held seats one expiry pass ends at most (the rest on the next).
 const EXPIRE_BATCH: usize = 64;
@@ -143,6 +155,8 @@ struct Scripts {
     keep: Script,
     expire: Script,
     act: Script,
+    sfu_owner: Script,
+    sfu_sweep: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -170,7 +184,7 @@ impl RedisStore {
             node: node.into(),
             limits,
             scripts: Arc::new(Scripts {
-                join: Script::new(include_str!("lua/join.lua")),
+                join: Script::new(&format!("{SFU_FN}{}", include_str!("lua/join.lua"))),
                 leave: Script::new(&format!(
                     "{HISTORY_FN}{REMOVE_FN}{}",
                     include_str!("lua/leave.lua")
@@ -191,6 +205,8 @@ impl RedisStore {
                     "{HISTORY_FN}{REMOVE_FN}{}",
                     include_str!("lua/act.lua")
                 )),
+                sfu_owner: Script::new(&format!("{SFU_FN}{}", include_str!("lua/sfu_owner.lua"))),
+                sfu_sweep: Script::new(&format!("{SFU_FN}{}", include_str!("lua/sfu_sweep.lua"))),
             }),
             mine: Arc::new(Mutex::new(HashMap::new())),
             held: Arc::default(),
@@ -325,6 +341,11 @@ impl RedisStore {
                 let why = self.limits.sfu.err().unwrap_or_default();
                 return Err(StoreError::Rule(JoinError::ModeUnavailable(why)));
             }
+            "nosfu" => {
+                return Err(StoreError::Rule(JoinError::ModeUnavailable(
+                    "no server of this deployment runs the SFU now; join with mode \"mesh\"",
+                )));
+            }
             "rooms" => {
                 let max = self.limits.rooms_per_conn;
                 return Err(StoreError::Rule(JoinError::TooManyRooms(max)));
@@ -373,6 +394,8 @@ impl RedisStore {
             token: me.tok,
             how,
             locked: field::<String>(&reply, 7) == "1",
+            sfu_epoch: (mode == Mode::Sfu)
+                .then(|| field::<String>(&reply, 8).parse().unwrap_or_default()),
         })
     }
 
@@ -749,6 +772,89 @@ impl RoomStore for RedisStore {
 
     fn forget(&self, conn: Sid) {
         self.mine().retain(|(c, _), _| *c != conn);
+    }
+
+    async fn sfu_route(&self, room: &RoomName) -> Result<SfuRoute> {
+        let mut inv = self.scripts.sfu_owner.prepare_invoke();
+        inv.arg(&*self.prefix).arg(room.as_str()).arg(&*self.node);
+        let reply: Vec<String> = self.invoke(inv).await?;
+        let epoch = reply
+            .get(1)
+            .and_then(|e| e.parse().ok())
+            .unwrap_or_default();
+        let host = match reply.first().map(String::as_str) {
+            None | Some("") => SfuHost::Nowhere,
+            Some(owner) if owner == &*self.node => SfuHost::Here,
+            Some(owner) => SfuHost::Elsewhere(owner.into()),
+        };
+        let moved = match reply.get(2).map(String::as_str) {
+            None | Some("") => None,
+            Some(from) => Some(SfuMove {
+                room: room.clone(),
+                to: reply[0].clone(),
+                from: (from != "-").then(|| from.to_owned()),
+                epoch,
+                members: reply
+                    .get(3)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_default(),
+            }),
+        };
+        Ok(SfuRoute { host, epoch, moved })
+    }
+
+    async fn sfu_announce(&self, peers: usize, simulcast: bool) -> Result<Vec<RoomName>> {
+        let alive = format!("{}:sfu:{}", self.prefix, self.node);
+        let mut conn = self.redis.connection()?;
+        let ((), rooms): ((), Vec<String>) = redis::pipe()
+            .cmd("SET")
+            .arg(&alive)
+            .arg(1)
+            .arg("PX")
+            .arg(SFU_ALIVE_TTL.as_millis() as u64)
+            .cmd("HSET")
+            .arg(format!("{}:sfu", self.prefix))
+            .arg(&*self.node)
+            .arg(format!("{peers} {}", u8::from(simulcast)))
+            .ignore()
+            .cmd("SMEMBERS")
+            .arg(format!("{alive}:rooms"))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis.command_failed(e))?;
+        Ok(rooms
+            .iter()
+            .filter_map(|r| RoomName::parse(r).ok())
+            .collect())
+    }
+
+    async fn sfu_sweep(&self) -> Result<SfuNodes> {
+        let mut inv = self.scripts.sfu_sweep.prepare_invoke();
+        inv.arg(&*self.prefix).arg(&*self.node);
+        let (flat, live, simulcast): (Vec<String>, String, String) = self.invoke(inv).await?;
+        let moved = flat
+            .chunks_exact(5)
+            .filter_map(|m| {
+                Some(SfuMove {
+                    room: RoomName::parse(&m[0]).ok()?,
+                    to: m[1].clone(),
+                    from: Some(m[3].clone()),
+                    epoch: m[2].parse().ok()?,
+                    members: m[4].parse().unwrap_or_default(),
+                })
+            })
+            .collect();
+        Ok(SfuNodes {
+            moved,
+            live: live == "1",
+            simulcast: simulcast == "1",
+        })
+    }
+
+    async fn sfu_retire(&self) -> Result<()> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(format!("{}:sfu:{}", self.prefix, self.node));
+        Ok(self.run(cmd).await?)
     }
 }
 

@@ -184,6 +184,7 @@ impl<C: PartialEq> Room<C> {
             token: me.token.clone(),
             how,
             locked: self.locked,
+            sfu_epoch: None,
         })
     }
 
@@ -323,6 +324,7 @@ impl<C: Copy + Eq + Hash> Registry<C> {
             token: me.token.clone(),
             how: How::Fresh,
             locked: room.locked,
+            sfu_epoch: None,
         };
         room.seats.push(me);
         self.conns.entry(conn).or_default().push(spec.room);

@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use protocol::{
     ChatMessage, DisplayName, ErrorCode, JoinAck, JoinRequest, LeaveRequest, MediaState,
     MediaStateEvent, Password, PeerId, PeerInfo, PeerJoined, PeerLeft, PingEvent, ReceiptEvent,
-    ResumeToken, RoomName, SignalData, SignalEvent, SignalRequest, TypingEvent, events,
+    ResumeToken, RoomName, SfuMoved, SignalData, SignalEvent, SignalRequest, TypingEvent, events,
 };
 use wasm_bindgen::JsValue;
 use web_sys::{MediaStream, RtcConfiguration};
@@ -234,6 +234,9 @@ impl Call {
             c.on_receipt(&r.id, r.from.as_str())
         });
         self.on_room_event(events::PING, |c, p: PingEvent| c.on_relay_ping(p));
+        self.on_room_event(events::SFU_MOVED, |c, m: SfuMoved| {
+            c.sfu_placed(Some(m.epoch))
+        });
         self.wire_host_events();
     }
 
@@ -374,6 +377,8 @@ impl Call {
             // Our seat, back: every connection carried on meanwhile. Catch
             // up on who came and went; what waited goes out now.
             self.catch_up(&ack.peers);
+            // The room's SFU may have moved while we were away.
+            self.sfu_placed(ack.room.sfu_epoch);
             self.sig.release(false);
             self.announce_media();
             return;
@@ -399,7 +404,7 @@ impl Call {
                 .collect(),
         );
         self.ui.hand_up.set(false);
-        self.set_topology(ack.room.mode, ack.peers);
+        self.set_topology(ack.room.mode, ack.peers, ack.room.sfu_epoch);
         self.sig.release(was_in);
         self.announce_media();
     }
@@ -680,5 +685,6 @@ room_scoped!(
     TypingEvent,
     MediaStateEvent,
     ReceiptEvent,
-    PingEvent
+    PingEvent,
+    SfuMoved
 );

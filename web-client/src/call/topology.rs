@@ -33,6 +33,9 @@ pub(super) enum Topology {
         /// Data-only connections to other browsers, made on demand (a file
         /// to send, or the other side's offer): files stay peer to peer.
         links: HashMap<String, Rc<PeerConn>>,
+        /// Scaled out: the placement of the room's SFU our connection is
+        /// (or will be) to (the join ack's `sfuEpoch`, then `sfu-moved`).
+        epoch: Option<u64>,
     },
 }
 
@@ -75,7 +78,9 @@ impl Topology {
                 conns.clear();
                 waiting.clear();
             }
-            Topology::Sfu { conn, state, links } => {
+            Topology::Sfu {
+                conn, state, links, ..
+            } => {
                 *conn = None;
                 *state = ConnState::New;
                 links.clear();
@@ -131,7 +136,12 @@ pub(super) enum Wire {
 impl Call {
     /// After the join ack: the room's topology, and its connections as soon
     /// as our media is ready (we are the newcomer: we offer).
-    pub(super) fn set_topology(self: &Rc<Self>, mode: Mode, peers: Vec<PeerInfo>) {
+    pub(super) fn set_topology(
+        self: &Rc<Self>,
+        mode: Mode,
+        peers: Vec<PeerInfo>,
+        sfu_epoch: Option<u64>,
+    ) {
         let old = std::mem::replace(
             &mut *self.topology.borrow_mut(),
             match mode {
@@ -139,6 +149,7 @@ impl Call {
                     conn: None,
                     state: ConnState::New,
                     links: HashMap::new(),
+                    epoch: sfu_epoch,
                 },
                 Mode::Mesh => Topology::Mesh {
                     conns: HashMap::new(),
@@ -167,6 +178,46 @@ impl Call {
         }
         // Not while disconnected: the rejoin connects it.
         if sfu && self.ui.phase.get_untracked() == Phase::Joined {
+            self.connect_sfu(true);
+        }
+    }
+
+    /// Scaled out, the room's SFU is at placement `epoch` (a resumed join's
+    /// ack, or `sfu-moved`). If our connection is to an older one, its
+    /// server is gone: it closes, every tile waits, and we offer afresh to
+    /// `"sfu"`, which reaches the new one. Data-only links are untouched.
+    pub(super) fn sfu_placed(self: &Rc<Self>, epoch: Option<u64>) {
+        let Some(epoch) = epoch else {
+            return;
+        };
+        let old = match &mut *self.topology.borrow_mut() {
+            Topology::Sfu {
+                conn,
+                state,
+                epoch: ours,
+                ..
+            } if ours.is_none_or(|e| e < epoch) => {
+                *ours = Some(epoch);
+                *state = ConnState::New;
+                conn.take()
+            }
+            _ => return,
+        };
+        log(&format!(
+            "the room's SFU moved (placement {epoch}): connecting to it afresh"
+        ));
+        let Some(old) = old else {
+            // Not connected yet: the first connection goes to the new one.
+            return;
+        };
+        old.close();
+        self.ui.peers.update(|ps| {
+            for p in ps {
+                p.connection = ConnState::New;
+                p.stream_rev += 1;
+            }
+        });
+        if self.media_ready() && self.ui.phase.get_untracked() == Phase::Joined {
             self.connect_sfu(true);
         }
     }

@@ -4,7 +4,9 @@
 -- resume token ('' for none), new token, prefix.
 -- History entries are returned as stored ("bytes\tip\tjson"). Returns
 -- {outcome, mode, me, members, history, kept (a resume), replaced (a
--- resume), locked ('1' or '0')}, or {refusal}.
+-- resume), locked ('1' or '0'), SFU epoch ('0' in a mesh room)}, or
+-- {refusal}. A new SFU room is given to the least-loaded live SFU node
+-- (this one on a tie); with none alive it is refused ('mode').
 -- This node is alive (it runs this): a lapsed heartbeat must not get the
 -- new member swept before the next refresh.
 redis.call('SET', KEYS[8], 1, 'PX', ARGV[8], 'NX')
@@ -12,7 +14,7 @@ local mine = redis.call('HGET', KEYS[2], ARGV[1])
 if mine then
   return {'again', redis.call('HGET', KEYS[1], 'mode'), mine,
           redis.call('HVALS', KEYS[2]), redis.call('LRANGE', KEYS[4], 0, -1), {}, '',
-          redis.call('HGET', KEYS[1], 'locked') or '0'}
+          redis.call('HGET', KEYS[1], 'locked') or '0', redis.call('HGET', KEYS[1], 'se') or '0'}
 end
 local mode = ARGV[4]
 -- A resume: the seat whose token matches, held or still live, moves to
@@ -50,7 +52,7 @@ if ARGV[11] ~= '' and redis.call('EXISTS', KEYS[1]) == 1 then
       redis.call('SADD', KEYS[7], ARGV[7])
       return {'resumed', redis.call('HGET', KEYS[1], 'mode'), me,
               redis.call('HVALS', KEYS[2]), redis.call('LRANGE', KEYS[4], 0, -1), kept, replaced,
-              redis.call('HGET', KEYS[1], 'locked') or '0'}
+              redis.call('HGET', KEYS[1], 'locked') or '0', redis.call('HGET', KEYS[1], 'se') or '0'}
     end
   end
 end
@@ -65,7 +67,13 @@ elseif mode == 'sfu' and ARGV[9] ~= '1' then
 end
 if redis.call('SCARD', KEYS[5]) >= tonumber(ARGV[10]) then return {'rooms'} end
 if redis.call('EXISTS', KEYS[1]) == 0 then
+  local owner = nil
+  if mode == 'sfu' then
+    owner = sfu_pick(ARGV[13], ARGV[7])
+    if not owner then return {'nosfu'} end
+  end
   redis.call('HSET', KEYS[1], 'mode', mode, 'pw', ARGV[5], 'seq', 0, 'hb', 0)
+  if owner then sfu_give(ARGV[13], KEYS[1], ARGV[2], owner) end
 end
 local n = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local me = n .. '\n' .. ARGV[3]
@@ -75,4 +83,5 @@ redis.call('HSET', KEYS[3], cjson.decode(ARGV[3])['id'], ARGV[1])
 redis.call('SADD', KEYS[5], ARGV[2])
 redis.call('SADD', KEYS[6], ARGV[1])
 redis.call('SADD', KEYS[7], ARGV[7])
-return {'ok', mode, me, others, redis.call('LRANGE', KEYS[4], 0, -1), {}, '', '0'}
+return {'ok', mode, me, others, redis.call('LRANGE', KEYS[4], 0, -1), {}, '', '0',
+        redis.call('HGET', KEYS[1], 'se') or '0'}

@@ -34,6 +34,8 @@ local function remove(prefix, room, conn)
   -- The room's history goes with the room: no message outlives it.
   if left == 0 then
     forget_room(prefix, r)
+    local owner = redis.call('HGET', r, 'sfu')
+    if owner and owner ~= '' then redis.call('SREM', prefix .. ':sfu:' .. owner .. ':rooms', room) end
     redis.call('DEL', r, r .. ':m', r .. ':p', r .. ':h')
   elseif was_host then
     local _, hv = host_of(r .. ':m')

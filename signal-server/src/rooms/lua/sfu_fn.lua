@@ -1,0 +1,30 @@
+-- SFU placement, shared by JOIN, SFU_OWNER and SFU_SWEEP. Keys under the
+-- prefix: `sfu` (hash: node -> "<peers> <simulcast 0|1>", what each SFU
+-- node announced), `sfu:<node>` (its liveness, short TTL), `sfu:<node>:rooms`
+-- (set: the rooms it owns).
+
+-- The least-loaded live SFU node (rooms owned + peers connected), `prefer`
+-- on a tie; nil when no SFU node is alive.
+local function sfu_pick(prefix, prefer)
+  local all = redis.call('HGETALL', prefix .. ':sfu')
+  local best, low = nil, nil
+  for i = 1, #all, 2 do
+    local n = all[i]
+    if redis.call('EXISTS', prefix .. ':sfu:' .. n) == 1 then
+      local peers = tonumber(string.match(all[i + 1], '^%d+')) or 0
+      local load = peers + redis.call('SCARD', prefix .. ':sfu:' .. n .. ':rooms')
+      if not low or load < low or (load == low and n == prefer) then best, low = n, load end
+    end
+  end
+  return best
+end
+
+-- Gives room `room` (key `r`) to `owner` as its next placement; returns the
+-- placement's epoch.
+local function sfu_give(prefix, r, room, owner)
+  local old = redis.call('HGET', r, 'sfu')
+  if old and old ~= '' then redis.call('SREM', prefix .. ':sfu:' .. old .. ':rooms', room) end
+  redis.call('SADD', prefix .. ':sfu:' .. owner .. ':rooms', room)
+  redis.call('HSET', r, 'sfu', owner)
+  return redis.call('HINCRBY', r, 'se', 1)
+end

@@ -1,0 +1,18 @@
+-- ARGV: prefix, room, this node. Where the SFU of an SFU room is: its owner
+-- while that node lives; else (its node gone, not swept yet) the room moves
+-- now to the least-loaded live SFU node. Returns {} for no such SFU room,
+-- else {owner ('' when no SFU node lives), epoch, moved from ('' when it did
+-- not move), members}.
+local prefix, room = ARGV[1], ARGV[2]
+local r = prefix .. ':r:' .. room
+if redis.call('HGET', r, 'mode') ~= 'sfu' then return {} end
+local owner = redis.call('HGET', r, 'sfu') or ''
+local epoch = redis.call('HGET', r, 'se') or '0'
+if owner ~= '' and redis.call('EXISTS', prefix .. ':sfu:' .. owner) == 1 then
+  return {owner, epoch, '', '0'}
+end
+local new = sfu_pick(prefix, ARGV[3])
+if not new then return {'', epoch, '', '0'} end
+epoch = sfu_give(prefix, r, room, new)
+-- Moved from a node that is gone ('' when it had none left to move to).
+return {new, tostring(epoch), owner == '' and '-' or owner, tostring(redis.call('HLEN', r .. ':m'))}

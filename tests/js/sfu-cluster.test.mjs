@@ -1,0 +1,187 @@
+// SFU rooms in a scaled-out deployment (docs/sfu-scale-out.md), with the
+// official socket.io client against real nodes on one real Redis. Each SFU
+// room is hosted by one node that runs the SFU (its owner); members on any
+// node reach it through Redis, and when the owner dies the room moves to
+// another SFU node and its members are told with `sfu-moved`.
+//
+// Which node's SFU answered is read from the answer itself: each node's SFU
+// listens on its own UDP port, and its candidates name it.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startNode } from './server.mjs';
+import { startRedis } from './redis.mjs';
+import { OFFER } from './sdp.mjs';
+import {
+  connect, closeAll, emitAck, join, nextEvent, assertOk, assertErr, roomName, eventually,
+} from './client.mjs';
+
+const ws = { transports: ['websocket'] };
+/** SFU_ALIVE_TTL (3 s) + one SFU sweep (1 s), plus scheduling slack. */
+const MOVE_BOUND_MS = 6_000;
+
+let redis;
+let prefixSeq = 0;
+before(async () => { redis = await startRedis(); });
+after(async () => { closeAll(); await redis?.stop(); });
+
+/** Nodes on one fresh key prefix; `sfuPorts[i]`: node i's SFU port, or null for none. */
+async function nodes(sfuPorts, extra = []) {
+  const prefix = `sfu${process.pid}x${++prefixSeq}`;
+  return Promise.all(sfuPorts.map((port) => startNode([
+    '--redis-url', redis.url, '--redis-prefix', prefix, ...extra,
+    ...(port ? ['--sfu', '--sfu-ports', `${port}-${port}`] : []),
+  ])));
+}
+
+async function metric(node, name) {
+  const m = new RegExp(`^${name} (\\d+)$`, 'm').exec((await node.get('/metrics')).body);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Offers to "sfu"; resolves the UDP port the answering SFU's candidates name. */
+async function offer(socket, room) {
+  const answer = nextEvent(socket, 'signal', 10_000, (s) => s.room === room && s.from === 'sfu' && s.data?.type === 'answer');
+  assertOk(await emitAck(socket, 'signal', { room, to: 'sfu', data: { type: 'offer', sdp: OFFER } }), 'offer to sfu');
+  const { data } = await answer;
+  const ports = [...data.sdp.matchAll(/^a=candidate:\S+ \d+ udp \d+ \S+ (\d+) typ host/gm)].map((m) => Number(m[1]));
+  assert.ok(ports.length > 0, `the answer names the SFU's UDP port:\n${data.sdp}`);
+  return ports[0];
+}
+
+async function stopAll(list) {
+  await Promise.all(list.map((n) => n.stop()));
+}
+
+describe('SFU rooms across nodes', () => {
+  it('a member on a node without the SFU reaches the owner\'s SFU and back; bye and leave end its connection there', async () => {
+    const [A, B] = await nodes([45110, null]);
+    try {
+      // B runs no SFU, yet offers SFU rooms: A does.
+      await eventually(async () => {
+        const cfg = JSON.parse((await B.get('/api/config')).body);
+        assert.deepEqual(cfg.modes, ['mesh', 'sfu']);
+        assert.equal(cfg.simulcast, true, 'the shard engine takes simulcast');
+      }, 5_000);
+      const room = roomName('across');
+      const b1 = await connect(B.url, ws);
+      const b2 = await connect(B.url, ws);
+      const j1 = await join(b1, room, 'Ana', { mode: 'sfu' });
+      assert.equal(j1.room.mode, 'sfu');
+      assert.equal(j1.room.sfuEpoch, 1, 'the first placement of the room\'s SFU');
+      assert.equal(await offer(b1, room), 45110, 'answered by A\'s SFU');
+      // Candidates and views cross too (acked ok, queued on A).
+      assertOk(await emitAck(b1, 'signal', { room, to: 'sfu', data: { type: 'candidate', candidate: { candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host', sdpMid: '0', sdpMLineIndex: 0 } } }));
+      const j2 = await join(b2, room, 'Ben');
+      assertOk(await emitAck(b1, 'sfu-view', { room, peer: j2.self.id, height: 240 }));
+      assert.equal(await offer(b2, room), 45110);
+      await eventually(async () => assert.equal(await metric(A, 'signal_sfu_peers'), 2), 5_000);
+      assert.equal(await metric(B, 'signal_sfu_rooms'), 0, 'B hosts nothing');
+      // A bad description is refused on B, before anything crosses.
+      assertErr(await emitAck(b1, 'signal', { room, to: 'sfu', data: { type: 'offer', sdp: 'v=0 nonsense' } }), 'bad_request');
+      // bye ends Ana's connection on A; Ben's leave ends his, and the room.
+      assertOk(await emitAck(b1, 'signal', { room, to: 'sfu', data: { type: 'bye' } }));
+      await eventually(async () => assert.equal(await metric(A, 'signal_sfu_peers'), 1), 5_000);
+      assertOk(await emitAck(b2, 'leave', { room }));
+      assertOk(await emitAck(b1, 'leave', { room }));
+      await eventually(async () => assert.equal(await metric(A, 'signal_sfu_rooms'), 0), 5_000);
+      for (const n of [A, B]) await n.assertHealthy();
+    } finally {
+      await stopAll([A, B]);
+    }
+  });
+
+  it('a node without --sfu never owns a room; with no SFU node alive, SFU rooms are refused and not offered', async () => {
+    const [A, B] = await nodes([45120, null]);
+    try {
+      const rooms = [];
+      for (let i = 0; i < 4; i++) {
+        const room = roomName(`own${i}`);
+        const s = await connect(B.url, ws);
+        await join(s, room, `P${i}`, { mode: 'sfu' });
+        assert.equal(await offer(s, room), 45120, `room ${i}: hosted by A, the only SFU node`);
+        rooms.push(room);
+      }
+      assert.equal(await metric(A, 'signal_sfu_rooms'), 4);
+      assert.equal(await metric(B, 'signal_sfu_rooms'), 0);
+      await A.stop();
+      // A retired at once (SIGTERM): B knows no SFU node lives.
+      await eventually(async () => {
+        const cfg = JSON.parse((await B.get('/api/config')).body);
+        assert.deepEqual(cfg.modes, ['mesh']);
+        assert.equal(cfg.simulcast, false);
+      }, 5_000);
+      const s = await connect(B.url, ws);
+      const ack = assertErr(await emitAck(s, 'join', { room: roomName('none'), name: 'Cy', mode: 'sfu' }), 'bad_request');
+      assert.match(ack.error.message, /SFU/);
+      // A member of a room whose SFU has nowhere to go gets a clear error.
+      const late = await connect(B.url, ws);
+      await join(late, rooms[0], 'Di');
+      const refused = assertErr(await emitAck(late, 'signal', { room: rooms[0], to: 'sfu', data: { type: 'offer', sdp: OFFER } }), 'internal');
+      assert.match(refused.error.message, /SFU/);
+      await B.assertHealthy();
+    } finally {
+      await stopAll([A, B]);
+    }
+  });
+
+  it('the owner killed (SIGKILL): the room moves to the other SFU node, members are told within the bound, offers reach the new owner', async () => {
+    const [A1, A2, B] = await nodes([45130, 45131, null]);
+    try {
+      const room = roomName('moves');
+      // Created through A1: on a tie the creating node owns the room.
+      const a1 = await connect(A1.url, ws);
+      await join(a1, room, 'Ana', { mode: 'sfu' });
+      const [b, a2] = [await connect(B.url, ws), await connect(A2.url, ws)];
+      const jb = await join(b, room, 'Ben');
+      await join(a2, room, 'Cy');
+      assert.equal(jb.room.sfuEpoch, 1);
+      assert.equal(await offer(b, room), 45130, 'A1 owns the room');
+      assert.equal(await offer(a2, room), 45130);
+
+      const killed = Date.now();
+      A1.proc.kill('SIGKILL');
+      const [mb, ma2] = await Promise.all([
+        nextEvent(b, 'sfu-moved', MOVE_BOUND_MS + 2_000, (m) => m.room === room),
+        nextEvent(a2, 'sfu-moved', MOVE_BOUND_MS + 2_000, (m) => m.room === room),
+      ]);
+      const tookMs = Date.now() - killed;
+      console.log(`# sfu-moved ${tookMs} ms after the owner was killed`);
+      assert.deepEqual(mb, { room, epoch: 2 });
+      assert.deepEqual(ma2, { room, epoch: 2 });
+      assert.ok(tookMs <= MOVE_BOUND_MS, `moved within ${MOVE_BOUND_MS} ms (took ${tookMs})`);
+      // Offers now reach A2's SFU, wherever the member is.
+      assert.equal(await offer(b, room), 45131, 'A2 owns the room now');
+      assert.equal(await offer(a2, room), 45131);
+      await eventually(async () => assert.equal(await metric(A2, 'signal_sfu_peers'), 2), 5_000);
+      // A later joiner is told the new placement in its ack.
+      const late = await connect(B.url, ws);
+      assert.equal((await join(late, room, 'Di')).room.sfuEpoch, 2);
+      const moves = (await metric(A2, 'signal_sfu_moves_total')) + (await metric(B, 'signal_sfu_moves_total'));
+      assert.equal(moves, 1, 'moved once, by one node');
+      for (const n of [A2, B]) await n.assertHealthy();
+    } finally {
+      await stopAll([A1, A2, B]);
+    }
+  });
+
+  it('the owner stopped (SIGTERM): the room moves at once', async () => {
+    const [A1, A2] = await nodes([45140, 45141]);
+    try {
+      const room = roomName('retire');
+      const a1 = await connect(A1.url, ws);
+      await join(a1, room, 'Ana', { mode: 'sfu' });
+      const a2 = await connect(A2.url, ws);
+      await join(a2, room, 'Ben');
+      assert.equal(await offer(a2, room), 45140);
+      const stopped = Date.now();
+      const moved = nextEvent(a2, 'sfu-moved', 5_000, (m) => m.room === room);
+      await A1.stop();
+      assert.deepEqual(await moved, { room, epoch: 2 });
+      console.log(`# sfu-moved ${Date.now() - stopped} ms after SIGTERM to the owner`);
+      assert.equal(await offer(a2, room), 45141);
+    } finally {
+      await stopAll([A1, A2]);
+    }
+  });
+});
