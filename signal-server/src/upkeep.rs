@@ -139,16 +139,17 @@ pub async fn sfu<E: Engine>(node: Arc<Node<E>>) {
     loop {
         tick.tick().await;
         if node.sfu.here() {
-            // Read before the owned rooms: a room hosted now was given to
-            // this node before, so it is listed unless it moved since.
+            // Read before Redis is asked: a room hosted now was given to
+            // this node before, so Redis names another owner only if it
+            // moved since.
             let hosted = node.sfu.hosted();
             match node
                 .store
-                .sfu_announce(node.sfu.peers(), node.sfu.tallies())
+                .sfu_announce(node.sfu.peers(), node.sfu.tallies(), &hosted)
                 .await
             {
-                Ok(owned) => {
-                    for room in hosted.iter().filter(|r| !owned.contains(r)) {
+                Ok(moved_away) => {
+                    for room in &moved_away {
                         node.sfu.end(room);
                     }
                 }

@@ -8,12 +8,13 @@
 // listens on its own UDP port, and its candidates name it.
 
 import { describe, it, before, after } from 'node:test';
+import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { startNode } from './server.mjs';
 import { startRedis } from './redis.mjs';
 import { OFFER } from './sdp.mjs';
 import {
-  connect, closeAll, emitAck, join, nextEvent, assertOk, assertErr, roomName, eventually,
+  connect, closeAll, emitAck, join, nextEvent, assertOk, assertErr, roomName, eventually, received,
 } from './client.mjs';
 
 const ws = { transports: ['websocket'] };
@@ -22,14 +23,17 @@ const MOVE_BOUND_MS = 6_000;
 
 let redis;
 let prefixSeq = 0;
+/** The key prefix of the last `nodes()`. */
+let lastPrefix = '';
 before(async () => { redis = await startRedis(); });
 after(async () => { closeAll(); await redis?.stop(); });
 
 /** Nodes on one fresh key prefix; `sfuPorts[i]`: node i's SFU port, or null for none. */
-async function nodes(sfuPorts, extra = []) {
+async function nodes(sfuPorts, { on = redis } = {}) {
   const prefix = `sfu${process.pid}x${++prefixSeq}`;
+  lastPrefix = prefix;
   return Promise.all(sfuPorts.map((port) => startNode([
-    '--redis-url', redis.url, '--redis-prefix', prefix, ...extra,
+    '--redis-url', on.url, '--redis-prefix', prefix,
     ...(port ? ['--sfu', '--sfu-ports', `${port}-${port}`] : []),
   ])));
 }
@@ -182,6 +186,43 @@ describe('SFU rooms across nodes', () => {
       assert.equal(await offer(a2, room), 45141);
     } finally {
       await stopAll([A1, A2]);
+    }
+  });
+
+  it('Redis restarted empty: the room stays on its SFU node, nobody is moved, offers still reach it', async () => {
+    const own = await startRedis();
+    const [A1, A2, B] = await nodes([45150, 45151, null], { on: own });
+    try {
+      const room = roomName('wiped');
+      const a1 = await connect(A1.url, ws);
+      await join(a1, room, 'Ana', { mode: 'sfu' });
+      const [b, a2] = [await connect(B.url, ws), await connect(A2.url, ws)];
+      await join(b, room, 'Ben');
+      await join(a2, room, 'Cy');
+      for (const s of [a1, b, a2]) assert.equal(await offer(s, room), 45150, 'A1 hosts the room');
+
+      await own.kill();
+      await own.start(); // same port, empty
+      for (const n of [A1, A2, B]) await eventually(async () => assert.equal((await n.get('/healthz')).status, 200), 15_000, 100);
+      // Each node puts its members back (every 2 s); A1 claims the room it
+      // hosts (every second): the room's hash names an owner again.
+      const chat = await eventually(async () => assertOk(await emitAck(b, 'chat', { room, text: 'still here' })), 10_000, 200);
+      await nextEvent(a1, 'chat', 5_000, (m) => m.id === chat.id);
+      const owner = () => execFileSync('redis-cli', ['-p', String(own.port), 'HGET', `${lastPrefix}:r:${room}`, 'sfu'], { encoding: 'utf8' }).trim();
+      await eventually(() => assert.notEqual(owner(), '', 'claimed by the node that hosts it'), 5_000, 100);
+      // A newcomer's offer reaches A1's SFU, where the others still are.
+      const late = await connect(B.url, ws);
+      await join(late, room, 'Di');
+      assert.equal(await offer(late, room), 45150, 'answered by A1');
+      assert.equal(await metric(A1, 'signal_sfu_rooms'), 1);
+      assert.equal(await metric(A1, 'signal_sfu_peers'), 4, 'every connection kept, and the newcomer\'s');
+      assert.equal(await metric(A2, 'signal_sfu_rooms'), 0);
+      for (const s of [a1, b, a2]) {
+        assert.equal(received(s, 'sfu-moved').length, 0, 'nobody was told to move');
+      }
+    } finally {
+      await stopAll([A1, A2, B]);
+      await own.stop();
     }
   });
 });

@@ -514,14 +514,16 @@ pub trait RoomStore: Send + Sync + 'static {
     }
 
     /// Scaled out, on a node with the SFU: says it is alive, with its load
-    /// (`peers` connected) and whether it forwards simulcast; returns the
-    /// SFU rooms it owns.
+    /// (`peers` connected) and whether it forwards simulcast, and squares
+    /// the rooms it owns with those it `hosted` a moment ago; returns those
+    /// of `hosted` that moved away (to end here).
     fn sfu_announce(
         &self,
         peers: usize,
         simulcast: bool,
+        hosted: &[RoomName],
     ) -> impl Future<Output = Result<Vec<RoomName>>> + Send {
-        let _ = (peers, simulcast);
+        let _ = (peers, simulcast, hosted);
         std::future::ready(Ok(Vec::new()))
     }
 

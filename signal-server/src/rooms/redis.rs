@@ -157,6 +157,7 @@ struct Scripts {
     act: Script,
     sfu_owner: Script,
     sfu_sweep: Script,
+    sfu_announce: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -207,6 +208,7 @@ impl RedisStore {
                 )),
                 sfu_owner: Script::new(&format!("{SFU_FN}{}", include_str!("lua/sfu_owner.lua"))),
                 sfu_sweep: Script::new(&format!("{SFU_FN}{}", include_str!("lua/sfu_sweep.lua"))),
+                sfu_announce: Script::new(include_str!("lua/sfu_announce.lua")),
             }),
             mine: Arc::new(Mutex::new(HashMap::new())),
             held: Arc::default(),
@@ -284,11 +286,15 @@ impl RedisStore {
         Ok(conn.as_deref().and_then(dest))
     }
 
+    /// `restoring`: putting back a membership Redis lost (an SFU room it
+    /// recreates is not refused for want of a live SFU node: it waits for
+    /// the node that hosts it to claim it).
     async fn take_seat(
         &self,
         conn: Sid,
         spec: &JoinSpec,
         id: PeerId,
+        restoring: bool,
     ) -> Result<Joined<Conn>, JoinError> {
         let key = self.conn_key(conn);
         let r = self.room_key(&spec.room);
@@ -331,7 +337,8 @@ impl RedisStore {
             .arg(self.limits.rooms_per_conn)
             .arg(spec.resume.as_ref().map_or("", |t| t.as_str()))
             .arg(&spec.token)
-            .arg(&*self.prefix);
+            .arg(&*self.prefix)
+            .arg(if restoring { "1" } else { "0" });
         let reply: Vec<redis::Value> = self.invoke(inv).await?;
         let outcome: String = field(&reply, 0);
         match outcome.as_str() {
@@ -423,11 +430,14 @@ impl RoomStore for RedisStore {
         admit: impl FnOnce(Joined<Conn>) -> R + Send,
     ) -> Result<R, JoinError> {
         let mut spec = spec;
-        let joined = self.take_seat(conn, &spec, id).await?;
+        let joined = self.take_seat(conn, &spec, id, false).await?;
         // Remembered as it is now, to be put back as it is if Redis loses
         // it: the seat's name (a resumed one keeps its own) and token.
         spec.resume = None;
         spec.token = joined.token.clone();
+        // The room's mode, not the one asked for: whichever member puts the
+        // room back first makes it as it was.
+        spec.mode = joined.mode;
         if let Ok(name) = protocol::DisplayName::parse(&joined.me.name) {
             spec.name = name;
         }
@@ -755,7 +765,7 @@ impl RoomStore for RedisStore {
         let mut restored = 0;
         for (sid, spec, id) in all {
             let key = (sid, spec.room.clone());
-            match self.take_seat(sid, &spec, id).await {
+            match self.take_seat(sid, &spec, id, true).await {
                 Ok(j) if j.fresh() => {
                     restored += 1;
                     // It left while we were restoring: take it out again.
@@ -803,26 +813,22 @@ impl RoomStore for RedisStore {
         Ok(SfuRoute { host, epoch, moved })
     }
 
-    async fn sfu_announce(&self, peers: usize, simulcast: bool) -> Result<Vec<RoomName>> {
-        let alive = format!("{}:sfu:{}", self.prefix, self.node);
-        let mut conn = self.redis.connection()?;
-        let ((), rooms): ((), Vec<String>) = redis::pipe()
-            .cmd("SET")
-            .arg(&alive)
-            .arg(1)
-            .arg("PX")
-            .arg(SFU_ALIVE_TTL.as_millis() as u64)
-            .cmd("HSET")
-            .arg(format!("{}:sfu", self.prefix))
+    async fn sfu_announce(
+        &self,
+        peers: usize,
+        simulcast: bool,
+        hosted: &[RoomName],
+    ) -> Result<Vec<RoomName>> {
+        let mut inv = self.scripts.sfu_announce.prepare_invoke();
+        inv.arg(&*self.prefix)
             .arg(&*self.node)
-            .arg(format!("{peers} {}", u8::from(simulcast)))
-            .ignore()
-            .cmd("SMEMBERS")
-            .arg(format!("{alive}:rooms"))
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.redis.command_failed(e))?;
-        Ok(rooms
+            .arg(SFU_ALIVE_TTL.as_millis() as u64)
+            .arg(format!("{peers} {}", u8::from(simulcast)));
+        for room in hosted {
+            inv.arg(room.as_str());
+        }
+        let gone: Vec<String> = self.invoke(inv).await?;
+        Ok(gone
             .iter()
             .filter_map(|r| RoomName::parse(r).ok())
             .collect())

@@ -183,9 +183,11 @@ impl Call {
     }
 
     /// Scaled out, the room's SFU is at placement `epoch` (a resumed join's
-    /// ack, or `sfu-moved`). If our connection is to an older one, its
+    /// ack, or `sfu-moved`). If our connection is to another one, its
     /// server is gone: it closes, every tile waits, and we offer afresh to
-    /// `"sfu"`, which reaches the new one. Data-only links are untouched.
+    /// `"sfu"`, which reaches the current one. (Another, not only an older:
+    /// epochs start again if Redis loses its data.) Data-only links are
+    /// untouched.
     pub(super) fn sfu_placed(self: &Rc<Self>, epoch: Option<u64>) {
         let Some(epoch) = epoch else {
             return;
@@ -196,7 +198,7 @@ impl Call {
                 state,
                 epoch: ours,
                 ..
-            } if ours.is_none_or(|e| e < epoch) => {
+            } if *ours != Some(epoch) => {
                 *ours = Some(epoch);
                 *state = ConnState::New;
                 conn.take()

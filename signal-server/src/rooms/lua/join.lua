@@ -1,7 +1,8 @@
 -- Takes a seat. KEYS: room, members, peers, history, connrooms, nodeconns,
 -- nodes, node heartbeat. ARGV: conn, room name, member json, mode, pw hash,
 -- max peers, node, heartbeat ttl ms, sfu allowed ('1' or '0'), rooms per conn,
--- resume token ('' for none), new token, prefix.
+-- resume token ('' for none), new token, prefix, restoring ('1': putting
+-- back a membership Redis lost).
 -- History entries are returned as stored ("bytes\tip\tjson"). Returns
 -- {outcome, mode, me, members, history, kept (a resume), replaced (a
 -- resume), locked ('1' or '0'), SFU epoch ('0' in a mesh room)}, or
@@ -69,11 +70,21 @@ if redis.call('SCARD', KEYS[5]) >= tonumber(ARGV[10]) then return {'rooms'} end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   local owner = nil
   if mode == 'sfu' then
-    owner = sfu_pick(ARGV[13], ARGV[7])
-    if not owner then return {'nosfu'} end
+    owner = sfu_claimant(ARGV[13], ARGV[2])
+    -- A room Redis lost, put back by a member's node: its SFU stays where
+    -- it runs, which claims it (SFU_ANNOUNCE) if it has not yet; a new
+    -- room goes by load.
+    if not owner and ARGV[14] ~= '1' then
+      owner = sfu_pick(ARGV[13], ARGV[7])
+      if not owner then return {'nosfu'} end
+    end
   end
   redis.call('HSET', KEYS[1], 'mode', mode, 'pw', ARGV[5], 'seq', 0, 'hb', 0)
-  if owner then sfu_give(ARGV[13], KEYS[1], ARGV[2], owner) end
+  if owner then
+    sfu_give(ARGV[13], KEYS[1], ARGV[2], owner)
+  elseif mode == 'sfu' then
+    redis.call('HSET', KEYS[1], 'sfu', '')
+  end
 end
 local n = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local me = n .. '\n' .. ARGV[3]

@@ -19,6 +19,17 @@ local function sfu_pick(prefix, prefer)
   return best
 end
 
+-- The live SFU node whose set of owned rooms lists `room` already, if any.
+local function sfu_claimant(prefix, room)
+  for _, n in ipairs(redis.call('HKEYS', prefix .. ':sfu')) do
+    if redis.call('EXISTS', prefix .. ':sfu:' .. n) == 1
+        and redis.call('SISMEMBER', prefix .. ':sfu:' .. n .. ':rooms', room) == 1 then
+      return n
+    end
+  end
+  return nil
+end
+
 -- Gives room `room` (key `r`) to `owner` as its next placement; returns the
 -- placement's epoch.
 local function sfu_give(prefix, r, room, owner)
