@@ -3,7 +3,8 @@
 //! reconnecting driver as the socket.io adapter. Each node listens on its
 //! own channel (`{prefix}-sfu#{node}`: signals, views and `bye` for the
 //! rooms it owns) and on one all nodes share (`{prefix}-sfu#*`: members
-//! that left, which only the owner acts on). What the SFU says back goes
+//! that left: the owner ends their connection, the member's node gives
+//! back its count). What the SFU says back goes
 //! to the peer through the cluster's delivery (`relay_from_sfu`), like any
 //! event for a peer on another node.
 //!
@@ -53,8 +54,8 @@ pub enum SfuIn {
     Close { room: RoomName },
 }
 
-/// How much a node's inbox holds before pub/sub messages wait in Redis's
-/// client buffer.
+/// How many messages a node's inbox holds; the driver drops what does not
+/// fit (the handler only queues each to a room: it is never slow).
 const INBOX: usize = 4096;
 
 #[derive(Clone)]

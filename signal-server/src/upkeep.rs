@@ -112,8 +112,13 @@ pub async fn expire_holds<E: Engine>(node: Arc<Node<E>>) {
 pub async fn retire<E: Engine>(node: &Node<E>) {
     if node.sfu.here() {
         match node.store.sfu_retire().await {
-            Ok(()) => sfu_sweep(node).await,
+            Ok(()) => sfu_sweep(node, true).await,
             Err(e) => tracing::warn!("could not retire this node's SFU from Redis: {e}"),
+        }
+        // Whatever it hosts now is elsewhere or nowhere: nothing more
+        // from here reaches the members.
+        for room in node.sfu.hosted() {
+            node.sfu.end(&room);
         }
     }
     match node.store.retire().await {
@@ -156,13 +161,13 @@ pub async fn sfu<E: Engine>(node: Arc<Node<E>>) {
                 Err(e) => tracing::debug!("SFU announce failed: {e}"),
             }
         }
-        sfu_sweep(&node).await;
+        sfu_sweep(&node, false).await;
     }
 }
 
 /// Moves the rooms of SFU nodes that are gone, telling their members.
-async fn sfu_sweep<E: Engine>(node: &Node<E>) {
-    match node.store.sfu_sweep().await {
+async fn sfu_sweep<E: Engine>(node: &Node<E>, force: bool) {
+    match node.store.sfu_sweep(force).await {
         Ok(nodes) => {
             node.sfu.set_deployment(nodes.live, nodes.simulcast);
             for mv in nodes.moved {

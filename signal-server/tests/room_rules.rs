@@ -128,7 +128,9 @@ impl Stores for OnRedis {
             let client = self.redis.client();
             async move {
                 let driver = ReconnectingDriver::start(client).await;
-                let store = RedisStore::new(driver, &prefix, name, limits);
+                // Liveness is staged by the tests: rooms move at once.
+                let store = RedisStore::new(driver, &prefix, name, limits)
+                    .with_sfu_settle(std::time::Duration::ZERO);
                 assert!(store.heartbeat().await.is_ok(), "heartbeat");
                 Arc::new(store)
             }
@@ -391,7 +393,7 @@ async fn sfu_placement<F: Stores>(f: &F) {
     assert_eq!((from_b.epoch, from_b.moved), (1, None));
     // Node a's SFU stops with no other SFU node: the room waits, unowned.
     n.a.sfu_retire().await.expect("retired");
-    let swept = n.b.sfu_sweep().await.expect("swept");
+    let swept = n.b.sfu_sweep(true).await.expect("swept");
     assert!(
         swept.moved.is_empty() && !swept.live,
         "nowhere to go: {swept:?}"
@@ -411,7 +413,7 @@ async fn sfu_placement<F: Stores>(f: &F) {
     // Node a's SFU comes back; node b's dies: the sweep moves the room back.
     n.a.sfu_announce(0, true, &[]).await.expect("announced");
     n.b.sfu_retire().await.expect("retired");
-    let swept = n.a.sfu_sweep().await.expect("swept");
+    let swept = n.a.sfu_sweep(true).await.expect("swept");
     assert!(swept.live && swept.simulcast);
     assert_eq!(swept.moved.len(), 1, "{swept:?}");
     assert_eq!(swept.moved[0].to, "node-a");

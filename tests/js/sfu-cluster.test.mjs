@@ -225,4 +225,42 @@ describe('SFU rooms across nodes', () => {
       await own.stop();
     }
   });
+
+  it('Redis frozen past the liveness TTL: no room moves when it is back, though a node that died meanwhile is swept', async () => {
+    const own = await startRedis();
+    const [A1, A3, B] = await nodes([45160, 45161, null], { on: own });
+    try {
+      // Room x on A1, room y on A3 (made there: on a tie the creating node owns it).
+      const [x, y] = [roomName('frozen-x'), roomName('frozen-y')];
+      const a1 = await connect(A1.url, ws);
+      await join(a1, x, 'Ana', { mode: 'sfu' });
+      const a3 = await connect(A3.url, ws);
+      await join(a3, y, 'Ann', { mode: 'sfu' });
+      const [bx, by] = [await connect(B.url, ws), await connect(B.url, ws)];
+      await join(bx, x, 'Ben');
+      await join(by, y, 'Bob');
+      assert.equal(await offer(bx, x), 45160);
+      assert.equal(await offer(by, y), 45161);
+
+      own.proc.kill('SIGSTOP');
+      const frozenAt = Date.now();
+      // Each node notices Redis is gone; the fault lasts 5 s, past every
+      // liveness (TTL 3 s), which nobody can refresh meanwhile.
+      for (const n of [A1, A3, B]) await eventually(async () => assert.equal((await n.get('/healthz')).status, 503), 10_000, 200);
+      await new Promise((r) => setTimeout(r, Math.max(0, 5_000 - (Date.now() - frozenAt))));
+      own.proc.kill('SIGCONT');
+      for (const n of [A1, A3, B]) await eventually(async () => assert.equal((await n.get('/healthz')).status, 200), 15_000, 100);
+      // A3 dies now: its room must move once the nodes have settled; x must not.
+      A3.proc.kill('SIGKILL');
+      const moved = await nextEvent(by, 'sfu-moved', 15_000, (m) => m.room === y);
+      assert.equal(moved.epoch, 2);
+      assert.equal(await offer(by, y), 45160, 'y moved to A1, the only SFU node left');
+      assert.equal(received(bx, 'sfu-moved').length, 0, 'x did not move');
+      assert.equal(await offer(bx, x), 45160, 'x still on A1');
+      assert.equal(await metric(A1, 'signal_sfu_rooms'), 2);
+    } finally {
+      await stopAll([A1, A3, B]);
+      await own.stop();
+    }
+  });
 });

@@ -48,20 +48,21 @@ pub(super) fn gone<E: Engine>(
 ) -> impl Future<Output = ()> + Send + use<E> {
     let last = left.remaining == 0;
     node.sfu.leave(room, left.id.clone(), last);
-    // Scaled out, the room's SFU may be on another node: every node hears it.
-    let sfu_ev = node.sfu_link.clone().map(|link| {
+    // Scaled out, the room's SFU may be on another node: every node hears
+    // it (not awaited: `peer-left` does not wait for it).
+    if let Some(link) = node.sfu_link.clone() {
         let msg = SfuIn::Leave {
             room: room.clone(),
             peer: left.id.clone(),
             last,
             from: link.node().to_owned(),
         };
-        async move {
+        tokio::spawn(async move {
             if let Err(e) = link.broadcast(&msg).await {
                 tracing::debug!("SFU leave not sent to the other nodes: {e}");
             }
-        }
-    });
+        });
+    }
     let ev = PeerLeft {
         room: room.clone(),
         id: left.id,
@@ -77,9 +78,6 @@ pub(super) fn gone<E: Engine>(
         node.out.announce(room, ev, left.remaining)
     });
     async move {
-        if let Some(sfu_ev) = sfu_ev {
-            sfu_ev.await;
-        }
         left_ev.await;
         if let Some(host_ev) = host_ev {
             host_ev.await;

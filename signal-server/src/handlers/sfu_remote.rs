@@ -23,14 +23,20 @@ use crate::rooms::{Parcel, RoomStore, SfuHost, SfuMove};
 use crate::sfu_link::SfuIn;
 use crate::sfu_rooms::{Sender, SfuOutbox};
 
-/// Where the SFU of `room` runs; if that lookup moved the room (its owner
-/// was gone), its members are told first.
-pub(super) async fn host<E: Engine>(node: &Node<E>, room: &RoomName) -> Result<SfuHost, Failure> {
+/// Where the SFU of `room` runs, or `None` when that lookup moved the room
+/// (its owner was gone): its members, the sender included, are told to
+/// connect afresh, so the signal that found it is for a connection that is
+/// gone, and goes nowhere.
+pub(super) async fn host<E: Engine>(
+    node: &Node<E>,
+    room: &RoomName,
+) -> Result<Option<SfuHost>, Failure> {
     let route = node.store.sfu_route(room).await?;
     if let Some(mv) = route.moved {
         moved(node, mv).await;
+        return Ok(None);
     }
-    Ok(route.host)
+    Ok(Some(route.host))
 }
 
 /// The refusal while no node runs the SFU.
@@ -72,26 +78,38 @@ pub async fn moved<E: Engine>(node: &Node<E>, mv: SfuMove) {
         "SFU room moved"
     );
     node.state.metrics.sfu_moved();
+    // The old room ends first: nothing it says may reach the members'
+    // new connections (what is already on its way is dropped by
+    // `relay_from_sfu`, as Redis now names another owner).
+    if let (Some(from), Some(link)) = (&mv.from, &node.sfu_link) {
+        if from == link.node() {
+            node.sfu.end(&mv.room);
+        } else if let Err(e) = link
+            .send(
+                from,
+                &SfuIn::Close {
+                    room: mv.room.clone(),
+                },
+            )
+            .await
+        {
+            tracing::debug!("could not tell the SFU room's old node: {e}");
+        }
+    }
     let ev = SfuMoved {
         room: mv.room.clone(),
         epoch: mv.epoch,
     };
     node.out.announce(&mv.room, ev, mv.members).await;
-    if let (Some(from), Some(link)) = (&mv.from, &node.sfu_link) {
-        if from == link.node() {
-            node.sfu.end(&mv.room);
-        } else if let Err(e) = link.send(from, &SfuIn::Close { room: mv.room }).await {
-            tracing::debug!("could not tell the SFU room's old node: {e}");
-        }
-    }
 }
 
 /// Relays what the SFU of `room` says to each peer, as `signal` from
-/// `"sfu"`, until the room ends.
+/// `"sfu"`, until the room ends; scaled out, only while the room is this
+/// node's (a room that moved away may still have said something).
 pub(super) fn relay_from_sfu<E: Engine>(node: Arc<Node<E>>, room: RoomName, mut outbox: SfuOutbox) {
     tokio::spawn(async move {
         while let Some((peer, data)) = outbox.recv().await {
-            let Ok(Some(dest)) = node.store.addr_of(&room, &peer).await else {
+            let Ok(Some(dest)) = node.store.sfu_addr_of(&room, &peer).await else {
                 continue;
             };
             let ev = SignalEvent {
@@ -107,7 +125,8 @@ pub(super) fn relay_from_sfu<E: Engine>(node: Arc<Node<E>>, room: RoomName, mut 
 }
 
 /// Scaled out: takes what the other nodes send this one for the SFU rooms
-/// it hosts, until aborted.
+/// it hosts, until aborted. (The driver drops what does not fit in the
+/// inbox: a leave lost so is made good when the room ends.)
 pub async fn serve_sfu_inbox<E: Engine>(node: Arc<Node<E>>, inbox: impl Stream<Item = SfuIn>) {
     let mut inbox = std::pin::pin!(inbox);
     while let Some(msg) = inbox.next().await {

@@ -48,13 +48,15 @@ async fn to_sfu<E: Engine>(cx: &Ctx<'_, E>, req: SignalRequest) -> Result<Reply,
         limit: node.state.config.limits.sfu_peers_per_ip,
     };
     let owner = match sfu_remote::host(node, &req.room).await? {
-        SfuHost::Here => {
+        // It moved just now: everyone reconnects, this signal is stale.
+        None => return Ok(Reply::ok()),
+        Some(SfuHost::Here) => {
             // Its seat is counted by the room here from now on.
             node.sfu.forget_remote(&req.room, &from.peer);
             return here(node, req, from);
         }
-        SfuHost::Elsewhere(owner) => owner,
-        SfuHost::Nowhere => return Err(sfu_remote::nowhere()),
+        Some(SfuHost::Elsewhere(owner)) => owner,
+        Some(SfuHost::Nowhere) => return Err(sfu_remote::nowhere()),
     };
     crate::sfu_rooms::check(&req.data).map_err(refusal)?;
     let room = req.room;

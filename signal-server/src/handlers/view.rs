@@ -27,8 +27,8 @@ pub(super) async fn handle<E: Engine>(cx: &Ctx<'_, E>, req: ViewRequest) -> Resu
     // Before the room's SFU started (nobody offered yet) there is nothing
     // to choose: the first layer sent will be the best one anyway.
     match sfu_remote::host(cx.node, &req.room).await? {
-        SfuHost::Here => cx.node.sfu.view(&req.room, me.me.id, req.peer, req.height),
-        SfuHost::Elsewhere(owner) => {
+        Some(SfuHost::Here) => cx.node.sfu.view(&req.room, me.me.id, req.peer, req.height),
+        Some(SfuHost::Elsewhere(owner)) => {
             let msg = SfuIn::View {
                 room: req.room,
                 viewer: me.me.id,
@@ -37,8 +37,9 @@ pub(super) async fn handle<E: Engine>(cx: &Ctx<'_, E>, req: ViewRequest) -> Resu
             };
             sfu_remote::send(cx.node, &owner, &msg).await?;
         }
-        // No SFU, no layer to choose.
-        SfuHost::Nowhere => {}
+        // No SFU, or one that just moved (the sender will say it again to
+        // the new one): no layer to choose.
+        Some(SfuHost::Nowhere) | None => {}
     }
     Ok(Reply::ok())
 }

@@ -513,6 +513,18 @@ pub trait RoomStore: Send + Sync + 'static {
         }))
     }
 
+    /// Where peer `peer` of SFU room `room` is, for what this node's SFU
+    /// says to it; `None` also when the room is no longer this node's
+    /// (scaled out: it moved away, and what its SFU here still says is for
+    /// connections that are gone).
+    fn sfu_addr_of(
+        &self,
+        room: &RoomName,
+        peer: &PeerId,
+    ) -> impl Future<Output = Result<Option<Dest<Self::Addr>>>> + Send {
+        self.addr_of(room, peer)
+    }
+
     /// Scaled out, on a node with the SFU: says it is alive, with its load
     /// (`peers` connected) and whether it forwards simulcast, and squares
     /// the rooms it owns with those it `hosted` a moment ago; returns those
@@ -528,8 +540,11 @@ pub trait RoomStore: Send + Sync + 'static {
     }
 
     /// Scaled out: moves the SFU rooms of SFU nodes that are gone, and says
-    /// which live.
-    fn sfu_sweep(&self) -> impl Future<Output = Result<SfuNodes>> + Send {
+    /// which live. Rooms move only once this node has been connected to
+    /// Redis for a while (after an outage every liveness has lapsed), unless
+    /// `force` (this node retiring its own SFU).
+    fn sfu_sweep(&self, force: bool) -> impl Future<Output = Result<SfuNodes>> + Send {
+        let _ = force;
         std::future::ready(Ok(SfuNodes::default()))
     }
 

@@ -143,6 +143,11 @@ pub struct RedisStore {
     mine: Arc<Mutex<Memberships>>,
     /// Seats held, as of the last expiry pass.
     held: Arc<std::sync::atomic::AtomicUsize>,
+    /// Since when this node is connected to Redis without a break (the
+    /// driver's connection count then, and the instant).
+    connected: Arc<Mutex<(u64, std::time::Instant)>>,
+    /// How long it must have been before it moves SFU rooms.
+    sfu_settle: Duration,
 }
 
 struct Scripts {
@@ -212,7 +217,37 @@ impl RedisStore {
             }),
             mine: Arc::new(Mutex::new(HashMap::new())),
             held: Arc::default(),
+            connected: Arc::new(Mutex::new((0, std::time::Instant::now()))),
+            sfu_settle: SFU_ALIVE_TTL + crate::upkeep::SFU_EVERY,
         }
+    }
+
+    /// How long this node waits after (re)connecting to Redis before it
+    /// moves SFU rooms (default: the SFU liveness TTL and one sweep). Tests
+    /// that stage liveness themselves set zero.
+    pub fn with_sfu_settle(mut self, settle: Duration) -> Self {
+        self.sfu_settle = settle;
+        self
+    }
+
+    /// Whether this node may move SFU rooms off SFU nodes whose liveness
+    /// lapsed: only once it has been connected to Redis long enough for
+    /// every live SFU node to have announced itself since. Right after an
+    /// outage every liveness has lapsed, live nodes' too.
+    fn may_move_sfu(&self) -> bool {
+        let health = self.redis.health();
+        let connects = health.connects.load(std::sync::atomic::Ordering::Relaxed);
+        let mut since = self
+            .connected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !health.is_up() {
+            return false;
+        }
+        if since.0 != connects {
+            *since = (connects, std::time::Instant::now());
+        }
+        since.1.elapsed() >= self.sfu_settle
     }
 
     fn grace_ms(&self) -> u64 {
@@ -784,9 +819,31 @@ impl RoomStore for RedisStore {
         self.mine().retain(|(c, _), _| *c != conn);
     }
 
+    async fn sfu_addr_of(&self, room: &RoomName, peer: &PeerId) -> Result<Option<Dest<Conn>>> {
+        let r = self.room_key(room);
+        let mut conn = self.redis.connection()?;
+        let (owner, dest): (Option<String>, Option<String>) = redis::pipe()
+            .cmd("HGET")
+            .arg(&r)
+            .arg("sfu")
+            .cmd("HGET")
+            .arg(format!("{r}:p"))
+            .arg(peer.as_str())
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis.command_failed(e))?;
+        if owner.as_deref() != Some(&*self.node) {
+            return Ok(None);
+        }
+        Ok(dest.as_deref().and_then(self::dest))
+    }
+
     async fn sfu_route(&self, room: &RoomName) -> Result<SfuRoute> {
         let mut inv = self.scripts.sfu_owner.prepare_invoke();
-        inv.arg(&*self.prefix).arg(room.as_str()).arg(&*self.node);
+        inv.arg(&*self.prefix)
+            .arg(room.as_str())
+            .arg(&*self.node)
+            .arg(if self.may_move_sfu() { "1" } else { "0" });
         let reply: Vec<String> = self.invoke(inv).await?;
         let epoch = reply
             .get(1)
@@ -834,9 +891,12 @@ impl RoomStore for RedisStore {
             .collect())
     }
 
-    async fn sfu_sweep(&self) -> Result<SfuNodes> {
+    async fn sfu_sweep(&self, force: bool) -> Result<SfuNodes> {
+        let may_move = force || self.may_move_sfu();
         let mut inv = self.scripts.sfu_sweep.prepare_invoke();
-        inv.arg(&*self.prefix).arg(&*self.node);
+        inv.arg(&*self.prefix)
+            .arg(&*self.node)
+            .arg(if may_move { "1" } else { "0" });
         let (flat, live, simulcast): (Vec<String>, String, String) = self.invoke(inv).await?;
         let moved = flat
             .chunks_exact(5)

@@ -213,6 +213,17 @@ impl Call {
             return;
         };
         old.close();
+        // If our last offer already reached the new SFU (it crossed this
+        // news), the connection it made there ends before the next offer,
+        // which starts afresh rather than renegotiating it.
+        self.sig.send(
+            events::SIGNAL,
+            SignalRequest {
+                room: self.room(),
+                to: PeerId::from(protocol::SFU_PEER.to_owned()),
+                data: SignalData::Bye,
+            },
+        );
         self.ui.peers.update(|ps| {
             for p in ps {
                 p.connection = ConnState::New;

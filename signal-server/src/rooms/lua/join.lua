@@ -7,7 +7,7 @@
 -- {outcome, mode, me, members, history, kept (a resume), replaced (a
 -- resume), locked ('1' or '0'), SFU epoch ('0' in a mesh room)}, or
 -- {refusal}. A new SFU room is given to the least-loaded live SFU node
--- (this one on a tie); with none alive it is refused ('mode').
+-- (this one on a tie); with none alive it is refused ('nosfu').
 -- This node is alive (it runs this): a lapsed heartbeat must not get the
 -- new member swept before the next refresh.
 redis.call('SET', KEYS[8], 1, 'PX', ARGV[8], 'NX')

@@ -1,5 +1,5 @@
--- ARGV: prefix, this node. Moves the SFU rooms of every SFU node whose
--- liveness lapsed to the least-loaded live one (none alive: the room keeps
+-- ARGV: prefix, this node, move ('1'; '0': only say which live). Moves the
+-- SFU rooms of every SFU node whose liveness lapsed to the least-loaded live one (none alive: the room keeps
 -- no owner until a signal finds one, SFU_OWNER). Returns {moved, live,
 -- simulcast}: moved = {room, new owner, epoch, old owner, members, ...};
 -- live: '1' when some SFU node lives; simulcast: '1' when every live one
@@ -10,7 +10,7 @@ local all = redis.call('HGETALL', prefix .. ':sfu')
 local live, simulcast = '0', '1'
 for i = 1, #all, 2 do
   local n = all[i]
-  if redis.call('EXISTS', prefix .. ':sfu:' .. n) == 0 then
+  if redis.call('EXISTS', prefix .. ':sfu:' .. n) == 0 and ARGV[3] == '1' then
     redis.call('HDEL', prefix .. ':sfu', n)
     local rs = prefix .. ':sfu:' .. n .. ':rooms'
     for _, room in ipairs(redis.call('SMEMBERS', rs)) do
@@ -28,7 +28,7 @@ for i = 1, #all, 2 do
       end
     end
     redis.call('DEL', rs)
-  else
+  elseif redis.call('EXISTS', prefix .. ':sfu:' .. n) == 1 then
     live = '1'
     if string.match(all[i + 1], ' 1$') == nil then simulcast = '0' end
   end
