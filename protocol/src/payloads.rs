@@ -270,8 +270,9 @@ pub struct RoomInfo {
     #[serde(default, skip_serializing_if = "is_false")]
     pub locked: bool,
     /// Extension: in an SFU room of a scaled-out deployment, which
-    /// placement of the room's SFU this is (it grows by one each time the
-    /// room moves to another server: `sfu-moved`). Absent otherwise.
+    /// placement of the room's SFU this is (it grows each time the room
+    /// moves to another server, `sfu-moved`, and never repeats). Absent
+    /// otherwise.
     #[serde(default, rename = "sfuEpoch", skip_serializing_if = "Option::is_none")]
     pub sfu_epoch: Option<u64>,
 }

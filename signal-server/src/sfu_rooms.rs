@@ -168,6 +168,13 @@ impl SfuRooms {
         self.lock().values().map(|r| r.seats.len()).sum()
     }
 
+    /// Whether this node hosts `room` with no connection in it.
+    pub fn idle(&self, room: &RoomName) -> bool {
+        self.lock()
+            .get(room)
+            .is_some_and(|r| r.handle.metrics.peer_snapshot().is_empty())
+    }
+
     /// The SFU rooms this node hosts now.
     pub fn hosted(&self) -> Vec<RoomName> {
         self.lock().keys().cloned().collect()

@@ -14,7 +14,7 @@ use std::time::Duration;
 use protocol::PeerReconnecting;
 
 use crate::delivery::Delivery;
-use crate::handlers::{leave_all, left_for_good, sfu_moved};
+use crate::handlers::{leave_all, left_behind, left_for_good, sfu_moved};
 use crate::metrics::Resume;
 use crate::node::{Engine, Node};
 use crate::rooms::RoomStore;
@@ -153,8 +153,12 @@ pub async fn sfu<E: Engine>(node: Arc<Node<E>>) {
                 .sfu_announce(node.sfu.peers(), node.sfu.tallies(), &hosted)
                 .await
             {
-                Ok(moved_away) => {
-                    for room in &moved_away {
+                Ok(squared) => {
+                    for mv in squared.gone {
+                        left_behind(&node, mv).await;
+                    }
+                    for room in squared.orphans.iter().filter(|r| node.sfu.idle(r)) {
+                        tracing::info!(room = %room, "SFU room unknown to Redis and idle: ended");
                         node.sfu.end(room);
                     }
                 }
@@ -166,8 +170,8 @@ pub async fn sfu<E: Engine>(node: Arc<Node<E>>) {
 }
 
 /// Moves the rooms of SFU nodes that are gone, telling their members.
-async fn sfu_sweep<E: Engine>(node: &Node<E>, force: bool) {
-    match node.store.sfu_sweep(force).await {
+async fn sfu_sweep<E: Engine>(node: &Node<E>, retiring: bool) {
+    match node.store.sfu_sweep(retiring).await {
         Ok(nodes) => {
             node.sfu.set_deployment(nodes.live, nodes.simulcast);
             for mv in nodes.moved {

@@ -87,10 +87,18 @@ pub struct Signaling {
     gate: Rc<Gate>,
 }
 
-/// Requests waiting for the seat: each event's name and what lets it go.
+/// Requests waiting for the seat: each event's name, a signal's addressee,
+/// and what lets it go.
 struct Gate {
     closed: Cell<bool>,
-    waiting: RefCell<Vec<(String, Function)>>,
+    waiting: RefCell<Vec<Waiting>>,
+}
+
+struct Waiting {
+    event: String,
+    /// A `signal`'s `to`.
+    to: Option<String>,
+    go: Function,
 }
 
 impl Signaling {
@@ -122,21 +130,41 @@ impl Signaling {
     /// a seat that is gone).
     pub fn release(&self, drop_signals: bool) {
         self.gate.closed.set(false);
-        for (event, go) in self.gate.waiting.take() {
-            let pass = !(drop_signals && event == protocol::events::SIGNAL);
-            let _ = go.call1(&JsValue::NULL, &pass.into());
+        for w in self.gate.waiting.take() {
+            let pass = !(drop_signals && w.event == protocol::events::SIGNAL);
+            let _ = w.go.call1(&JsValue::NULL, &pass.into());
+        }
+    }
+
+    /// Drops the waiting `signal`s addressed to `to` (they were for a
+    /// connection that is closed).
+    pub fn drop_waiting_to(&self, to: &str) {
+        let dropped: Vec<Waiting> = {
+            let mut waiting = self.gate.waiting.borrow_mut();
+            let (drop, keep) = std::mem::take(&mut *waiting)
+                .into_iter()
+                .partition(|w| w.to.as_deref() == Some(to));
+            *waiting = keep;
+            drop
+        };
+        for w in dropped {
+            let _ = w.go.call1(&JsValue::NULL, &false.into());
         }
     }
 
     /// Waits at the gate; `false` when the request was dropped.
-    async fn pass(&self, event: &str) -> bool {
+    async fn pass(&self, event: &str, to: Option<String>) -> bool {
         if !self.gate.closed.get() {
             return true;
         }
         let mut go = None;
         let opened = Promise::new(&mut |resolve, _| go = Some(resolve));
         if let Some(go) = go {
-            self.gate.waiting.borrow_mut().push((event.to_owned(), go));
+            self.gate.waiting.borrow_mut().push(Waiting {
+                event: event.to_owned(),
+                to,
+                go,
+            });
         }
         JsFuture::from(opened)
             .await
@@ -192,7 +220,11 @@ impl Signaling {
         payload: JsValue,
         gated: bool,
     ) -> Result<JsValue, RequestError> {
-        if gated && !self.pass(event).await {
+        let to = (event == protocol::events::SIGNAL)
+            .then(|| js_sys::Reflect::get(&payload, &"to".into()).ok())
+            .flatten()
+            .and_then(|v| v.as_string());
+        if gated && !self.pass(event, to).await {
             return Err(RequestError::Transport("dropped: the seat was lost".into()));
         }
         let promise = self

@@ -25,7 +25,7 @@ use crate::node::{Engine, Node};
 
 pub use disconnect::{disconnected, leave_all};
 pub use leave::left_for_good;
-pub use sfu_remote::{moved as sfu_moved, serve_sfu_inbox};
+pub use sfu_remote::{left_behind, moved as sfu_moved, serve_sfu_inbox};
 
 events! {
     Join => join::handle(protocol::JoinRequest, ack),

@@ -103,6 +103,20 @@ pub async fn moved<E: Engine>(node: &Node<E>, mv: SfuMove) {
     node.out.announce(&mv.room, ev, mv.members).await;
 }
 
+/// `mv.room` moved away from this node while it could not hear of it (its
+/// liveness lapsed in a stall): it ends here, and its members are told
+/// again, for those who missed it (those on the new placement already
+/// ignore it).
+pub async fn left_behind<E: Engine>(node: &Node<E>, mv: SfuMove) {
+    tracing::info!(room = %mv.room, to = mv.to, epoch = mv.epoch, "SFU room moved away: ended here");
+    node.sfu.end(&mv.room);
+    let ev = SfuMoved {
+        room: mv.room.clone(),
+        epoch: mv.epoch,
+    };
+    node.out.announce(&mv.room, ev, mv.members).await;
+}
+
 /// Relays what the SFU of `room` says to each peer, as `signal` from
 /// `"sfu"`, until the room ends; scaled out, only while the room is this
 /// node's (a room that moved away may still have said something).

@@ -332,8 +332,8 @@ pub enum SfuHost {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SfuRoute {
     pub host: SfuHost,
-    /// Which placement this is: it grows by one each time the room moves
-    /// (0 on one node).
+    /// Which placement this is: it grows each time the room moves and never
+    /// repeats (Redis's clock in ms at the move; 0 on one node).
     pub epoch: u64,
     /// The room moved just now, found by this lookup: its members must be
     /// told (`sfu-moved`).
@@ -352,6 +352,18 @@ pub struct SfuMove {
     pub epoch: u64,
     /// Members of the room, to tell.
     pub members: usize,
+}
+
+/// What an SFU node hosts that is no longer its own
+/// ([`RoomStore::sfu_announce`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SfuSquared {
+    /// Rooms that moved to another node (`from`: this one): to end here,
+    /// and their members told again (some may have missed it).
+    pub gone: Vec<SfuMove>,
+    /// Rooms Redis does not know: lost with its data (kept while they have
+    /// connections), or ended without this node hearing the last leave.
+    pub orphans: Vec<RoomName>,
 }
 
 /// Which SFU nodes the deployment has now ([`RoomStore::sfu_sweep`]).
@@ -527,24 +539,24 @@ pub trait RoomStore: Send + Sync + 'static {
 
     /// Scaled out, on a node with the SFU: says it is alive, with its load
     /// (`peers` connected) and whether it forwards simulcast, and squares
-    /// the rooms it owns with those it `hosted` a moment ago; returns those
-    /// of `hosted` that moved away (to end here).
+    /// the rooms it owns with those it `hosted` a moment ago.
     fn sfu_announce(
         &self,
         peers: usize,
         simulcast: bool,
         hosted: &[RoomName],
-    ) -> impl Future<Output = Result<Vec<RoomName>>> + Send {
+    ) -> impl Future<Output = Result<SfuSquared>> + Send {
         let _ = (peers, simulcast, hosted);
-        std::future::ready(Ok(Vec::new()))
+        std::future::ready(Ok(SfuSquared::default()))
     }
 
     /// Scaled out: moves the SFU rooms of SFU nodes that are gone, and says
     /// which live. Rooms move only once this node has been connected to
-    /// Redis for a while (after an outage every liveness has lapsed), unless
-    /// `force` (this node retiring its own SFU).
-    fn sfu_sweep(&self, force: bool) -> impl Future<Output = Result<SfuNodes>> + Send {
-        let _ = force;
+    /// Redis for a while (after an outage every liveness has lapsed);
+    /// `retiring` (this node stopping its own SFU): its own rooms move
+    /// whatever the wait.
+    fn sfu_sweep(&self, retiring: bool) -> impl Future<Output = Result<SfuNodes>> + Send {
+        let _ = retiring;
         std::future::ready(Ok(SfuNodes::default()))
     }
 

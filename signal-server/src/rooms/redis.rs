@@ -22,7 +22,8 @@
 //! | `P:sfu:{node}:rooms` | set | the SFU rooms a node owns |
 //!
 //! An SFU room's hash also has `sfu` (its owner node; empty while no SFU
-//! node lives) and `se` (its placement's epoch, +1 at each move).
+//! node lives) and `se` (its placement's epoch: Redis's clock in ms at the
+//! move, above the last one, so it never repeats).
 //!
 //! A member's JSON carries its resume token (`tok`).
 //!
@@ -54,7 +55,7 @@ use socketioxide::socket::Sid;
 use super::{
     Act, ActError, Acted, Dest, HeldSeat, How, JoinError, JoinSpec, Joined, Keep, Left, Member,
     NewMessage, NotInRoom, Parcel, Receipt, ReceiptError, Result, RoomLimits, RoomStore,
-    RouteError, SfuHost, SfuMove, SfuNodes, SfuRoute, StoreError, Swept,
+    RouteError, SfuHost, SfuMove, SfuNodes, SfuRoute, SfuSquared, StoreError, Swept,
 };
 use crate::redis_driver::{DriverError, ReconnectingDriver};
 
@@ -231,9 +232,10 @@ impl RedisStore {
     }
 
     /// Whether this node may move SFU rooms off SFU nodes whose liveness
-    /// lapsed: only once it has been connected to Redis long enough for
-    /// every live SFU node to have announced itself since. Right after an
-    /// outage every liveness has lapsed, live nodes' too.
+    /// lapsed: only once it has been connected to Redis, with no command
+    /// failing (Redis loading its data, a stall past the command timeout),
+    /// long enough for every live SFU node to have announced itself since.
+    /// Right after an outage every liveness has lapsed, live nodes' too.
     fn may_move_sfu(&self) -> bool {
         let health = self.redis.health();
         let connects = health.connects.load(std::sync::atomic::Ordering::Relaxed);
@@ -241,7 +243,8 @@ impl RedisStore {
             .connected
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if !health.is_up() {
+        if !health.is_healthy() {
+            *since = (connects, std::time::Instant::now());
             return false;
         }
         if since.0 != connects {
@@ -875,7 +878,7 @@ impl RoomStore for RedisStore {
         peers: usize,
         simulcast: bool,
         hosted: &[RoomName],
-    ) -> Result<Vec<RoomName>> {
+    ) -> Result<SfuSquared> {
         let mut inv = self.scripts.sfu_announce.prepare_invoke();
         inv.arg(&*self.prefix)
             .arg(&*self.node)
@@ -884,19 +887,37 @@ impl RoomStore for RedisStore {
         for room in hosted {
             inv.arg(room.as_str());
         }
-        let gone: Vec<String> = self.invoke(inv).await?;
-        Ok(gone
-            .iter()
-            .filter_map(|r| RoomName::parse(r).ok())
-            .collect())
+        let (gone, orphans): (Vec<String>, Vec<String>) = self.invoke(inv).await?;
+        Ok(SfuSquared {
+            gone: gone
+                .chunks_exact(4)
+                .filter_map(|g| {
+                    Some(SfuMove {
+                        room: RoomName::parse(&g[0]).ok()?,
+                        to: g[1].clone(),
+                        from: Some(self.node.to_string()),
+                        epoch: g[2].parse().ok()?,
+                        members: g[3].parse().unwrap_or_default(),
+                    })
+                })
+                .collect(),
+            orphans: orphans
+                .iter()
+                .filter_map(|r| RoomName::parse(r).ok())
+                .collect(),
+        })
     }
 
-    async fn sfu_sweep(&self, force: bool) -> Result<SfuNodes> {
-        let may_move = force || self.may_move_sfu();
+    async fn sfu_sweep(&self, retiring: bool) -> Result<SfuNodes> {
+        let moves = if self.may_move_sfu() {
+            "all"
+        } else if retiring {
+            "self"
+        } else {
+            "none"
+        };
         let mut inv = self.scripts.sfu_sweep.prepare_invoke();
-        inv.arg(&*self.prefix)
-            .arg(&*self.node)
-            .arg(if may_move { "1" } else { "0" });
+        inv.arg(&*self.prefix).arg(&*self.node).arg(moves);
         let (flat, live, simulcast): (Vec<String>, String, String) = self.invoke(inv).await?;
         let moved = flat
             .chunks_exact(5)

@@ -183,10 +183,10 @@ impl Call {
     }
 
     /// Scaled out, the room's SFU is at placement `epoch` (a resumed join's
-    /// ack, or `sfu-moved`). If our connection is to another one, its
-    /// server is gone: it closes, every tile waits, and we offer afresh to
-    /// `"sfu"`, which reaches the current one. (Another, not only an older:
-    /// epochs start again if Redis loses its data.) Data-only links are
+    /// ack, or `sfu-moved`). If our connection is to an older one, its
+    /// server is gone: it closes (what it still had to say, waiting for
+    /// the seat, is dropped), every tile waits, and we offer afresh to
+    /// `"sfu"`, which reaches the current one. Data-only links are
     /// untouched.
     pub(super) fn sfu_placed(self: &Rc<Self>, epoch: Option<u64>) {
         let Some(epoch) = epoch else {
@@ -198,7 +198,7 @@ impl Call {
                 state,
                 epoch: ours,
                 ..
-            } if *ours != Some(epoch) => {
+            } if ours.is_none_or(|e| e < epoch) => {
                 *ours = Some(epoch);
                 *state = ConnState::New;
                 conn.take()
@@ -213,6 +213,7 @@ impl Call {
             return;
         };
         old.close();
+        self.sig.drop_waiting_to(protocol::SFU_PEER);
         // If our last offer already reached the new SFU (it crossed this
         // news), the connection it made there ends before the next offer,
         // which starts afresh rather than renegotiating it.

@@ -80,7 +80,9 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
     end
   end
   redis.call('HSET', KEYS[1], 'mode', mode, 'pw', ARGV[5], 'seq', 0, 'hb', 0)
-  if owner then
+  if owner and ARGV[14] == '1' then
+    sfu_claim(ARGV[13], KEYS[1], ARGV[2], owner)
+  elseif owner then
     sfu_give(ARGV[13], KEYS[1], ARGV[2], owner)
   elseif mode == 'sfu' then
     redis.call('HSET', KEYS[1], 'sfu', '')

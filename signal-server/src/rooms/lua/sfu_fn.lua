@@ -31,11 +31,24 @@ local function sfu_claimant(prefix, room)
 end
 
 -- Gives room `room` (key `r`) to `owner` as its next placement; returns the
--- placement's epoch.
+-- placement's epoch: Redis's clock in ms, and always above the last one, so
+-- that epochs never repeat, even after Redis lost its data.
 local function sfu_give(prefix, r, room, owner)
   local old = redis.call('HGET', r, 'sfu')
   if old and old ~= '' then redis.call('SREM', prefix .. ':sfu:' .. old .. ':rooms', room) end
   redis.call('SADD', prefix .. ':sfu:' .. owner .. ':rooms', room)
   redis.call('HSET', r, 'sfu', owner)
-  return redis.call('HINCRBY', r, 'se', 1)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local epoch = math.max(tonumber(redis.call('HGET', r, 'se') or '0') + 1, now)
+  epoch = string.format('%.0f', epoch)
+  redis.call('HSET', r, 'se', epoch)
+  return epoch
+end
+
+-- Names `owner` the owner of room `room` (key `r`) without a new placement:
+-- the node that hosts it already (its members are not told).
+local function sfu_claim(prefix, r, room, owner)
+  redis.call('SADD', prefix .. ':sfu:' .. owner .. ':rooms', room)
+  redis.call('HSET', r, 'sfu', owner)
 end

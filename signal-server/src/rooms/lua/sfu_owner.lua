@@ -19,4 +19,4 @@ local new = sfu_pick(prefix, ARGV[3])
 if not new then return {'', epoch, '', '0'} end
 epoch = sfu_give(prefix, r, room, new)
 -- Moved from a node that is gone ('' when it had none left to move to).
-return {new, tostring(epoch), owner == '' and '-' or owner, tostring(redis.call('HLEN', r .. ':m'))}
+return {new, epoch, owner == '' and '-' or owner, tostring(redis.call('HLEN', r .. ':m'))}
