@@ -235,7 +235,7 @@ impl Call {
         });
         self.on_room_event(events::PING, |c, p: PingEvent| c.on_relay_ping(p));
         self.on_room_event(events::SFU_MOVED, |c, m: SfuMoved| {
-            c.sfu_placed(Some(m.epoch))
+            c.sfu_placed(Some(m.epoch), false)
         });
         self.wire_host_events();
     }
@@ -378,7 +378,7 @@ impl Call {
             // up on who came and went; what waited goes out now.
             self.catch_up(&ack.peers);
             // The room's SFU may have moved while we were away.
-            self.sfu_placed(ack.room.sfu_epoch);
+            self.sfu_placed(ack.room.sfu_epoch, true);
             self.sig.release(false);
             self.announce_media();
             return;
@@ -453,22 +453,33 @@ impl Call {
         if mode == protocol::Mode::Sfu {
             ends.push(protocol::SFU_PEER.to_owned());
         }
-        *self.life.stale.borrow_mut() = ends.clone();
         for end in ends {
-            let this = self.clone();
-            let bye = SignalRequest {
-                room: self.room(),
-                to: PeerId::from(end.clone()),
-                data: SignalData::Bye,
-            };
-            wasm_bindgen_futures::spawn_local(async move {
-                let _ = this
-                    .sig
-                    .request::<_, protocol::OkAck>(events::SIGNAL, &bye)
-                    .await;
-                this.life.stale.borrow_mut().retain(|e| *e != end);
-            });
+            self.bye_to(end);
         }
+    }
+
+    /// Sends `bye` to `end` (a peer, or the SFU): it drops its connection
+    /// to us. Until that is acknowledged, what `end` still signals is for
+    /// the connection before, and ignored.
+    pub(super) fn bye_to(self: &Rc<Self>, end: String) {
+        self.life.stale.borrow_mut().push(end.clone());
+        let this = self.clone();
+        let bye = SignalRequest {
+            room: self.room(),
+            to: PeerId::from(end.clone()),
+            data: SignalData::Bye,
+        };
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = this
+                .sig
+                .request::<_, protocol::OkAck>(events::SIGNAL, &bye)
+                .await;
+            // One entry: another bye to the same end may still be waiting.
+            let mut stale = this.life.stale.borrow_mut();
+            if let Some(i) = stale.iter().position(|e| *e == end) {
+                stale.remove(i);
+            }
+        });
     }
 
     /// Whether signals from `from` are for the page before a reload.

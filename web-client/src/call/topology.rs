@@ -188,7 +188,12 @@ impl Call {
     /// the seat, is dropped), every tile waits, and we offer afresh to
     /// `"sfu"`, which reaches the current one. Data-only links are
     /// untouched.
-    pub(super) fn sfu_placed(self: &Rc<Self>, epoch: Option<u64>) {
+    ///
+    /// `resumed`: our seat came back after a drop; a connection whose first
+    /// offer never got its answer (the offer was lost with the server that
+    /// took it, as when a stopping server handed the room over and then
+    /// closed our socket) starts afresh too, whatever the epoch.
+    pub(super) fn sfu_placed(self: &Rc<Self>, epoch: Option<u64>, resumed: bool) {
         let Some(epoch) = epoch else {
             return;
         };
@@ -198,8 +203,10 @@ impl Call {
                 state,
                 epoch: ours,
                 ..
-            } if ours.is_none_or(|e| e < epoch) => {
-                *ours = Some(epoch);
+            } if ours.is_none_or(|e| e < epoch)
+                || (resumed && conn.as_ref().is_some_and(|pc| !pc.answered())) =>
+            {
+                *ours = Some(epoch.max(ours.unwrap_or(0)));
                 *state = ConnState::New;
                 conn.take()
             }
@@ -216,15 +223,9 @@ impl Call {
         self.sig.drop_waiting_to(protocol::SFU_PEER);
         // If our last offer already reached the new SFU (it crossed this
         // news), the connection it made there ends before the next offer,
-        // which starts afresh rather than renegotiating it.
-        self.sig.send(
-            events::SIGNAL,
-            SignalRequest {
-                room: self.room(),
-                to: PeerId::from(protocol::SFU_PEER.to_owned()),
-                data: SignalData::Bye,
-            },
-        );
+        // which starts afresh rather than renegotiating it; what the SFU
+        // says before that is for the connection before.
+        self.bye_to(protocol::SFU_PEER.to_owned());
         self.ui.peers.update(|ps| {
             for p in ps {
                 p.connection = ConnState::New;

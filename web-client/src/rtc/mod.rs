@@ -578,6 +578,12 @@ impl PeerConn {
     }
 
     /// Sends on the data channel; false when it is not open.
+    /// Whether the far end ever answered (or offered): a connection whose
+    /// first offer was lost has no remote description.
+    pub fn answered(&self) -> bool {
+        self.pc.remote_description().is_some()
+    }
+
     pub fn send_data(&self, text: &str) -> bool {
         self.data_open()
             && self
