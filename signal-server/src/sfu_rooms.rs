@@ -305,7 +305,9 @@ impl SfuRooms {
             // Only when the room task is gone, which closed every connection.
             tracing::debug!(room = %room, peer = %peer, "SFU leave not queued: {e}");
         }
-        if last {
+        // Scaled out, a last leave may come late (another node's, through
+        // Redis): a room that someone offered to since is a new one.
+        if last && entry.seats.is_empty() {
             rooms.remove(room);
         }
     }
