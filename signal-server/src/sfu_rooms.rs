@@ -435,6 +435,55 @@ impl Drop for Seat {
 mod tests {
     use super::*;
 
+    /// A Chrome offer (audio + video) that passes the SFU's checks (the
+    /// same as tests/js/sdp.mjs).
+    const OFFER: &str = "v=0\r\no=- 950418995774734248 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+        a=group:BUNDLE 0 1\r\na=extmap-allow-mixed\r\na=msid-semantic: WMS s\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+        a=ice-ufrag:Ax8A\r\na=ice-pwd:A3hZdInJDtIaVtXY97dm0psc\r\na=ice-options:trickle\r\n\
+        a=fingerprint:sha-256 FC:6C:53:03:79:3F:9F:F3:18:5E:83:2F:9B:91:FB:8F:19:52:16:59:2A:66:4C:36:0D:93:91:E1:E2:66:A1:85\r\n\
+        a=setup:actpass\r\na=mid:0\r\na=sendrecv\r\na=msid:s a\r\na=rtcp-mux\r\n\
+        a=rtpmap:111 opus/48000/2\r\na=ssrc:1001 cname:c\r\na=ssrc:1001 msid:s a\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+        a=ice-ufrag:Ax8A\r\na=ice-pwd:A3hZdInJDtIaVtXY97dm0psc\r\na=ice-options:trickle\r\n\
+        a=fingerprint:sha-256 FC:6C:53:03:79:3F:9F:F3:18:5E:83:2F:9B:91:FB:8F:19:52:16:59:2A:66:4C:36:0D:93:91:E1:E2:66:A1:85\r\n\
+        a=setup:actpass\r\na=mid:1\r\na=sendrecv\r\na=msid:s v\r\na=rtcp-mux\r\na=rtcp-rsize\r\n\
+        a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\na=rtcp-fb:96 nack pli\r\n\
+        a=ssrc:1002 cname:c\r\na=ssrc:1002 msid:s v\r\n";
+
+    #[tokio::test]
+    async fn a_late_last_leave_spares_a_room_someone_offered_to_since() {
+        let sfu = sfu::Sfu::new(sfu::SfuConfig {
+            bind_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+            port_min: 0,
+            port_max: 0,
+            nat_1to1_ip: None,
+            pli_throttle: std::time::Duration::from_millis(500),
+            ice_tcp: false,
+            engine: sfu::SfuEngine::Shard,
+        })
+        .expect("the SFU starts");
+        let rooms = SfuRooms::new(Some(sfu), true);
+        let room = RoomName::parse("late").expect("a room name");
+        let from = |peer: &str| Sender {
+            peer: PeerId::from(peer.to_owned()),
+            addr: None,
+            limit: 8,
+        };
+        let offer = SignalData::Offer {
+            sdp: OFFER.to_owned(),
+        };
+        assert!(matches!(
+            rooms.signal(&room, from("new"), offer),
+            Ok(Some(_))
+        ));
+        // Another node's last leave of the room before, heard late.
+        rooms.leave(&room, PeerId::from("old".to_owned()), true);
+        assert_eq!(rooms.hosted(), vec![room.clone()], "the new room stays");
+        rooms.leave(&room, PeerId::from("new".to_owned()), true);
+        assert!(rooms.hosted().is_empty(), "its own last leave ends it");
+    }
+
     fn seat(addr: &Arc<AddrState>, limit: usize) -> Arc<Seat> {
         Arc::new(Seat {
             addr: Some(addr.clone()),
