@@ -169,6 +169,8 @@ async fn build(
         .await
         .map_err(|e| anyhow::anyhow!("socket.io namespace on redis: {e}"))?;
     tracing::info!(node = name, prefix = %redis.prefix, "scaled out on redis");
+    // Its SFU is known to the other nodes before it says it listens.
+    upkeep::announce_sfu(&node).await;
     let upkeep = tokio::spawn(upkeep::run(node.clone()));
     let expiry = tokio::spawn(upkeep::expire_holds(node.clone()));
     let sfu_upkeep = tokio::spawn(upkeep::sfu(node.clone()));

@@ -143,29 +143,37 @@ pub async fn sfu<E: Engine>(node: Arc<Node<E>>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if node.sfu.here() {
-            // Read before Redis is asked: a room hosted now was given to
-            // this node before, so Redis names another owner only if it
-            // moved since.
-            let hosted = node.sfu.hosted();
-            match node
-                .store
-                .sfu_announce(node.sfu.peers(), node.sfu.tallies(), &hosted)
-                .await
-            {
-                Ok(squared) => {
-                    for mv in squared.gone {
-                        left_behind(&node, mv).await;
-                    }
-                    for room in squared.orphans.iter().filter(|r| node.sfu.idle(r)) {
-                        tracing::info!(room = %room, "SFU room unknown to Redis and idle: ended");
-                        node.sfu.end(room);
-                    }
-                }
-                Err(e) => tracing::debug!("SFU announce failed: {e}"),
+        announce_sfu(&node).await;
+        sfu_sweep(&node, false).await;
+    }
+}
+
+/// On a node with the SFU: says it lives, with its load, and squares the
+/// rooms it owns with those it hosts (ending those that moved away, and
+/// idle ones Redis does not know). Also run once before the node serves,
+/// so that a node that says it listens can be given SFU rooms.
+pub async fn announce_sfu<E: Engine>(node: &Node<E>) {
+    if !node.sfu.here() {
+        return;
+    }
+    // Read before Redis is asked: a room hosted now was given to this node
+    // before, so Redis names another owner only if it moved since.
+    let hosted = node.sfu.hosted();
+    match node
+        .store
+        .sfu_announce(node.sfu.peers(), node.sfu.tallies(), &hosted)
+        .await
+    {
+        Ok(squared) => {
+            for mv in squared.gone {
+                left_behind(node, mv).await;
+            }
+            for room in squared.orphans.iter().filter(|r| node.sfu.idle(r)) {
+                tracing::info!(room = %room, "SFU room unknown to Redis and idle: ended");
+                node.sfu.end(room);
             }
         }
-        sfu_sweep(&node, false).await;
+        Err(e) => tracing::debug!("SFU announce failed: {e}"),
     }
 }
 

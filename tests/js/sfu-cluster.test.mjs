@@ -98,6 +98,8 @@ describe('SFU rooms across nodes', () => {
   it('a node without --sfu never owns a room; with no SFU node alive, SFU rooms are refused and not offered', async () => {
     const [A, B] = await nodes([45120, null]);
     try {
+      // What a user of node B sees first: SFU rooms offered (A announced itself before it listened).
+      await eventually(async () => assert.deepEqual(JSON.parse((await B.get('/api/config')).body).modes, ['mesh', 'sfu']), 5_000);
       const rooms = [];
       for (let i = 0; i < 4; i++) {
         const room = roomName(`own${i}`);
