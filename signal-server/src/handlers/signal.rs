@@ -2,11 +2,13 @@
 //! addressed peer only; in an SFU room, to and from the room's SFU, on this
 //! node or, scaled out, on the node that hosts the room (`sfu_remote.rs`).
 
+use std::sync::Arc;
+
 use protocol::{ErrorCode, Mode, SignalData, SignalEvent, SignalRequest};
 
 use super::{Ctx, parcel, sfu_remote};
 use crate::ack::{Failure, Reply};
-use crate::node::Engine;
+use crate::node::{Engine, Node};
 use crate::rooms::{Parcel, RoomStore, SfuHost};
 use crate::sfu_link::SfuIn;
 use crate::sfu_rooms::{Sender, SfuRefusal};
@@ -85,7 +87,7 @@ async fn to_sfu<E: Engine>(cx: &Ctx<'_, E>, req: SignalRequest) -> Result<Reply,
 
 /// A signal for the SFU of a room this node hosts.
 fn here<E: Engine>(
-    node: &std::sync::Arc<crate::node::Node<E>>,
+    node: &Arc<Node<E>>,
     req: SignalRequest,
     from: Sender,
 ) -> Result<Reply, Failure> {
