@@ -131,6 +131,8 @@ async function ownerGoes(ctx, how, port) {
   assert.deepEqual([await selfId(ana), await selfId(ben), await selfId(cai)], ids, 'every peer kept its id (resume)');
   for (const [i, p] of pages.entries()) {
     assert.deepEqual((await remotePeerIds(p)).sort(), ids.filter((_, j) => j !== i).sort(), `${p.__label}: the same tiles`);
+    const notices = await p.evaluate(() => [...document.querySelectorAll('li.notice')].map((n) => n.textContent));
+    assert.ok(notices.some((n) => /moved to another media server/.test(n)), `${p.__label}: told why video paused: ${JSON.stringify(notices)}`);
   }
   return worst;
 }

@@ -220,6 +220,8 @@ impl Call {
             return;
         };
         old.close();
+        self.ui
+            .notice("The call moved to another media server: reconnecting video…");
         self.sig.drop_waiting_to(protocol::SFU_PEER);
         // If our last offer already reached the new SFU (it crossed this
         // news), the connection it made there ends before the next offer,
