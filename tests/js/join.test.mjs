@@ -141,16 +141,22 @@ describe('peer-joined / peer-left', () => {
   // in 400 before the ack was sent under the registry lock; this test states
   // the rule, but JS clients rarely hit the window, so it did not catch the
   // race on the old server in three runs — `bench signal` is the reproducer.
-  // Scaled out, a join on another node can still overtake the ack (not yet
-  // ordered across nodes), so this runs on one node only.
-  it('simultaneous joins: nobody gets a peer-joined before its own join ack', {
-    skip: process.env.SIGNAL_CLUSTER === '1' ? 'not ordered across nodes yet' : false,
-  }, async () => {
+  // Scaled out, a join on another node can still overtake the ack (not
+  // ordered across nodes: docs/scale-out.md, "Ordering"), so there the test
+  // holds that nobody misses the other (a peer-joined that came before the
+  // joiner's socket entered the room's group was lost in 2 of 3 runs, before
+  // it also went to each member's own connection) and reports the early ones.
+  it('simultaneous joins: nobody misses the other, nor gets a peer-joined before its own join ack (one node)', async (t) => {
     const pairs = 150;
     // Its own server: 300 sockets from one address exceed the default per-address limit.
     const own = await startServer(['--max-conns-per-ip', '0']);
     try {
-      await simultaneousJoins(own, pairs);
+      const early = await simultaneousJoins(own, pairs);
+      if (process.env.SIGNAL_CLUSTER === '1') {
+        t.diagnostic(`across nodes, ${early.length} of ${2 * pairs} joiners got the other's peer-joined before their own ack`);
+      } else {
+        assert.deepEqual(early, []);
+      }
     } finally {
       closeAll();
       await own.stop();
@@ -252,7 +258,6 @@ async function simultaneousJoins(server, pairs) {
       });
     });
   }));
-  assert.deepEqual(early, []);
   for (let p = 0; p < pairs; p++) {
     const [a, b] = [results[2 * p], results[2 * p + 1]];
     const first = a.ack.peers.length === 0 ? a : b;
@@ -260,4 +265,5 @@ async function simultaneousJoins(server, pairs) {
     assert.deepEqual(second.ack.peers.map((x) => x.id), [first.ack.self.id], `pair ${p}: the second joiner's ack lists the first`);
     await eventually(() => assert.ok(first.seen.includes(second.ack.self.id), `pair ${p}: peer-joined reaches the first joiner`));
   }
+  return early;
 }

@@ -168,6 +168,27 @@ impl<A: Adapter> Delivery for ClusterDelivery<A> {
         }
     }
 
+    fn to_room_and<T: Event>(
+        &self,
+        from: &Socket<A>,
+        room: &RoomName,
+        also: Vec<Conn>,
+        ev: T,
+        recipients: usize,
+    ) -> impl Future<Output = ()> + Send + use<A, T> {
+        let (inner, room, from) = (self.0.clone(), room.as_str().to_owned(), from.id);
+        let also: Vec<String> = also.iter().map(|c| conn_room(c.sid)).collect();
+        async move {
+            if recipients > 0 {
+                let op = || {
+                    let to = inner.io.to(room.clone()).to(also.clone());
+                    to.except(conn_room(from))
+                };
+                inner.broadcast(op, ev, recipients).await;
+            }
+        }
+    }
+
     fn announce<T: Event>(
         &self,
         room: &RoomName,

@@ -110,6 +110,19 @@ impl Delivery for LocalDelivery {
         ready(())
     }
 
+    /// On one node a member is in the room's group from inside the lock
+    /// its join took, before anyone else's join: the room reaches all.
+    fn to_room_and<T: Event>(
+        &self,
+        from: &Socket<LocalAdapter>,
+        room: &RoomName,
+        _also: Vec<Sid>,
+        ev: T,
+        recipients: usize,
+    ) -> impl Future<Output = ()> + Send + use<T> {
+        self.to_room(from, room, ev, recipients)
+    }
+
     fn announce<T: Event>(
         &self,
         room: &RoomName,

@@ -72,6 +72,18 @@ pub trait Delivery: Send + Sync + 'static {
         recipients: usize,
     ) -> impl Future<Output = ()> + Send + use<Self, T>;
 
+    /// [`Delivery::to_room`], and to each of `also` (members whose sockets
+    /// may not have entered the room's broadcast group yet) wherever they
+    /// are; each socket gets it once.
+    fn to_room_and<T: Event>(
+        &self,
+        from: &Socket<Self::A>,
+        room: &RoomName,
+        also: Vec<Self::Addr>,
+        ev: T,
+        recipients: usize,
+    ) -> impl Future<Output = ()> + Send + use<Self, T>;
+
     /// Sends `ev` to everyone in `room`, on behalf of a socket that is not
     /// (or no longer) in it.
     fn announce<T: Event>(

@@ -40,6 +40,7 @@ pub(super) async fn handle<E: Engine>(
         }
         let me = joined.me.id.clone();
         let others = joined.peers.len();
+        let others_at = joined.others_at;
         let (announce_joined, announce_resumed, kept) = match joined.how {
             How::Fresh => {
                 node.out.subscribe(cx.socket, &room);
@@ -49,7 +50,8 @@ pub(super) async fn handle<E: Engine>(
                     name: joined.me.name.clone(),
                 };
                 tracing::debug!(room = %room, peer = %me, "joined");
-                (Some(node.out.to_room(cx.socket, &room, ev, others)), None, Vec::new())
+                let announce = node.out.to_room_and(cx.socket, &room, others_at, ev, others);
+                (Some(announce), None, Vec::new())
             }
             How::Again => (None, None, Vec::new()),
             How::Resumed { kept, replaced } => {
@@ -62,7 +64,8 @@ pub(super) async fn handle<E: Engine>(
                     id: me.clone(),
                 };
                 tracing::debug!(room = %room, peer = %me, kept = kept.len(), "resumed");
-                (None, Some(node.out.to_room(cx.socket, &room, ev, others)), kept)
+                let announce = node.out.to_room_and(cx.socket, &room, others_at, ev, others);
+                (None, Some(announce), kept)
             }
         };
         let reply = Reply::Join(Box::new(JoinAck {

@@ -184,6 +184,12 @@ pub struct Joined<A> {
     /// Scaled out, in an SFU room: the placement of its SFU
     /// ([`SfuRoute::epoch`]). `None` on one node and in mesh rooms.
     pub sfu_epoch: Option<u64>,
+    /// Scaled out: the others' connections. One of them that joined at the
+    /// same instant may not be in the room's broadcast group yet (its node
+    /// subscribes it when its own join's reply arrives), so the joiner's
+    /// `peer-joined` also goes to each of them straight. Empty on one node,
+    /// where the registry's lock orders joins.
+    pub others_at: Vec<A>,
 }
 
 impl<A> Joined<A> {

@@ -425,12 +425,17 @@ impl RedisStore {
             },
             _ => How::Again,
         };
+        let others_at = others
+            .iter()
+            .filter_map(|(_, m)| Conn::parse(&m.conn))
+            .collect();
         Ok(Joined {
             me: PeerInfo {
                 host: my_seq == host_seq,
                 ..me.ident()
             },
             mode,
+            others_at,
             peers: others
                 .into_iter()
                 .map(|(n, m)| m.info(n == host_seq))

@@ -185,6 +185,7 @@ impl<C: PartialEq> Room<C> {
             how,
             locked: self.locked,
             sfu_epoch: None,
+            others_at: Vec::new(),
         })
     }
 
@@ -325,6 +326,7 @@ impl<C: Copy + Eq + Hash> Registry<C> {
             how: How::Fresh,
             locked: room.locked,
             sfu_epoch: None,
+            others_at: Vec::new(),
         };
         room.seats.push(me);
         self.conns.entry(conn).or_default().push(spec.room);

@@ -54,6 +54,10 @@ pub(super) struct Lifecycle {
     /// After a reload took our seat back: the far ends whose signals are
     /// still for the page before, until they acknowledge our `bye`.
     stale: RefCell<Vec<String>>,
+    /// `peer-joined`s that came before our join's ack (scaled out, a peer
+    /// joining through another node at the same instant can overtake it):
+    /// they join the ack's list when it comes.
+    early: RefCell<Vec<PeerJoined>>,
 }
 
 /// Where a room's resume token is kept in `sessionStorage`.
@@ -127,6 +131,7 @@ impl Call {
                 // copies sessionStorage, and must not take this tab's seat.
                 token: RefCell::new(token),
                 stale: RefCell::new(Vec::new()),
+                early: RefCell::new(Vec::new()),
             },
             topology: RefCell::new(Topology::default()),
             chat: ChatState::default(),
@@ -205,6 +210,7 @@ impl Call {
         self.on_room_event(events::PEER_LEFT, |c, p: PeerLeft| {
             let kicked = p.reason.as_deref() == Some("kicked");
             let name = c.ui.peer_name(p.id.as_str());
+            c.life.early.borrow_mut().retain(|e| e.id != p.id);
             c.remove_peer(p.id.as_str(), !kicked);
             if kicked {
                 c.ui.notice(format!("The host removed {name} from the call."));
@@ -352,6 +358,11 @@ impl Call {
         let me = ack.self_.id.to_string();
         let was_in = self.self_id().is_some();
         let resumed = ack.resumed == Some(true);
+        // Those the ack lists already came in through it.
+        let early: Vec<PeerJoined> = std::mem::take(&mut *self.life.early.borrow_mut())
+            .into_iter()
+            .filter(|e| e.id.as_str() != me && !ack.peers.iter().any(|p| p.id == e.id))
+            .collect();
         *self.life.token.borrow_mut() = ack.resume.clone();
         crate::js::session_set(&token_key(&self.params.room), ack.resume.as_deref());
         *self.life.self_id.borrow_mut() = Some(me.clone());
@@ -381,6 +392,9 @@ impl Call {
             self.sfu_placed(ack.room.sfu_epoch, true);
             self.sig.release(false);
             self.announce_media();
+            for p in early {
+                self.on_peer_joined(p);
+            }
             return;
         }
         if was_in {
@@ -407,6 +421,9 @@ impl Call {
         self.set_topology(ack.room.mode, ack.peers, ack.room.sfu_epoch);
         self.sig.release(was_in);
         self.announce_media();
+        for p in early {
+            self.on_peer_joined(p);
+        }
     }
 
     /// After a resume: peers that left meanwhile go, those that came are
@@ -488,6 +505,10 @@ impl Call {
     }
 
     fn on_peer_joined(self: &Rc<Self>, p: PeerJoined) {
+        if self.ui.phase.get_untracked() != Phase::Joined {
+            self.life.early.borrow_mut().push(p);
+            return;
+        }
         self.add_peer(p.id.as_str(), &p.name, None);
         self.ui.notice(format!("{} joined", p.name));
         self.welcome(&p.id);
