@@ -754,7 +754,7 @@ fn signal(from: &str, n: u32) -> Parcel {
 
 /// Waits (at most 5 s) until the hold of a seat ends, as the node's
 /// expiry pass does; returns what ended.
-async fn expired<S: RoomStore>(store: &S) -> Vec<(RoomName, signal_server::rooms::Left)> {
+async fn expired<S: RoomStore>(store: &S) -> Vec<(RoomName, signal_server::rooms::Left<S::Addr>)> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         let gone = store.expire().await.expect("expire");

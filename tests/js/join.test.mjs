@@ -163,6 +163,41 @@ describe('peer-joined / peer-left', () => {
     }
   });
 
+  // A join at the instant a member leaves: the joiner's ack lists the
+  // leaver only if the leave came after the join, and then the joiner gets
+  // its peer-left (else it would show a peer that is gone for the whole
+  // call). Scaled out, joiner and leaver are on different nodes.
+  it('a join at the instant another leaves: a leaver in the ack is followed by its peer-left', async () => {
+    const rooms = 150;
+    const own = await startServer(['--max-conns-per-ip', '0']);
+    try {
+      // Connected in pairs, leaver then joiner: on two nodes, each pair spans both.
+      const socks = [];
+      for (let i = 0; i < rooms; i++) {
+        socks.push(await connect(own.url, ws), await connect(own.url, ws));
+      }
+      const room = (i) => `bye-${process.pid}-${i}`;
+      const leavers = await Promise.all(Array.from({ length: rooms }, (_, i) => join(socks[2 * i], room(i), `x${i}`)));
+      const gone = Array.from({ length: rooms }, () => []);
+      for (let i = 0; i < rooms; i++) socks[2 * i + 1].on('peer-left', (ev) => gone[i].push(ev.id));
+      const acks = await Promise.all(Array.from({ length: rooms }, (_, i) => {
+        const left = emitAck(socks[2 * i], 'leave', { room: room(i) }).then((a) => assertOk(a));
+        return Promise.all([join(socks[2 * i + 1], room(i), `a${i}`), left]).then(([ack]) => ack);
+      }));
+      let listed = 0;
+      for (let i = 0; i < rooms; i++) {
+        const x = leavers[i].self.id;
+        if (!acks[i].peers.some((p) => p.id === x)) continue;
+        listed += 1;
+        await eventually(() => assert.deepEqual(gone[i], [x], `room ${i}: the joiner listed the leaver and gets its peer-left once`));
+      }
+      assert.ok(listed > 0, 'some joins came before the leave (else the test shows nothing)');
+    } finally {
+      closeAll();
+      await own.stop();
+    }
+  });
+
   it('peer-left {room,id} goes to the rest of the room after a leave', async () => {
     const room = roomName('pl');
     const a = await connect(server.url, ws);

@@ -26,6 +26,11 @@ fn conn_room(sid: Sid) -> String {
     format!("conn:{sid}")
 }
 
+/// The socket.io rooms of these connections.
+fn conn_rooms(conns: &[Conn]) -> Vec<String> {
+    conns.iter().map(|c| conn_room(c.sid)).collect()
+}
+
 pub struct ClusterDelivery<A: Adapter>(Arc<Inner<A>>);
 
 struct Inner<A: Adapter> {
@@ -177,7 +182,7 @@ impl<A: Adapter> Delivery for ClusterDelivery<A> {
         recipients: usize,
     ) -> impl Future<Output = ()> + Send + use<A, T> {
         let (inner, room, from) = (self.0.clone(), room.as_str().to_owned(), from.id);
-        let also: Vec<String> = also.iter().map(|c| conn_room(c.sid)).collect();
+        let also = conn_rooms(&also);
         async move {
             if recipients > 0 {
                 let op = || {
@@ -199,6 +204,23 @@ impl<A: Adapter> Delivery for ClusterDelivery<A> {
         async move {
             if recipients > 0 {
                 let op = || inner.io.to(room.clone());
+                inner.broadcast(op, ev, recipients).await;
+            }
+        }
+    }
+
+    fn announce_and<T: Event>(
+        &self,
+        room: &RoomName,
+        also: Vec<Conn>,
+        ev: T,
+        recipients: usize,
+    ) -> impl Future<Output = ()> + Send + use<A, T> {
+        let (inner, room) = (self.0.clone(), room.as_str().to_owned());
+        let also = conn_rooms(&also);
+        async move {
+            if recipients > 0 {
+                let op = || inner.io.to(room.clone()).to(also.clone());
                 inner.broadcast(op, ev, recipients).await;
             }
         }

@@ -136,4 +136,14 @@ impl Delivery for LocalDelivery {
         }
         ready(())
     }
+
+    fn announce_and<T: Event>(
+        &self,
+        room: &RoomName,
+        _also: Vec<Sid>,
+        ev: T,
+        recipients: usize,
+    ) -> impl Future<Output = ()> + Send + use<T> {
+        self.announce(room, ev, recipients)
+    }
 }

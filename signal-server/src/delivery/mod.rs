@@ -92,4 +92,14 @@ pub trait Delivery: Send + Sync + 'static {
         ev: T,
         recipients: usize,
     ) -> impl Future<Output = ()> + Send + use<Self, T>;
+
+    /// [`Delivery::announce`], and to each of `also` as in
+    /// [`Delivery::to_room_and`].
+    fn announce_and<T: Event>(
+        &self,
+        room: &RoomName,
+        also: Vec<Self::Addr>,
+        ev: T,
+        recipients: usize,
+    ) -> impl Future<Output = ()> + Send + use<Self, T>;
 }

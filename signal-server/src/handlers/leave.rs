@@ -8,6 +8,9 @@ use crate::ack::{Failure, Reply};
 use crate::delivery::Delivery;
 use crate::node::{Engine, Node};
 use crate::rooms::{self, Left, NotInRoom, RoomStore};
+
+/// Where a member of `E`'s rooms is.
+type Addr<E> = <<E as Engine>::Store as RoomStore>::Addr;
 use crate::sfu_link::SfuIn;
 
 pub(super) async fn handle<E: Engine>(cx: &Ctx<'_, E>, req: LeaveRequest) -> Result<Reply, Failure> {
@@ -43,7 +46,7 @@ pub(super) async fn leave_room<E: Engine>(
 pub(super) fn gone<E: Engine>(
     node: &Node<E>,
     room: &RoomName,
-    left: Left,
+    left: Left<Addr<E>>,
     reason: Option<&'static str>,
 ) -> impl Future<Output = ()> + Send + use<E> {
     let last = left.remaining == 0;
@@ -68,14 +71,16 @@ pub(super) fn gone<E: Engine>(
         id: left.id,
         reason: reason.map(str::to_owned),
     };
-    let left_ev = node.out.announce(room, ev, left.remaining);
+    // peer-left first: on one node each is sent as it is made.
+    let left_ev = node.out.announce_and(room, left.others_at.clone(), ev, left.remaining);
     let host_ev = left.host.map(|id| {
         tracing::debug!(room = %room, peer = %id, "host changed");
         let ev = HostChanged {
             room: room.clone(),
             id,
         };
-        node.out.announce(room, ev, left.remaining)
+        node.out
+            .announce_and(room, left.others_at, ev, left.remaining)
     });
     async move {
         left_ev.await;
@@ -86,6 +91,6 @@ pub(super) fn gone<E: Engine>(
 }
 
 /// A held seat that ended (or was swept): out of the room for good.
-pub async fn left_for_good<E: Engine>(node: &Node<E>, room: &RoomName, left: Left) {
+pub async fn left_for_good<E: Engine>(node: &Node<E>, room: &RoomName, left: Left<Addr<E>>) {
     gone(node, room, left, None).await;
 }

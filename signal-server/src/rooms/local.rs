@@ -87,7 +87,7 @@ impl RoomStore for LocalStore {
         ready(rule(self.lock().act(conn, room, act)))
     }
 
-    fn expire(&self) -> impl Future<Output = Result<Vec<(RoomName, Left)>>> + Send {
+    fn expire(&self) -> impl Future<Output = Result<Vec<(RoomName, Left<Sid>)>>> + Send {
         ready(Ok(self.lock().expire(Instant::now())))
     }
 
@@ -99,7 +99,7 @@ impl RoomStore for LocalStore {
         &self,
         conn: Sid,
         room: &RoomName,
-        then: impl FnOnce(Left) -> R + Send,
+        then: impl FnOnce(Left<Sid>) -> R + Send,
     ) -> impl Future<Output = Result<R, NotInRoom>> + Send {
         let mut reg = self.lock();
         let res = reg.leave(conn, room).map(then);
@@ -180,7 +180,7 @@ impl RoomStore for LocalStore {
         ready(Ok(true))
     }
 
-    fn sweep(&self) -> impl Future<Output = Result<Swept>> + Send {
+    fn sweep(&self) -> impl Future<Output = Result<Swept<Sid>>> + Send {
         ready(Ok(Swept::default()))
     }
 

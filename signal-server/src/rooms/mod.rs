@@ -134,12 +134,21 @@ pub enum How<A> {
 }
 
 /// What a sweep of stopped nodes took out.
-#[derive(Debug, Default)]
-pub struct Swept {
+#[derive(Debug)]
+pub struct Swept<A> {
     /// Held for a resume (`peer-reconnecting`).
     pub held: Vec<HeldSeat>,
     /// Removed (`peer-left`).
-    pub gone: Vec<(RoomName, Left)>,
+    pub gone: Vec<(RoomName, Left<A>)>,
+}
+
+impl<A> Default for Swept<A> {
+    fn default() -> Self {
+        Self {
+            held: Vec::new(),
+            gone: Vec::new(),
+        }
+    }
 }
 
 /// A seat held after its connection was lost.
@@ -201,12 +210,17 @@ impl<A> Joined<A> {
 
 /// A member that left a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Left {
+pub struct Left<A> {
     pub id: PeerId,
     /// Members still in the room (0: the room is gone).
     pub remaining: usize,
     /// The room's new host, when the one that left was the host.
     pub host: Option<PeerId>,
+    /// Scaled out: the connections of those still in the room. One that
+    /// joined at the same instant may not be in the room's broadcast group
+    /// yet, so `peer-left` also goes to each straight ([`Joined::others_at`]).
+    /// Empty on one node.
+    pub others_at: Vec<A>,
 }
 
 /// A host control, or a raised hand (PROTOCOL.md version 2, "Host
@@ -234,7 +248,7 @@ pub struct Acted<A> {
     /// Kick and mute: where the addressed peer was.
     pub target: Option<Dest<A>>,
     /// Kick: the member removed.
-    pub left: Option<Left>,
+    pub left: Option<Left<A>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -426,7 +440,7 @@ pub trait RoomStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Acted<Self::Addr>, ActError>> + Send;
 
     /// Ends the held seats whose grace period is over, as leaves.
-    fn expire(&self) -> impl Future<Output = Result<Vec<(RoomName, Left)>>> + Send;
+    fn expire(&self) -> impl Future<Output = Result<Vec<(RoomName, Left<Self::Addr>)>>> + Send;
 
     /// Seats held now (scaled out: as of this node's last [`Self::expire`]).
     fn held_count(&self) -> usize;
@@ -437,7 +451,7 @@ pub trait RoomStore: Send + Sync + 'static {
         &self,
         conn: Sid,
         room: &RoomName,
-        then: impl FnOnce(Left) -> R + Send,
+        then: impl FnOnce(Left<Self::Addr>) -> R + Send,
     ) -> impl Future<Output = Result<R, NotInRoom>> + Send;
 
     /// The rooms `conn` is in.
@@ -511,7 +525,7 @@ pub trait RoomStore: Send + Sync + 'static {
     /// [`RoomLimits::resume_grace`] allows (the first list, for
     /// `peer-reconnecting`), else removed (the second, for `peer-left`).
     /// One node has no other nodes.
-    fn sweep(&self) -> impl Future<Output = Result<Swept>> + Send;
+    fn sweep(&self) -> impl Future<Output = Result<Swept<Self::Addr>>> + Send;
 
     /// Ends this node's heartbeat at once (graceful stop).
     fn retire(&self) -> impl Future<Output = Result<()>> + Send;

@@ -449,16 +449,13 @@ impl RedisStore {
         })
     }
 
-    async fn remove(&self, conn: &str, room: &RoomName) -> Result<Left, NotInRoom> {
+    async fn remove(&self, conn: &str, room: &RoomName) -> Result<Left<Conn>, NotInRoom> {
         let mut inv = self.scripts.leave.prepare_invoke();
         inv.arg(&*self.prefix).arg(room.as_str()).arg(conn);
-        let r: Option<(String, usize, String)> = self.invoke(inv).await?;
-        r.map(|(id, remaining, host)| Left {
-            id: PeerId::from(id),
-            remaining,
-            host: (!host.is_empty()).then(|| PeerId::from(host)),
-        })
-        .ok_or(StoreError::Rule(NotInRoom))
+        let r: Option<Vec<String>> = self.invoke(inv).await?;
+        r.as_deref()
+            .and_then(left_of)
+            .ok_or(StoreError::Rule(NotInRoom))
     }
 }
 
@@ -556,7 +553,7 @@ impl RoomStore for RedisStore {
         }
     }
 
-    async fn expire(&self) -> Result<Vec<(RoomName, Left)>> {
+    async fn expire(&self) -> Result<Vec<(RoomName, Left<Conn>)>> {
         let mut inv = self.scripts.expire.prepare_invoke();
         inv.arg(&*self.prefix).arg(EXPIRE_BATCH);
         let flat: Vec<String> = self.invoke(inv).await?;
@@ -573,7 +570,7 @@ impl RoomStore for RedisStore {
         &self,
         conn: Sid,
         room: &RoomName,
-        then: impl FnOnce(Left) -> R + Send,
+        then: impl FnOnce(Left<Conn>) -> R + Send,
     ) -> Result<R, NotInRoom> {
         // Forgotten first: a leave that cannot reach Redis is retried,
         // never undone by a restore.
@@ -779,7 +776,7 @@ impl RoomStore for RedisStore {
         Ok(old.is_some())
     }
 
-    async fn sweep(&self) -> Result<Swept> {
+    async fn sweep(&self) -> Result<Swept<Conn>> {
         let mut inv = self.scripts.sweep.prepare_invoke();
         inv.arg(&*self.prefix).arg(self.grace_ms());
         let (held, gone): (Vec<String>, Vec<String>) = self.invoke(inv).await?;
@@ -963,14 +960,15 @@ fn held_seats(flat: &[String]) -> Vec<HeldSeat> {
 }
 
 /// room, peer, members left, new host or '', ... → the leaves.
-fn left_list(flat: &[String]) -> Vec<(RoomName, Left)> {
-    flat.chunks_exact(4)
+fn left_list(flat: &[String]) -> Vec<(RoomName, Left<Conn>)> {
+    flat.chunks_exact(5)
         .filter_map(|p| Some((RoomName::parse(&p[0]).ok()?, left_of(&p[1..])?)))
         .collect()
 }
 
-/// peer, members left, new host or '' → the leave.
-fn left_of(p: &[String]) -> Option<Left> {
+/// peer, members left, new host or '', the members' connections
+/// (comma-separated) → the leave.
+fn left_of(p: &[String]) -> Option<Left<Conn>> {
     Some(Left {
         id: PeerId::from(p.first()?.clone()),
         remaining: p.get(1)?.parse().ok()?,
@@ -978,6 +976,10 @@ fn left_of(p: &[String]) -> Option<Left> {
             .get(2)
             .filter(|h| !h.is_empty())
             .map(|h| PeerId::from(h.clone())),
+        others_at: p
+            .get(3)
+            .map(|c| c.split(',').filter_map(Conn::parse).collect())
+            .unwrap_or_default(),
     })
 }
 

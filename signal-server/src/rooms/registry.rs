@@ -405,7 +405,7 @@ impl<C: Copy + Eq + Hash> Registry<C> {
     }
 
     /// Ends the holds that are over at `now`.
-    pub(super) fn expire(&mut self, now: Instant) -> Vec<(RoomName, Left)> {
+    pub(super) fn expire(&mut self, now: Instant) -> Vec<(RoomName, Left<C>)> {
         let mut gone = Vec::new();
         while let Some((until, ..)) = self.deadlines.front() {
             if *until > now {
@@ -427,7 +427,7 @@ impl<C: Copy + Eq + Hash> Registry<C> {
     }
 
     /// Removes seat `idx` of `room` (and the room with its last seat).
-    fn remove_seat(&mut self, room: &RoomName, idx: usize) -> Left {
+    fn remove_seat(&mut self, room: &RoomName, idx: usize) -> Left<C> {
         let Some(r) = self.rooms.get_mut(room) else {
             unreachable!("remove_seat is called with a seat of an existing room");
         };
@@ -451,6 +451,7 @@ impl<C: Copy + Eq + Hash> Registry<C> {
             id: seat.id,
             remaining,
             host,
+            others_at: Vec::new(),
         }
     }
 
@@ -497,7 +498,7 @@ impl<C: Copy + Eq + Hash> Registry<C> {
     }
 
     /// Removes `conn` from `room`.
-    pub(super) fn leave(&mut self, conn: C, room: &RoomName) -> Result<Left, NotInRoom> {
+    pub(super) fn leave(&mut self, conn: C, room: &RoomName) -> Result<Left<C>, NotInRoom> {
         let idx = self
             .rooms
             .get(room)

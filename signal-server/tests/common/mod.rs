@@ -30,14 +30,23 @@ impl Redis {
             .spawn()
             .expect("redis-server is installed (scripts/setup.sh installs it)");
         self.child = Some(child);
+        // Until it answers PING, not just until its port takes connections:
+        // a test's first connection once failed right after the port opened.
         let t0 = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        while !self.answers() {
             assert!(
                 t0.elapsed() < Duration::from_secs(10),
                 "redis-server did not start"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    fn answers(&self) -> bool {
+        let Ok(mut c) = self.client().get_connection() else {
+            return false;
+        };
+        redis::cmd("PING").query::<String>(&mut c).is_ok()
     }
 
     pub fn kill(&mut self) {

@@ -33,4 +33,4 @@ if string.sub(target, 1, 1) == '!' then
   redis.call('DEL', k, k .. ':b')
 end
 local gone = remove(prefix, room, tconn)
-return {'ok', me['id'], tostring(gone[2]), target, gone[1], tostring(gone[2]), gone[3]}
+return {'ok', me['id'], tostring(gone[2]), target, gone[1], tostring(gone[2]), gone[3], gone[4]}

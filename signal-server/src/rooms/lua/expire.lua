@@ -1,6 +1,6 @@
 -- ARGV: prefix, at most how many. Ends held seats whose deadline passed;
 -- each is claimed by the node whose ZREM took it, so exactly one node
--- announces it. Returns {seats still held, room, peer, members left, new host or '', ...}.
+-- announces it. Returns {seats still held, room, peer, members left, new host or '', members' conns, ...}.
 local prefix = ARGV[1]
 local held = prefix .. ':held'
 local out = {0}
@@ -12,7 +12,7 @@ for _, e in ipairs(redis.call('ZRANGEBYSCORE', held, '-inf', now_ms(), 'LIMIT', 
     if r then
       local k = prefix .. ':r:' .. room .. ':k:' .. r[1]
       redis.call('DEL', k, k .. ':b')
-      table.insert(out, room); table.insert(out, r[1]); table.insert(out, tostring(r[2])); table.insert(out, r[3])
+      table.insert(out, room); table.insert(out, r[1]); table.insert(out, tostring(r[2])); table.insert(out, r[3]); table.insert(out, r[4])
     end
   end
 end

@@ -13,7 +13,8 @@ local function host_of(members)
 end
 
 -- Removes one member; shared by LEAVE, SWEEP, EXPIRE and KICK. Returns
--- {peer id, members left, the new host's id when the host left, else ''}.
+-- {peer id, members left, the new host's id when the host left, else '',
+-- the connections of the members left, comma-separated}.
 local function remove(prefix, room, conn)
   local r = prefix .. ':r:' .. room
   local v = redis.call('HGET', r .. ':m', conn)
@@ -30,7 +31,7 @@ local function remove(prefix, room, conn)
     redis.call('SREM', prefix .. ':n:' .. node .. ':c', conn)
   end
   local left = redis.call('HLEN', r .. ':m')
-  local host = ''
+  local host, others = '', ''
   -- The room's history goes with the room: no message outlives it.
   if left == 0 then
     forget_room(prefix, r)
@@ -41,5 +42,6 @@ local function remove(prefix, room, conn)
     local _, hv = host_of(r .. ':m')
     host = cjson.decode(string.sub(hv, string.find(hv, '\n', 1, true) + 1))['id']
   end
-  return {id, left, host}
+  if left > 0 then others = table.concat(redis.call('HKEYS', r .. ':m'), ',') end
+  return {id, left, host, others}
 end

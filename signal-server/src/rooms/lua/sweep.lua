@@ -1,6 +1,6 @@
 -- ARGV: prefix, grace ms. Takes out every member whose node has no
 -- heartbeat: held for a resume when grace > 0, else removed. Returns
--- {{room, peer, ...} held, {room, peer, members left, new host or '', ...} removed}.
+-- {{room, peer, ...} held, {room, peer, members left, new host or '', members' conns, ...} removed}.
 local prefix, grace = ARGV[1], tonumber(ARGV[2])
 local held, out = {}, {}
 for _, node in ipairs(redis.call('SMEMBERS', prefix .. ':nodes')) do
@@ -13,7 +13,7 @@ for _, node in ipairs(redis.call('SMEMBERS', prefix .. ':nodes')) do
         for _, room in ipairs(redis.call('SMEMBERS', prefix .. ':c:' .. conn)) do
           local r = remove(prefix, room, conn)
           if r then
-            table.insert(out, room); table.insert(out, r[1]); table.insert(out, tostring(r[2])); table.insert(out, r[3])
+            table.insert(out, room); table.insert(out, r[1]); table.insert(out, tostring(r[2])); table.insert(out, r[3]); table.insert(out, r[4])
           end
         end
         redis.call('DEL', prefix .. ':c:' .. conn)
