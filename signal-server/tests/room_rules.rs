@@ -245,6 +245,13 @@ async fn joined<S: RoomStore>(store: &S, conn: Sid, spec: JoinSpec, peer: &str) 
     join(store, conn, spec, peer).await.expect("joins")
 }
 
+/// The connections of these addresses, in a comparable order.
+fn sids<A: SidOf>(at: &[A]) -> Vec<String> {
+    let mut v: Vec<String> = at.iter().map(|a| a.sid().to_string()).collect();
+    v.sort();
+    v
+}
+
 fn ids<A>(j: &Joined<A>) -> Vec<&str> {
     j.peers.iter().map(|p| p.id.as_str()).collect()
 }
@@ -269,6 +276,14 @@ async fn join_order_and_idempotence<F: Stores>(f: &F) {
     let c = joined(&*n.a, s3, spec("r", "C"), "p3").await;
     assert_eq!(ids(&c), ["p1", "p2"], "others, in join order");
     assert_eq!(c.peers[1].name, "B");
+    // Scaled out, the others' connections come with the seat (its
+    // peer-joined goes to each straight); one node has no need of them.
+    let want = if n.stop_b.is_some() {
+        vec![s1, s2]
+    } else {
+        vec![]
+    };
+    assert_eq!(sids(&c.others_at), sids(&want), "the others' connections");
     // A connection already in the room gets its own seat back (a
     // connection lives on one node).
     let again = joined(&*n.a, s1, spec("r", "A2"), "p9").await;
@@ -589,6 +604,11 @@ async fn leave_and_disconnect<F: Stores>(f: &F) {
     lefts.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
     let got: Vec<_> = lefts.iter().map(|l| (l.id.as_str(), l.remaining)).collect();
     assert_eq!(got, [("p1", 0), ("p2", 1)]);
+    // Scaled out, a leave names those still there (its peer-left goes to
+    // each straight).
+    let want = if n.stop_b.is_some() { vec![s2] } else { vec![] };
+    assert_eq!(sids(&lefts[1].others_at), sids(&want), "who is still there");
+    assert!(lefts[0].others_at.is_empty(), "nobody is left in room x");
     assert!(n.a.rooms_of(s1).await.expect("rooms").is_empty());
     assert!(matches!(
         n.a.leave(s1, &y, |_| ()).await,
