@@ -25,9 +25,10 @@
 //! failed connection, a first offer it cannot apply, the room's end). A
 //! seat dropped while counting (the room gone) gives it back too.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use protocol::{PeerId, RoomName, SignalData};
 use tokio::sync::mpsc;
@@ -48,6 +49,11 @@ pub struct SfuRooms {
     /// the first offer, given back at `bye` or when the peer is out of the
     /// room).
     remote: Mutex<HashMap<(RoomName, PeerId), Arc<Seat>>>,
+    /// Scaled out: members of rooms this node may host who left through
+    /// another node, for [`LEFT_FOR`]. A leave reaches the owner on another
+    /// channel than the member's signals, so it can overtake the last of
+    /// them; such a signal is stale (a peer id that left never comes back).
+    left: Mutex<Recent>,
     /// Scaled out: what the deployment offers, as of the last SFU sweep
     /// (`None` on one node: this node's own SFU decides).
     deployment: Option<Mutex<Deployment>>,
@@ -103,6 +109,7 @@ impl SfuRooms {
             sfu,
             rooms: Mutex::new(HashMap::new()),
             remote: Mutex::new(HashMap::new()),
+            left: Mutex::new(Recent::default()),
             deployment: None,
         };
         if scaled {
@@ -202,6 +209,21 @@ impl SfuRooms {
             Taken::Refused => Err(SfuRefusal::TooMany(from.limit)),
             Taken::Now | Taken::Already => Ok(()),
         }
+    }
+
+    /// Scaled out: `peer` left `room` through another node (see `left`).
+    /// Only a node with the SFU keeps it.
+    pub fn left_elsewhere(&self, room: &RoomName, peer: &PeerId) {
+        if self.here() {
+            let mut left = self.left.lock().unwrap_or_else(PoisonError::into_inner);
+            left.insert((room.clone(), peer.clone()));
+        }
+    }
+
+    /// Whether `peer` left `room` through another node a moment ago.
+    pub fn has_left(&self, room: &RoomName, peer: &PeerId) -> bool {
+        let left = self.left.lock().unwrap_or_else(PoisonError::into_inner);
+        left.contains(&(room.clone(), peer.clone()))
     }
 
     /// Gives back the count of `peer`'s connection to another node's SFU.
@@ -335,6 +357,44 @@ impl SfuRooms {
             .collect();
         all.sort_by(|a, b| a.room.as_str().cmp(b.room.as_str()));
         all
+    }
+}
+
+/// How long a leave heard from another node is remembered (at least; at
+/// most twice): far longer than a signal published before it can take to
+/// arrive after it.
+const LEFT_FOR: Duration = Duration::from_secs(60);
+
+/// A set that forgets: what was inserted in the last one or two
+/// [`LEFT_FOR`] (two generations, swapped as they age: O(1) per insert).
+#[derive(Debug)]
+struct Recent {
+    now: HashSet<(RoomName, PeerId)>,
+    before: HashSet<(RoomName, PeerId)>,
+    since: Instant,
+}
+
+impl Default for Recent {
+    fn default() -> Self {
+        Self {
+            now: HashSet::new(),
+            before: HashSet::new(),
+            since: Instant::now(),
+        }
+    }
+}
+
+impl Recent {
+    fn insert(&mut self, key: (RoomName, PeerId)) {
+        if self.since.elapsed() >= LEFT_FOR {
+            self.before = std::mem::take(&mut self.now);
+            self.since = Instant::now();
+        }
+        self.now.insert(key);
+    }
+
+    fn contains(&self, key: &(RoomName, PeerId)) -> bool {
+        self.now.contains(key) || self.before.contains(key)
     }
 }
 
@@ -478,7 +538,10 @@ mod tests {
             Ok(Some(_))
         ));
         // Another node's last leave of the room before, heard late.
+        rooms.left_elsewhere(&room, &PeerId::from("old".to_owned()));
         rooms.leave(&room, PeerId::from("old".to_owned()), true);
+        assert!(rooms.has_left(&room, &PeerId::from("old".to_owned())));
+        assert!(!rooms.has_left(&room, &PeerId::from("new".to_owned())));
         assert_eq!(rooms.hosted(), vec![room.clone()], "the new room stays");
         rooms.leave(&room, PeerId::from("new".to_owned()), true);
         assert!(rooms.hosted().is_empty(), "its own last leave ends it");

@@ -151,6 +151,11 @@ pub async fn serve_sfu_inbox<E: Engine>(node: Arc<Node<E>>, inbox: impl Stream<I
 fn on_message<E: Engine>(node: &Arc<Node<E>>, msg: SfuIn) {
     match msg {
         SfuIn::Signal { room, peer, data } => {
+            if node.sfu.has_left(&room, &peer) {
+                // Sent before its leave, which came first.
+                tracing::debug!(room = %room, peer = %peer, "SFU signal of a peer that left: dropped");
+                return;
+            }
             // Checked and counted by the member's node, which knows its
             // address.
             let from = Sender {
@@ -173,7 +178,10 @@ fn on_message<E: Engine>(node: &Arc<Node<E>>, msg: SfuIn) {
         SfuIn::Bye { room, peer } => node.sfu.leave(&room, peer, false),
         SfuIn::Leave {
             room, peer, last, ..
-        } => node.sfu.leave(&room, peer, last),
+        } => {
+            node.sfu.left_elsewhere(&room, &peer);
+            node.sfu.leave(&room, peer, last)
+        }
         SfuIn::Close { room } => node.sfu.end(&room),
     }
 }
